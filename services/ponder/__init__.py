@@ -1,0 +1,3 @@
+"""ponder: spend LLM compute per prompt."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Config models, errors, telemetry, gRPC helpers and stores shared by every service."""

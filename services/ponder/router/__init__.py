@@ -1,0 +1,1 @@
+"""The router: validate -> plan -> dispatch -> aggregate -> answer."""

@@ -1,0 +1,106 @@
+"""The allocation-policy plug-in kind: one async method, ``plan``.
+
+A policy sees the validated request and a ``PoolCatalog`` (configured pools,
+their prices and limits) and returns a ``Plan``. Policies must respect the
+request's hints and caps; ``Catalog.estimate`` gives every policy the same
+cost model so plans are comparable.
+"""
+from __future__ import annotations
+
+import abc
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ValidationError
+
+from ponder.common.config import PonderConfig, PoolConfig
+from ponder.common.errors import ConfigError
+from ponder.router.types import Candidate, Plan, Request
+
+CHARS_PER_TOKEN = 4.0
+
+
+class PoolCatalog:
+    """Read-only view of the configured pools, with the shared cost model."""
+
+    def __init__(self, cfg: PonderConfig):
+        self.cfg = cfg
+        self.pools = {p.name: p for p in cfg.pools}
+
+    def by_tier(self, tier: str) -> list[PoolConfig]:
+        return [p for p in self.cfg.pools if p.tier == tier]
+
+    def estimate_prompt_tokens(self, req: Request) -> int:
+        return max(1, int(len(req.text) / CHARS_PER_TOKEN))
+
+    def estimate(self, req: Request, pool: str, strategy: str, samples: int, thinking_budget: int) -> Candidate:
+        """Expected compute units, pessimistic: every sample uses its whole token allowance."""
+        p = self.pools[pool]
+        max_tokens = req.sampling.max_tokens or p.max_tokens_default
+        prompt = self.estimate_prompt_tokens(req)
+        per_sample_prompt = prompt
+        if thinking_budget:
+            # The answer phase re-reads prompt and thoughts.
+            per_sample_prompt = 2 * prompt + thinking_budget
+        cu = samples * p.cost.units(per_sample_prompt, max_tokens + thinking_budget)
+        return Candidate(
+            pool=pool,
+            strategy=strategy,
+            samples=samples,
+            thinking_budget=thinking_budget,
+            expected_compute_units=round(cu, 3),
+        )
+
+
+class Policy(abc.ABC):
+    """Chooses a plan for one request."""
+
+    name: ClassVar[str]
+    Params: ClassVar[type[BaseModel]]
+
+    def __init__(self, params: BaseModel, catalog: PoolCatalog):
+        self.params = params
+        self.catalog = catalog
+
+    @abc.abstractmethod
+    async def plan(self, req: Request) -> Plan:
+        """Return the plan; raise InvalidArgument/BudgetInfeasible for impossible requests."""
+
+
+_REGISTRY: dict[str, type[Policy]] = {}
+
+
+def register(cls: type[Policy]) -> type[Policy]:
+    if cls.name in _REGISTRY:
+        raise ValueError(f"policy {cls.name!r} registered twice")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def registered() -> list[str]:
+    _load_builtins()
+    return sorted(_REGISTRY)
+
+
+def _load_builtins() -> None:
+    from ponder.router.policies import threshold  # noqa: F401  (registers itself)
+
+
+def build_policy(cfg: PonderConfig) -> Policy:
+    """Build the configured policy; bad names or params -> ConfigError with the field path."""
+    _load_builtins()
+    pc = cfg.routing.policy
+    cls = _REGISTRY.get(pc.name)
+    if cls is None:
+        raise ConfigError("routing", [("routing.policy.name", f"unknown policy {pc.name!r}; known: {sorted(_REGISTRY)}")])
+    try:
+        params = cls.Params.model_validate(pc.params)
+    except ValidationError as e:
+        problems = [
+            ("routing.policy.params." + ".".join(str(x) for x in err["loc"]), err["msg"]) for err in e.errors()
+        ]
+        raise ConfigError("routing", problems) from None
+    return cls(params, PoolCatalog(cfg))
+
+
+def parse_params(cls: type[Policy], params: dict[str, Any]) -> BaseModel:
+    return cls.Params.model_validate(params)

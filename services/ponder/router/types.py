@@ -1,0 +1,90 @@
+"""Router domain types: what the servicer hands to policies and strategies."""
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(slots=True)
+class Sampling:
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+
+@dataclasses.dataclass(slots=True)
+class Request:
+    """A validated generation request."""
+
+    request_id: str
+    prompt: str
+    messages: tuple[tuple[str, str], ...] = ()
+    sampling: Sampling = dataclasses.field(default_factory=Sampling)
+    max_compute_units: float | None = None
+    max_latency_ms: float | None = None
+    context_id: str = ""
+    hint_pool: str = ""
+    hint_strategy: str = ""
+    hint_samples: int | None = None
+    hint_thinking_budget: int | None = None
+    labels: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        """All the text the model will read: the prompt or the chat turns."""
+        if self.prompt:
+            return self.prompt
+        return "\n".join(c for _, c in self.messages)
+
+
+@dataclasses.dataclass(slots=True)
+class Candidate:
+    pool: str
+    strategy: str
+    samples: int = 1
+    thinking_budget: int = 0
+    expected_accuracy: float = 0.0
+    expected_compute_units: float = 0.0
+    expected_latency_ms: float = 0.0
+    score: float = 0.0
+    feasible: bool = True
+    note: str = ""
+
+
+@dataclasses.dataclass(slots=True)
+class Plan:
+    pool: str
+    strategy: str
+    samples: int = 1
+    thinking_budget: int = 0
+    expected_compute_units: float = 0.0
+    expected_latency_ms: float = 0.0
+    policy: str = ""
+    reason: str = ""
+    candidates: list[Candidate] = dataclasses.field(default_factory=list)
+    context_id: str = ""
+
+
+@dataclasses.dataclass(slots=True)
+class SampleResult:
+    text: str
+    thinking: str
+    finish_reason: str
+    prompt_tokens: int
+    output_tokens: int
+    thinking_tokens: int
+    ttft_ms: float
+    model: str
+    simulated: bool
+
+
+@dataclasses.dataclass(slots=True)
+class Answer:
+    text: str
+    finish_reason: str
+    samples: list[SampleResult]
+    model: str
+    simulated: bool
+    ttft_ms: float
