@@ -1,0 +1,41 @@
+"""Domain -> proto for the router's responses (pure)."""
+from __future__ import annotations
+
+import dataclasses
+
+from ponder.router.types import Answer, Plan
+from ponder.v1 import common_pb2, router_pb2
+
+
+def plan_to_proto(p: Plan) -> common_pb2.Plan:
+    return common_pb2.Plan(
+        pool=p.pool,
+        strategy=p.strategy,
+        samples=p.samples,
+        thinking_budget=p.thinking_budget,
+        expected_compute_units=p.expected_compute_units,
+        expected_latency_ms=p.expected_latency_ms,
+        policy=p.policy,
+        reason=p.reason,
+        candidates=[common_pb2.PlanCandidate(**dataclasses.asdict(c)) for c in p.candidates],
+        context_id=p.context_id,
+    )
+
+
+def plan_to_dict(p: Plan) -> dict:
+    d = dataclasses.asdict(p)
+    d.pop("candidates")
+    return d
+
+
+def response_to_proto(request_id: str, plan: Plan, answer: Answer, usage: common_pb2.Usage) -> router_pb2.GenerateResponse:
+    return router_pb2.GenerateResponse(
+        request_id=request_id,
+        text=answer.text,
+        plan=plan_to_proto(plan),
+        usage=usage,
+        finish_reason=answer.finish_reason,
+        model=answer.model,
+        simulated=answer.simulated,
+        samples=[s.text for s in answer.samples] if len(answer.samples) > 1 else [],
+    )

@@ -1,0 +1,247 @@
+"""The Router gRPC service: validate -> plan -> dispatch -> aggregate -> answer.
+
+Thin by design: proto in, the domain pieces (validate, policy, strategy,
+outcome log) do the work, proto out; ``rpc_errors``/``stream_errors`` map
+domain errors to status codes in one place.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import time
+from typing import Callable
+
+import grpc
+
+import ponder
+from ponder.common.config import PonderConfig
+from ponder.common.errors import DeadlineExceeded, InvalidArgument, PoolUnavailable, grpc_status
+from ponder.common.grpcutil import rpc_errors, stream_errors
+from ponder.common.telemetry import Tracing, extract_metadata
+from ponder.router.strategies import base as strategies
+from ponder.router.clients import PoolClients
+from ponder.router.contexts import ContextStore
+from ponder.router.convert import plan_to_dict, plan_to_proto, response_to_proto
+from ponder.router.outcomes import OutcomeLog
+from ponder.router.policies.base import Policy
+from ponder.router.strategies.base import StreamDelta
+from ponder.router.types import Answer, Plan, Request
+from ponder.router.validate import validate
+from ponder.v1 import common_pb2, router_pb2, router_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+
+class RouterServicer(router_pb2_grpc.RouterServicer):
+    def __init__(
+        self,
+        cfg: PonderConfig,
+        policy: Policy,
+        clients: PoolClients,
+        tracing: Tracing,
+        outcomes: OutcomeLog | None = None,
+        contexts: ContextStore | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ):
+        self.cfg = cfg
+        self.policy = policy
+        self.clients = clients
+        self.tracing = tracing
+        self.outcomes = outcomes
+        self.contexts = contexts
+        self.clock = clock
+
+    # ------------------------------------------------------------ helpers
+    def _span(self, name: str, context: grpc.aio.ServicerContext):
+        return self.tracing.tracer.start_as_current_span(name, context=extract_metadata(context.invocation_metadata()))
+
+    async def _with_context(self, req: Request) -> Request:
+        if not req.context_id:
+            return req
+        if self.contexts is None:
+            raise InvalidArgument("context_id", "this router has no context store")
+        text, consolidated = await self.contexts.get(req.context_id)
+        req.labels.setdefault("context_consolidated", str(consolidated).lower())
+        if req.prompt:
+            return dataclasses.replace(req, prompt=f"{text}\n\n{req.prompt}")
+        return dataclasses.replace(req, messages=(("system", text), *req.messages))
+
+    async def _plan(self, request: router_pb2.GenerateRequest) -> tuple[Request, Plan]:
+        req = validate(request, self.cfg)
+        with self.tracing.tracer.start_as_current_span("router.plan") as span:
+            plan = await self.policy.plan(req)
+            span.set_attribute("ponder.pool", plan.pool)
+            span.set_attribute("ponder.strategy", plan.strategy)
+        pool = self.cfg.pool(plan.pool)
+        if req.sampling.max_tokens is not None and req.sampling.max_tokens > pool.max_tokens_limit:
+            raise InvalidArgument(
+                "sampling.max_tokens", f"{req.sampling.max_tokens} exceeds pool {plan.pool!r} limit {pool.max_tokens_limit}"
+            )
+        return req, plan
+
+    def _timeout_s(self, req: Request, context: grpc.aio.ServicerContext) -> float:
+        t = self.cfg.routing.default_timeout_s
+        remaining = context.time_remaining()
+        if remaining is not None:
+            if remaining <= 0:
+                raise DeadlineExceeded("router", 0.0)
+            t = min(t, remaining)
+        if req.max_latency_ms is not None:
+            t = min(t, req.max_latency_ms / 1000)
+        return t
+
+    def _usage(self, plan: Plan, answer: Answer, latency_ms: float) -> common_pb2.Usage:
+        cost = self.cfg.pool(plan.pool).cost
+        pt = sum(s.prompt_tokens for s in answer.samples)
+        ot = sum(s.output_tokens for s in answer.samples)
+        return common_pb2.Usage(
+            prompt_tokens=pt,
+            output_tokens=ot,
+            thinking_tokens=sum(s.thinking_tokens for s in answer.samples),
+            compute_units=round(cost.units(pt, ot), 4),
+            latency_ms=latency_ms,
+            time_to_first_token_ms=answer.ttft_ms,
+            samples=len(answer.samples),
+        )
+
+    def _record(self, req: Request | None, plan: Plan | None, usage: common_pb2.Usage | None,
+                latency_ms: float, status: grpc.StatusCode, error: str = "") -> None:
+        if self.outcomes is None or req is None:
+            return
+        rec = {
+            "request_id": req.request_id,
+            "ts": f"{time.time():.3f}",
+            "prompt": req.text,
+            "pool": plan.pool if plan else "",
+            "strategy": plan.strategy if plan else "",
+            "plan": plan_to_dict(plan) if plan else {},
+            "usage": {
+                "prompt_tokens": usage.prompt_tokens,
+                "output_tokens": usage.output_tokens,
+                "thinking_tokens": usage.thinking_tokens,
+                "compute_units": usage.compute_units,
+                "samples": usage.samples,
+            } if usage else {},
+            "latency_ms": f"{latency_ms:.3f}",
+            "status": status.name,
+            "labels": req.labels,
+        }
+        if error:
+            rec["error"] = error
+        self.outcomes.record(rec)
+
+    async def _execute(self, req: Request, plan: Plan, context, stream: bool):
+        """Run the plan; on an unavailable pool, re-plan once onto routing.fallback_pool."""
+        fallback = self.cfg.routing.fallback_pool
+        timeout_s = self._timeout_s(req, context)
+        strategy = strategies.get(plan.strategy)
+        produced = False
+        try:
+            with self.tracing.tracer.start_as_current_span(
+                "router.dispatch", attributes={"ponder.pool": plan.pool, "ponder.strategy": plan.strategy}
+            ):
+                async with contextlib.aclosing(strategy.run(req, plan, self.clients[plan.pool], timeout_s, stream)) as items:
+                    async for item in items:
+                        produced = True
+                        yield item
+        except PoolUnavailable:
+            if produced or not fallback or fallback == plan.pool or req.hint_pool:
+                raise
+            old = plan.pool
+            plan.pool, plan.strategy, plan.samples, plan.thinking_budget = fallback, "single", 1, 0
+            plan.reason += f"; pool {old!r} unavailable, fell back to {fallback!r}"
+            with self.tracing.tracer.start_as_current_span("router.dispatch", attributes={"ponder.pool": fallback}):
+                single = strategies.get("single")
+                async with contextlib.aclosing(single.run(req, plan, self.clients[fallback], timeout_s, stream)) as items:
+                    async for item in items:
+                        yield item
+
+    # ------------------------------------------------------------ RPCs
+    async def Generate(self, request, context):
+        t0 = self.clock()
+        req = plan = usage = None
+        status, err = grpc.StatusCode.OK, ""
+        with self._span("router.generate", context):
+            try:
+                req, plan = await self._plan(request)
+                req = await self._with_context(req)
+                answer = None
+                async with contextlib.aclosing(self._execute(req, plan, context, stream=False)) as items:
+                    async for item in items:
+                        answer = item
+                latency = (self.clock() - t0) * 1000
+                usage = self._usage(plan, answer, latency)
+                return response_to_proto(req.request_id, plan, answer, usage)
+            except asyncio.CancelledError:
+                status, err = grpc.StatusCode.CANCELLED, "client cancelled"
+                raise
+            except Exception as e:  # noqa: BLE001 - boundary
+                status, err = grpc_status(e)
+                if status == grpc.StatusCode.INTERNAL:
+                    log.exception("Generate failed")
+                await context.abort(status, err)
+            finally:
+                self._record(req, plan, usage, (self.clock() - t0) * 1000, status, err)
+
+    async def GenerateStream(self, request, context):
+        t0 = self.clock()
+        req = plan = usage = None
+        status, err = grpc.StatusCode.OK, ""
+        with self._span("router.generate_stream", context):
+            try:
+                req, plan = await self._plan(request)
+                req = await self._with_context(req)
+                async with contextlib.aclosing(self._execute(req, plan, context, stream=True)) as items:
+                    async for item in items:
+                        if isinstance(item, StreamDelta):
+                            yield router_pb2.GenerateEvent(
+                                delta=common_pb2.TokenDelta(text=item.text, sample_index=item.sample_index, thinking=item.thinking)
+                            )
+                        else:
+                            usage = self._usage(plan, item, (self.clock() - t0) * 1000)
+                            yield router_pb2.GenerateEvent(final=response_to_proto(req.request_id, plan, item, usage))
+            except asyncio.CancelledError:
+                status, err = grpc.StatusCode.CANCELLED, "client cancelled"
+                raise
+            except Exception as e:  # noqa: BLE001 - boundary
+                status, err = grpc_status(e)
+                if status == grpc.StatusCode.INTERNAL:
+                    log.exception("GenerateStream failed")
+                await context.abort(status, err)
+            finally:
+                self._record(req, plan, usage, (self.clock() - t0) * 1000, status, err)
+
+    @rpc_errors
+    async def Plan(self, request, context):
+        with self._span("router.plan_only", context):
+            req, plan = await self._plan(request)
+            return router_pb2.PlanResponse(request_id=req.request_id, plan=plan_to_proto(plan))
+
+    @rpc_errors
+    async def Status(self, request, context):
+        async def one(p) -> router_pb2.PoolStatus:
+            c = self.clients[p.name]
+            st = router_pb2.PoolStatus(
+                name=p.name, tier=p.tier, backend=p.backend.kind, model=p.model_label(), address=c.address
+            )
+            try:
+                stats = await c.stats(timeout_s=2.0)
+                st.healthy = True
+                st.stats.CopyFrom(stats)
+                st.model = stats.model or st.model
+            except Exception as e:  # noqa: BLE001 - report, don't fail the whole status
+                st.healthy = False
+                st.error = grpc_status(e)[1]
+            return st
+
+        pools = await asyncio.gather(*(one(p) for p in self.cfg.pools))
+        return router_pb2.StatusResponse(
+            version=ponder.__version__,
+            policy=self.policy.name,
+            pools=pools,
+            outcome_log=self.cfg.redis.outcome_stream if self.outcomes else "",
+        )
+
+
