@@ -17,6 +17,18 @@ class PonderError(Exception):
         super().__init__(message)
         self.message = message
 
+    def __reduce__(self):
+        # Subclasses take structured fields, not the message: rebuild from the
+        # instance's fields so errors survive pickling (Ray moves them between processes).
+        return _restore, (type(self), self.__dict__.copy())
+
+
+def _restore(cls: type[PonderError], state: dict) -> PonderError:
+    err = cls.__new__(cls)
+    Exception.__init__(err, state.get("message", ""))
+    err.__dict__.update(state)
+    return err
+
 
 class ConfigError(PonderError):
     """A config file or CR failed validation; ``problems`` is [(field path, message)]."""
@@ -77,9 +89,9 @@ class DeadlineExceeded(PonderError):
 
 
 class BudgetInfeasible(PonderError):
-    """No plan fits the request's caps."""
+    """No plan fits the request's caps: the budget itself is the bad argument."""
 
-    code = grpc.StatusCode.FAILED_PRECONDITION
+    code = grpc.StatusCode.INVALID_ARGUMENT
 
     def __init__(self, field: str, detail: str):
         self.field = field

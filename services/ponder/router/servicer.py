@@ -68,8 +68,7 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
             return dataclasses.replace(req, prompt=f"{text}\n\n{req.prompt}")
         return dataclasses.replace(req, messages=(("system", text), *req.messages))
 
-    async def _plan(self, request: router_pb2.GenerateRequest) -> tuple[Request, Plan]:
-        req = validate(request, self.cfg)
+    async def _plan(self, req: Request) -> Plan:
         with self.tracing.tracer.start_as_current_span("router.plan") as span:
             plan = await self.policy.plan(req)
             span.set_attribute("ponder.pool", plan.pool)
@@ -79,7 +78,7 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
             raise InvalidArgument(
                 "sampling.max_tokens", f"{req.sampling.max_tokens} exceeds pool {plan.pool!r} limit {pool.max_tokens_limit}"
             )
-        return req, plan
+        return plan
 
     def _timeout_s(self, req: Request, context: grpc.aio.ServicerContext) -> float:
         t = self.cfg.routing.default_timeout_s
@@ -106,14 +105,15 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
             samples=len(answer.samples),
         )
 
-    def _record(self, req: Request | None, plan: Plan | None, usage: common_pb2.Usage | None,
-                latency_ms: float, status: grpc.StatusCode, error: str = "") -> None:
-        if self.outcomes is None or req is None:
+    def _record(self, request: router_pb2.GenerateRequest, req: Request | None, plan: Plan | None,
+                usage: common_pb2.Usage | None, latency_ms: float, status: grpc.StatusCode, error: str = "") -> None:
+        """One outcome record per request, rejected ones included (with what was sent)."""
+        if self.outcomes is None:
             return
         rec = {
-            "request_id": req.request_id,
+            "request_id": req.request_id if req else request.request_id,
             "ts": f"{time.time():.3f}",
-            "prompt": req.text,
+            "prompt": req.text if req else request.prompt[: self.cfg.routing.max_prompt_chars],
             "pool": plan.pool if plan else "",
             "strategy": plan.strategy if plan else "",
             "plan": plan_to_dict(plan) if plan else {},
@@ -126,7 +126,7 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
             } if usage else {},
             "latency_ms": f"{latency_ms:.3f}",
             "status": status.name,
-            "labels": req.labels,
+            "labels": req.labels if req else dict(request.labels),
         }
         if error:
             rec["error"] = error
@@ -165,7 +165,8 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
         status, err = grpc.StatusCode.OK, ""
         with self._span("router.generate", context):
             try:
-                req, plan = await self._plan(request)
+                req = validate(request, self.cfg)
+                plan = await self._plan(req)
                 req = await self._with_context(req)
                 answer = None
                 async with contextlib.aclosing(self._execute(req, plan, context, stream=False)) as items:
@@ -183,7 +184,7 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
                     log.exception("Generate failed")
                 await context.abort(status, err)
             finally:
-                self._record(req, plan, usage, (self.clock() - t0) * 1000, status, err)
+                self._record(request, req, plan, usage, (self.clock() - t0) * 1000, status, err)
 
     async def GenerateStream(self, request, context):
         t0 = self.clock()
@@ -191,7 +192,8 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
         status, err = grpc.StatusCode.OK, ""
         with self._span("router.generate_stream", context):
             try:
-                req, plan = await self._plan(request)
+                req = validate(request, self.cfg)
+                plan = await self._plan(req)
                 req = await self._with_context(req)
                 async with contextlib.aclosing(self._execute(req, plan, context, stream=True)) as items:
                     async for item in items:
@@ -211,12 +213,13 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
                     log.exception("GenerateStream failed")
                 await context.abort(status, err)
             finally:
-                self._record(req, plan, usage, (self.clock() - t0) * 1000, status, err)
+                self._record(request, req, plan, usage, (self.clock() - t0) * 1000, status, err)
 
     @rpc_errors
     async def Plan(self, request, context):
         with self._span("router.plan_only", context):
-            req, plan = await self._plan(request)
+            req = validate(request, self.cfg)
+            plan = await self._plan(req)
             return router_pb2.PlanResponse(request_id=req.request_id, plan=plan_to_proto(plan))
 
     @rpc_errors

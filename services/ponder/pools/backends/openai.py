@@ -4,10 +4,10 @@ Each request is one ``POST {base_url}/completions`` (``/chat/completions`` when
 ``use_chat``) with ``stream: true``, on one kept-open ``httpx.AsyncClient``.
 The answer is Server-Sent Events: each event's ``data:`` holds one JSON chunk
 and ``data: [DONE]`` ends the stream. Usage is asked for with
-``stream_options.include_usage``; when the server does not send it (llama.cpp
-server does not) output tokens are counted as content chunks and prompt tokens
-are reported as 0, meaning unknown. Closing the stream closes the HTTP
-response, which is how the server learns to stop generating.
+``stream_options.include_usage``; when the server does not send it
+(llama-cpp-python's server does not) output tokens are counted as content
+chunks and prompt tokens are reported as 0, meaning unknown. Closing the
+stream closes the HTTP response, which is how the server learns to stop.
 """
 from __future__ import annotations
 
@@ -165,6 +165,7 @@ class OpenAICompatBackend(Backend):
     kind = "openai"
 
     def __init__(self, cfg: OpenAIBackend, client: httpx.AsyncClient | None = None):
+        """``client`` replaces the backend's own (tests); the caller then closes it."""
         self.cfg = cfg
         self._client = client
         self._owns_client = client is None
@@ -179,6 +180,7 @@ class OpenAICompatBackend(Backend):
             self._headers = auth_headers(self.cfg, os.environ)
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=httpx.Timeout(self.cfg.request_timeout_s))
+            self._owns_client = True
 
     async def close(self) -> None:
         client, self._client = self._client, None
@@ -215,7 +217,8 @@ class OpenAICompatBackend(Backend):
                     data = parser.flush()
                     if data is None:
                         if reader.finish_reason is None:
-                            raise BackendError("openai", f"{url} ended the stream before [DONE] or a finish reason")
+                            cut = f"{url} ended the stream before [DONE] or a finish reason"
+                            raise BackendError("openai", cut) from None
                         break
                 if data is None:
                     continue

@@ -1,0 +1,44 @@
+# Two commands on a fresh machine:
+#   make up    set up .venv and run the local stack (router, two pools on Ray Serve, Redis)
+#   make test  set up .venv and run the tests
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+# Portable llama.cpp build: runs on any x86-64, not only the build machine.
+export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
+EXTRAS ?= cpu,k8s,dev
+
+.PHONY: up test test-unit test-integration protos crds bench clean venv redis
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
+	touch $(STAMP)
+
+redis:
+	@scripts/ensure_redis.sh
+
+up: $(STAMP) redis
+	$(VENV)/bin/ponder up $(if $(CONFIG),--config $(CONFIG))
+
+test: $(STAMP) redis
+	$(PY) -m pytest -q
+
+test-unit: $(STAMP)
+	$(PY) -m pytest -q tests/unit
+
+test-integration: $(STAMP) redis
+	$(PY) -m pytest -q tests/integration
+
+protos: $(STAMP)
+	$(PY) scripts/gen_protos.py
+
+bench: $(STAMP)
+	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) build *.egg-info

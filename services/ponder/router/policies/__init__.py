@@ -1,0 +1,1 @@
+"""Allocation policies: choose a plan for a request under a budget."""
