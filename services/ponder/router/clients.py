@@ -7,6 +7,7 @@ a client that hangs up stops generation in the pool.
 """
 from __future__ import annotations
 
+import re
 from typing import AsyncIterator
 
 import grpc
@@ -16,6 +17,10 @@ from ponder.common.errors import DeadlineExceeded, InvalidArgument, PonderError,
 from ponder.common.grpcutil import CHANNEL_OPTIONS
 from ponder.common.telemetry import inject_metadata
 from ponder.v1 import pool_pb2, pool_pb2_grpc
+
+
+# "field.path[0]: problem", as every ponder service words INVALID_ARGUMENT details.
+_FIELD = re.compile(r"^([A-Za-z_][\w.\[\]]*): ")
 
 
 class PoolCallError(PonderError):
@@ -38,8 +43,10 @@ def map_rpc_error(pool: str, err: grpc.aio.AioRpcError, timeout_s: float) -> Pon
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return DeadlineExceeded(f"pool {pool!r}", timeout_s)
     if code == grpc.StatusCode.INVALID_ARGUMENT:
-        field, _, problem = details.partition(": ")
-        return InvalidArgument(field or "request", f"{problem or details} (pool {pool!r})")
+        m = _FIELD.match(details)
+        if m is None:
+            return InvalidArgument("request", f"{details} (pool {pool!r})")
+        return InvalidArgument(m.group(1), f"{details[m.end():]} (pool {pool!r})")
     return PoolCallError(pool, code, details)
 
 

@@ -42,13 +42,21 @@ class OutcomeLog:
         self._wake.set()
 
     async def _flush_once(self) -> None:
-        items = [self._buf[i] for i in range(min(self.batch, len(self._buf)))]
-        pipe = self.redis.pipeline(transaction=False)
-        for f in items:
-            pipe.xadd(self.stream, f, maxlen=self.maxlen, approximate=True)
-        await pipe.execute()
-        for _ in items:
-            self._buf.popleft()
+        # Take the batch out before awaiting, so records arriving during the
+        # write (and overflow drops) only ever touch records not in flight.
+        items = [self._buf.popleft() for _ in range(min(self.batch, len(self._buf)))]
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            for f in items:
+                pipe.xadd(self.stream, f, maxlen=self.maxlen, approximate=True)
+            await pipe.execute()
+        except BaseException:
+            # Put the batch back in front, oldest first; what no longer fits is dropped and counted.
+            room = self.max_buffer - len(self._buf)
+            keep = items[len(items) - room:] if room < len(items) else items
+            self.dropped += len(items) - len(keep)
+            self._buf.extendleft(reversed(keep))
+            raise
         self.written += len(items)
 
     async def _run(self) -> None:

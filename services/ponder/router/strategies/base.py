@@ -61,7 +61,7 @@ def pool_request(req: Request, plan: Plan, sample_index: int = 0) -> pool_pb2.Po
     if s.top_k is not None:
         sampling.top_k = s.top_k
     if s.seed is not None:
-        sampling.seed = s.seed + sample_index  # distinct but reproducible samples
+        sampling.seed = (s.seed + sample_index) % 2**64  # distinct but reproducible samples
     return pool_pb2.PoolGenerateRequest(
         request_id=f"{req.request_id}/{sample_index}",
         prompt=req.prompt,

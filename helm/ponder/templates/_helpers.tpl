@@ -1,0 +1,91 @@
+{{- define "ponder.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "ponder.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "ponder.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+app.kubernetes.io/name: {{ include "ponder.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: ponder
+{{- end -}}
+
+{{/* Selector labels of one component: (dict "ctx" $ "component" "router") */}}
+{{- define "ponder.selector" -}}
+app.kubernetes.io/name: {{ include "ponder.name" .ctx }}
+app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{/* A ponder image: (dict "ctx" $ "image" .Values.router.image) */}}
+{{- define "ponder.image" -}}
+{{- $repo := printf "%s/%s" .ctx.Values.imageRegistry .image.repository -}}
+{{- if .image.digest -}}
+{{- printf "%s@%s" $repo .image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $repo (default .ctx.Chart.AppVersion .image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "ponder.redisUrl" -}}
+{{- if .Values.redis.enabled -}}
+{{- printf "redis://%s-redis.%s.svc:6379/0" (include "ponder.fullname" .) .Release.Namespace -}}
+{{- else if .Values.redis.externalUrl -}}
+{{- .Values.redis.externalUrl -}}
+{{- else -}}
+{{- fail "set redis.enabled=true or redis.externalUrl" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "ponder.pullSecrets" -}}
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets:
+{{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{- define "ponder.placement" -}}
+{{- with .nodeSelector }}
+nodeSelector:
+{{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .tolerations }}
+tolerations:
+{{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .affinity }}
+affinity:
+{{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{/* Drop unset (null) resource quantities. */}}
+{{- define "ponder.resources" -}}
+{{- $out := dict -}}
+{{- range $k, $v := . -}}
+{{- $list := dict -}}
+{{- range $rk, $rv := $v -}}{{- if $rv -}}{{- $_ := set $list $rk $rv -}}{{- end -}}{{- end -}}
+{{- if $list -}}{{- $_ := set $out $k $list -}}{{- end -}}
+{{- end -}}
+{{- toYaml $out -}}
+{{- end -}}
+
+{{- define "ponder.pullSecretNames" -}}
+{{- $names := list -}}
+{{- range .Values.imagePullSecrets }}{{- $names = append $names .name -}}{{- end -}}
+{{- join "," $names -}}
+{{- end -}}

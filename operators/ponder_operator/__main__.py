@@ -1,0 +1,75 @@
+"""``python -m ponder_operator``: elect a leader through a Lease, then run kopf.
+
+Every replica waits for the Lease ``ponder-operator`` in ``$PONDER_NAMESPACE``;
+the holder runs the handlers in standalone mode and exits when it loses the
+Lease (the Deployment restarts it as a candidate).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import socket
+import sys
+
+import kopf
+
+from ponder_operator import handlers  # noqa: F401  (registers the handlers)
+from ponder_operator.kube import Kube
+from ponder_operator.leader import LeaseElector
+from ponder_operator.settings import Settings
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="python -m ponder_operator", description=__doc__.splitlines()[0])
+    ap.add_argument("--namespace", "-n", action="append", default=[], help="Namespace to watch (repeatable).")
+    ap.add_argument("--all-namespaces", "-A", action="store_true", help="Watch every namespace.")
+    ap.add_argument("--no-leader-election", action="store_true", help="Run the handlers at once (one replica only).")
+    ap.add_argument("--lease-name", default="ponder-operator", help="Lease used for leader election.")
+    ap.add_argument("--lease-duration-s", type=int, default=int(os.environ.get("PONDER_LEASE_DURATION_S", "15")))
+    ap.add_argument("--renew-period-s", type=float, default=float(os.environ.get("PONDER_LEASE_RENEW_S", "5")))
+    ap.add_argument("--liveness", default="http://0.0.0.0:8080/healthz", help="kopf liveness endpoint.")
+    args = ap.parse_args(argv)
+    if not args.namespace and not args.all_namespaces:
+        ap.error("give --all-namespaces or at least one --namespace")
+    return args
+
+
+async def run(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    kube = Kube.from_env()
+    stop = asyncio.Event()
+    keeper = None
+    if not args.no_leader_election:
+        from kubernetes import client
+
+        identity = os.environ.get("POD_NAME") or socket.gethostname()
+        elector = LeaseElector(client.CoordinationV1Api(), settings.namespace, args.lease_name, identity,
+                               args.lease_duration_s, args.renew_period_s)
+        logging.info("waiting for lease %s/%s as %s", settings.namespace, args.lease_name, identity)
+        await elector.acquire()
+        keeper = asyncio.create_task(elector.keep(stop))
+    memo = kopf.Memo(settings=settings, kube=kube)
+    try:
+        await kopf.operator(
+            standalone=True,
+            clusterwide=args.all_namespaces,
+            namespaces=args.namespace,
+            stop_flag=stop,
+            liveness_endpoint=args.liveness,
+            memo=memo,
+        )
+    finally:
+        if keeper is not None:
+            keeper.cancel()
+    return 1 if stop.is_set() else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return asyncio.run(run(parse_args(argv)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

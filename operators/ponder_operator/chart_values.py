@@ -1,0 +1,169 @@
+"""The Helm chart's values as pydantic models; ``values.schema.json`` is generated
+from them (``python -m ponder_operator.crdgen``).
+
+Pools and policies in the values reuse the CRD spec models, and ``config`` is
+``ponder.yaml``'s ``PonderConfig``, so the chart rejects what the operator and the
+router would reject, with the same field names.
+"""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ponder.common.config import NAME_RE, PonderConfig
+from ponder.common.crd_models import ConsolidationPolicySpec, ModelPoolSpec, RoutingPolicySpec
+
+QUANTITY = r"^([+]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$"
+
+
+class _V(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Image(_V):
+    repository: str = Field(..., min_length=1, description="Image repository, without the registry.")
+    tag: str = Field("", description="Image tag; empty: the chart's appVersion.")
+    digest: str = Field("", pattern=r"^(sha256:[a-f0-9]{64})?$", description="Pin by digest; wins over tag.")
+
+
+class ResourceList(_V):
+    cpu: str | None = Field(None, pattern=QUANTITY, description="CPU quantity.")
+    memory: str | None = Field(None, pattern=QUANTITY, description="Memory quantity.")
+
+
+class Resources(_V):
+    requests: ResourceList = Field(default_factory=ResourceList, description="Requested resources.")
+    limits: ResourceList = Field(default_factory=ResourceList, description="Resource limits.")
+
+
+class Pdb(_V):
+    enabled: bool = Field(True, description="Render a PodDisruptionBudget.")
+    minAvailable: int = Field(1, ge=0, description="Pods that must stay up during voluntary disruptions.")
+
+
+class Placement(_V):
+    nodeSelector: dict[str, str] = Field(default_factory=dict, description="Node labels the pods require.")
+    tolerations: list[dict[str, Any]] = Field(default_factory=list, description="Pod tolerations.")
+    affinity: dict[str, Any] = Field(default_factory=dict, description="Pod affinity rules.")
+
+
+class Router(Placement):
+    replicas: int = Field(2, ge=1, le=100, description="Router pods.")
+    image: Image = Field(..., description="Router and consolidator image.")
+    grpcPort: int = Field(50051, ge=1, le=65535, description="gRPC port (ponder.v1.Router and grpc.health.v1).")
+    metricsPort: int = Field(9464, ge=1, le=65535, description="Prometheus metrics port.")
+    serviceType: Literal["ClusterIP", "NodePort", "LoadBalancer"] = Field("ClusterIP", description="Service type.")
+    resources: Resources = Field(default_factory=Resources, description="Container resources.")
+    pdb: Pdb = Field(default_factory=Pdb, description="PodDisruptionBudget.")
+    extraEnv: list[dict[str, Any]] = Field(default_factory=list, description="Extra container env entries.")
+
+
+class Consolidator(Placement):
+    enabled: bool = Field(True, description="Run the consolidator.")
+    replicas: int = Field(1, ge=1, le=10, description="Consolidator pods.")
+    grpcPort: int = Field(50061, ge=1, le=65535, description="Consolidator gRPC port.")
+    metricsPort: int = Field(9464, ge=1, le=65535, description="Prometheus metrics port.")
+    resources: Resources = Field(default_factory=Resources, description="Container resources.")
+    pdb: Pdb = Field(default_factory=lambda: Pdb(enabled=False), description="PodDisruptionBudget.")
+
+
+class LeaderElection(_V):
+    enabled: bool = Field(True, description="Elect one active replica through a Lease.")
+    leaseDurationS: int = Field(15, ge=5, le=300, description="Lease validity.")
+    renewPeriodS: int = Field(5, ge=1, le=100, description="How often the leader renews and others retry.")
+
+
+class PoolImages(_V):
+    cpu: Image = Field(..., description="Pool image for llamacpp, openai, transformers and sim backends.")
+    cuda: Image = Field(..., description="Pool image for vllm and GPU pools.")
+
+
+class Operator(Placement):
+    enabled: bool = Field(True, description="Run the operator (otherwise config comes from `config`).")
+    replicas: int = Field(2, ge=1, le=5, description="Operator pods; one is active at a time.")
+    image: Image = Field(..., description="Operator image.")
+    watchNamespaces: list[str] = Field(
+        default_factory=list, description="Namespaces to watch; empty: all namespaces (ClusterRole)."
+    )
+    leaderElection: LeaderElection = Field(default_factory=LeaderElection, description="Leader election.")
+    poolImages: PoolImages = Field(..., description="Default images for ModelPools without spec.image.")
+    demandPollS: int = Field(30, ge=5, le=3600, description="How often planned demand is read.")
+    resources: Resources = Field(default_factory=Resources, description="Container resources.")
+    pdb: Pdb = Field(default_factory=Pdb, description="PodDisruptionBudget.")
+
+
+class Persistence(_V):
+    enabled: bool = Field(True, description="Keep Redis data on a PersistentVolumeClaim.")
+    size: str = Field("8Gi", pattern=QUANTITY, description="Volume size.")
+    storageClass: str = Field("", description="StorageClass; empty: the cluster default.")
+
+
+class Redis(_V):
+    enabled: bool = Field(True, description="Run Redis in the release; false: use externalUrl.")
+    externalUrl: str = Field("", pattern=r"^(rediss?://.*)?$", description="redis:// URL of an external Redis.")
+    image: Image = Field(..., description="Redis image.")
+    appendonly: bool = Field(True, description="Append-only persistence (appendfsync everysec).")
+    persistence: Persistence = Field(default_factory=Persistence, description="Data volume.")
+    resources: Resources = Field(default_factory=Resources, description="Container resources.")
+
+
+class NamedPool(_V):
+    name: str = Field(..., pattern=NAME_RE, max_length=40, description="ModelPool name.")
+    spec: ModelPoolSpec = Field(default_factory=ModelPoolSpec, description="ModelPool spec.")
+
+
+class NamedConsolidation(_V):
+    name: str = Field(..., pattern=NAME_RE, description="ConsolidationPolicy name.")
+    spec: ConsolidationPolicySpec = Field(..., description="ConsolidationPolicy spec.")
+
+
+class RoutingPolicyValues(_V):
+    enabled: bool = Field(True, description="Render a RoutingPolicy named after the release.")
+    spec: RoutingPolicySpec = Field(default_factory=RoutingPolicySpec, description="RoutingPolicy spec.")
+
+
+class ServiceMonitor(_V):
+    enabled: bool = Field(False, description="Render ServiceMonitors (needs the Prometheus operator's CRDs).")
+    interval: str = Field("30s", pattern=r"^[0-9]+(ms|s|m|h)$", description="Scrape interval.")
+    labels: dict[str, str] = Field(default_factory=dict, description="Extra labels for Prometheus selection.")
+
+
+class Metrics(_V):
+    serviceMonitor: ServiceMonitor = Field(default_factory=ServiceMonitor, description="ServiceMonitor.")
+
+
+class NetworkPolicy(_V):
+    enabled: bool = Field(True, description="Render NetworkPolicies.")
+    routerIngressFrom: list[dict[str, Any]] = Field(
+        default_factory=list, description="NetworkPolicy peers allowed to call the router; empty: any."
+    )
+
+
+class ChartValues(_V):
+    """Root of the chart's values."""
+
+    nameOverride: str = Field("", description="Replaces the chart name in object names.")
+    fullnameOverride: str = Field("", description="Replaces the release-chart prefix of object names.")
+    imageRegistry: str = Field("ghcr.io/ponder-dev", description="Registry prefixed to every ponder image.")
+    imagePullPolicy: Literal["Always", "IfNotPresent", "Never"] = Field("IfNotPresent", description="Pull policy.")
+    imagePullSecrets: list[dict[str, str]] = Field(default_factory=list, description="Pull secrets (name).")
+    router: Router = Field(..., description="Router.")
+    consolidator: Consolidator = Field(default_factory=Consolidator, description="Consolidator.")
+    operator: Operator = Field(..., description="Operator.")
+    redis: Redis = Field(..., description="Redis.")
+    config: PonderConfig = Field(
+        default_factory=PonderConfig, description="ponder.yaml used as is when the operator is disabled."
+    )
+    configMapName: str = Field("ponder-config", pattern=NAME_RE, description="ConfigMap holding ponder.yaml.")
+    pools: list[NamedPool] = Field(default_factory=list, description="ModelPools the release creates.")
+    routingPolicy: RoutingPolicyValues = Field(default_factory=RoutingPolicyValues, description="RoutingPolicy.")
+    consolidationPolicies: list[NamedConsolidation] = Field(
+        default_factory=list, description="ConsolidationPolicies the release creates."
+    )
+    metrics: Metrics = Field(default_factory=Metrics, description="Prometheus integration.")
+    networkPolicy: NetworkPolicy = Field(default_factory=NetworkPolicy, description="NetworkPolicies.")
+    podSecurityContext: dict[str, Any] = Field(default_factory=dict, description="Pod securityContext of every pod.")
+    containerSecurityContext: dict[str, Any] = Field(
+        default_factory=dict, description="securityContext of every ponder container."
+    )

@@ -1,0 +1,159 @@
+"""Pydantic JSON schema -> Kubernetes structural OpenAPI v3 schema, and back to
+a JSON schema for offline validation.
+
+``structural(model)`` inlines ``$ref``s, turns ``X | None`` into ``nullable``,
+numeric ``exclusiveMinimum`` into OpenAPI 3.0's boolean form, ``const`` into a
+one-value ``enum``, free-form dicts into ``x-kubernetes-preserve-unknown-fields``
+and a discriminated union into one object holding every variant's fields (no
+per-variant defaults, since the API server would apply them to all variants)
+plus a ``oneOf`` that ties each tag to its variant's required fields. Titles and
+``additionalProperties: false`` go: unknown fields are pruned by the API server
+and rejected by ``kubectl``'s strict field validation.
+
+``to_jsonschema(openapi)`` makes a Draft 4 schema that behaves like the API
+server with strict field validation (nullable, unknown fields rejected), so
+tests and the chart can check custom resources without a cluster. Both raise
+``ValueError`` on a schema construct they do not know.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from pydantic import BaseModel
+
+_DROP = {"title", "discriminator", "$defs"}
+
+
+def structural(model: type[BaseModel]) -> dict[str, Any]:
+    js = model.model_json_schema(mode="validation")
+    defs = js.pop("$defs", {})
+    return _convert(js, defs)
+
+
+def _resolve(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    ref = node["$ref"]
+    if not ref.startswith("#/$defs/"):
+        raise ValueError(f"unsupported $ref {ref!r}")
+    target = defs[ref.split("/")[-1]]
+    merged = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+    return merged
+
+
+def _convert(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    if "$ref" in node:
+        return _convert(_resolve(node, defs), defs)
+    if "anyOf" in node:
+        return _nullable(node, defs)
+    if "oneOf" in node:
+        return _union(node, defs)
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in _DROP:
+            continue
+        if key == "properties":
+            out["properties"] = {k: _convert(v, defs) for k, v in value.items()}
+        elif key == "items":
+            out["items"] = _convert(value, defs)
+        elif key == "additionalProperties":
+            if isinstance(value, dict) and value:
+                out["additionalProperties"] = _convert(value, defs)
+            elif value is True or value == {}:
+                out["x-kubernetes-preserve-unknown-fields"] = True
+        elif key in ("exclusiveMinimum", "exclusiveMaximum") and not isinstance(value, bool):
+            bound = "minimum" if key == "exclusiveMinimum" else "maximum"
+            out[bound] = value
+            out[key] = True
+        elif key == "const":
+            out["enum"] = [value]
+        elif key == "default" and value is None:
+            continue
+        else:
+            out[key] = copy.deepcopy(value)
+    if "type" not in out and "enum" not in out:
+        out["x-kubernetes-preserve-unknown-fields"] = True
+    elif out.get("type") == "object" and "properties" not in out and "additionalProperties" not in out:
+        out["x-kubernetes-preserve-unknown-fields"] = True
+    if "enum" in out and "type" not in out:
+        out["type"] = _enum_type(out["enum"])
+    return out
+
+
+def _enum_type(values: list[Any]) -> str:
+    kinds = {type(v) for v in values}
+    if kinds == {str}:
+        return "string"
+    if kinds <= {int}:
+        return "integer"
+    raise ValueError(f"enum of mixed or unsupported types: {values!r}")
+
+
+def _nullable(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    options = [o for o in node["anyOf"] if o.get("type") != "null"]
+    if len(options) != 1:
+        raise ValueError(f"only 'X | None' unions are supported, got {node['anyOf']!r}")
+    rest = {k: v for k, v in node.items() if k != "anyOf"}
+    out = _convert({**options[0], **rest}, defs)
+    if len(options) < len(node["anyOf"]):
+        out["nullable"] = True
+    return out
+
+
+def _union(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    tag = node.get("discriminator", {}).get("propertyName")
+    if not tag:
+        raise ValueError("oneOf is supported for discriminated unions only")
+    variants = [_resolve(v, defs) if "$ref" in v else v for v in node["oneOf"]]
+    props: dict[str, Any] = {}
+    tags: list[str] = []
+    branches: list[dict[str, Any]] = []
+    for v in variants:
+        conv = _convert({k: x for k, x in v.items() if k not in ("description",)}, defs)
+        value = conv["properties"][tag]
+        tag_value = value["enum"][0] if "enum" in value else value["default"]
+        tags.append(tag_value)
+        for name, schema in conv["properties"].items():
+            if name != tag and name not in props:
+                props[name] = {k: x for k, x in schema.items() if k != "default"}
+        required = sorted(set(conv.get("required", [])) - {tag})
+        branch: dict[str, Any] = {"properties": {tag: {"enum": [tag_value]}}}
+        if required:
+            branch["required"] = required
+        branches.append(branch)
+    out: dict[str, Any] = {
+        "type": "object",
+        "properties": {tag: {"type": "string", "enum": tags, "description": "Variant of this union."}, **props},
+        "required": [tag],
+        "oneOf": branches,
+    }
+    if "description" in node:
+        out["description"] = node["description"]
+    return out
+
+
+def to_jsonschema(openapi: dict[str, Any]) -> dict[str, Any]:
+    """Draft 4 JSON schema equivalent to a structural schema under strict field validation."""
+    out: dict[str, Any] = {}
+    preserve = openapi.get("x-kubernetes-preserve-unknown-fields", False)
+    for key, value in openapi.items():
+        if key.startswith("x-kubernetes-") or key == "nullable":
+            continue
+        if key == "properties":
+            out["properties"] = {k: to_jsonschema(v) for k, v in value.items()}
+        elif key == "items":
+            out["items"] = to_jsonschema(value)
+        elif key == "additionalProperties" and isinstance(value, dict):
+            out["additionalProperties"] = to_jsonschema(value)
+        elif key in ("oneOf", "anyOf", "allOf"):
+            out[key] = [to_jsonschema(v) for v in value]
+        elif key == "not":
+            out["not"] = to_jsonschema(value)
+        else:
+            out[key] = copy.deepcopy(value)
+    if "properties" in out and not preserve and "additionalProperties" not in out and openapi.get("type") == "object":
+        out["additionalProperties"] = False
+    if openapi.get("nullable") and "type" in out:
+        out["type"] = [out["type"], "null"]
+        if "enum" in out:
+            out["enum"] = [*out["enum"], None]
+    return out

@@ -1,0 +1,43 @@
+"""Operator settings, read once from the environment the chart sets."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Settings:
+    namespace: str = "ponder"
+    cpu_image: str = "ghcr.io/ponder-dev/ponder-pool:0.1.0"
+    cuda_image: str = "ghcr.io/ponder-dev/ponder-pool-cuda:0.1.0"
+    image_pull_policy: str = "IfNotPresent"
+    image_pull_secrets: tuple[str, ...] = ()
+    redis_url: str = "redis://ponder-redis:6379/0"
+    router_port: int = 50051
+    router_metrics_service: str = "ponder-router"
+    router_metrics_port: int = 9464
+    pool_grpc_port: int = 9000
+    pool_http_port: int = 8000
+    head_cpu: str = "1"
+    head_memory: str = "2Gi"
+    demand_poll_s: float = 30.0
+    status_poll_s: float = 15.0
+    labels: dict[str, str] = field(default_factory=lambda: {"app.kubernetes.io/part-of": "ponder"})
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
+        e = os.environ if env is None else env
+        d = cls()
+        secrets = tuple(s for s in e.get("PONDER_IMAGE_PULL_SECRETS", "").split(",") if s)
+        return cls(
+            namespace=e.get("PONDER_NAMESPACE", d.namespace),
+            cpu_image=e.get("PONDER_POOL_IMAGE_CPU", d.cpu_image),
+            cuda_image=e.get("PONDER_POOL_IMAGE_CUDA", d.cuda_image),
+            image_pull_policy=e.get("PONDER_IMAGE_PULL_POLICY", d.image_pull_policy),
+            image_pull_secrets=secrets,
+            redis_url=e.get("PONDER_REDIS_URL", d.redis_url),
+            router_port=int(e.get("PONDER_ROUTER_PORT", d.router_port)),
+            router_metrics_service=e.get("PONDER_ROUTER_METRICS_SERVICE", d.router_metrics_service),
+            router_metrics_port=int(e.get("PONDER_ROUTER_METRICS_PORT", d.router_metrics_port)),
+            demand_poll_s=float(e.get("PONDER_DEMAND_POLL_S", d.demand_poll_s)),
+        )
