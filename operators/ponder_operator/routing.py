@@ -3,8 +3,7 @@ ConfigMap the router and the consolidator read (pure).
 
 The ConfigMap (name from ``RoutingPolicy.spec.config_map``) holds
 ``ponder.yaml``: a ``PonderConfig`` whose pools are the namespace's valid
-ModelPools at their Service addresses and whose routing is the policy's (tiers,
-classifier, budget and strategies travel in ``routing.policy.params``), and
+ModelPools at their Service addresses and whose routing is the policy's spec, and
 ``consolidation.yaml``: ``{"policies": [{"name": ..., <ConsolidationPolicy spec>}]}``.
 Mounted as a volume (not ``subPath``), the kubelet updates the files in place
 and the services reload them without a restart.

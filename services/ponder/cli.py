@@ -188,14 +188,14 @@ def cmd_router_serve(args) -> int:
     from ponder import stack
 
     cfg = load_config(args.config)
-    redis_url = os.environ.get("REDIS_URL") or cfg.redis.url
+    redis_url = os.environ.get("REDIS_URL") or os.environ.get("PONDER_REDIS_URL") or cfg.redis.url
 
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await stack.run_router(cfg, args.pool_address, redis_url, stop)
+        await stack.run_router(cfg, args.pool_address, redis_url, stop, config_path=args.config)
 
     asyncio.run(main())
     return 0

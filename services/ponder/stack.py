@@ -124,15 +124,22 @@ def start_redis(cfg: PonderConfig, say: Say = _stderr) -> tuple[str, LocalRedis 
     return local.url, local
 
 
-async def run_router(cfg: PonderConfig, pool_address: str | None, redis_url: str, stop_event, say: Say = _stderr) -> None:
-    from ponder.router.server import start_router
+async def run_router(cfg: PonderConfig, pool_address: str | None, redis_url: str | None, stop_event,
+                     say: Say = _stderr, config_path: str | None = None) -> None:
+    """Serve until ``stop_event``; with ``config_path``, apply edits to that file live."""
+    import asyncio
+
+    from ponder.router.server import start_router, watch_config
 
     tracing = Tracing.from_env("ponder-router")
     handle = await start_router(cfg, pool_address, redis_url, tracing)
     say(f"ponder is up: router on {cfg.router.host}:{handle.port} (gRPC). Try: ponder ask \"The capital of France is\"")
+    watcher = asyncio.create_task(watch_config(config_path, handle, cfg.router.config_poll_s)) if config_path else None
     try:
         await stop_event.wait()
     finally:
+        if watcher:
+            watcher.cancel()
         say("shutting down router")
         await handle.stop(cfg.router.grace_s)
         tracing.shutdown()

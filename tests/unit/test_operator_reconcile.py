@@ -179,7 +179,7 @@ def test_config_map_from_policies():
     cfg = PonderConfig.model_validate(yaml.safe_load(cm["data"]["ponder.yaml"]))
     assert cfg.pool_names == ["reasoning", "small"]
     assert cfg.pool("small").address == "ponder-pool-small.ns.svc:9000"
-    assert cfg.routing.fallback_pool == "small" and cfg.routing.policy.params["budget"]["target_cu_per_request"] == 100
+    assert cfg.routing.fallback_pool == "small" and cfg.routing.budget.target_cu_per_request == 100
     assert cfg.router.host == "0.0.0.0" and cfg.redis.url == "redis://r:6379/0"
     cons = yaml.safe_load(cm["data"]["consolidation.yaml"])
     assert [p["name"] for p in cons["policies"]] == ["nightly"]

@@ -181,6 +181,53 @@ class PolicyConfig(_Model):
     params: dict[str, Any] = Field(default_factory=dict, description="Policy parameters; checked by the policy.")
 
 
+STRATEGIES = ("single", "best_of_n", "think", "softcot", "vote")
+Strategy = Literal["single", "best_of_n", "think", "softcot", "vote"]
+
+
+class TierPools(_Model):
+    """Pools (ModelPool names in the same namespace) that serve each tier."""
+
+    small: list[str] = Field(default_factory=list, description="Pools of the small tier.")
+    reasoning: list[str] = Field(default_factory=list, description="Pools of the reasoning tier.")
+    softcot: list[str] = Field(default_factory=list, description="Pools of the softcot tier.")
+
+    @field_validator("small", "reasoning", "softcot")
+    @classmethod
+    def _names(cls, v: list[str]) -> list[str]:
+        bad = [n for n in v if not re.match(NAME_RE, n)]
+        if bad:
+            raise ValueError(f"pool names must be DNS-1123 labels, got {bad}")
+        return v
+
+    def all(self) -> list[str]:
+        return [*self.small, *self.reasoning, *self.softcot]
+
+
+class ClassifierSpec(_Model):
+    """Difficulty classifier that scores each prompt in [0, 1]."""
+
+    name: str = Field("heuristic", min_length=1, description="Registered classifier name.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Classifier parameters; checked by the classifier.")
+
+
+class BudgetPolicy(_Model):
+    """Compute budget in compute units (one output token of the small pool)."""
+
+    target_cu_per_request: float = Field(200.0, gt=0, le=1e9, description="Average spend the policy aims at.")
+    max_cu_per_request: float = Field(4000.0, gt=0, le=1e9, description="Hard cap on one request's plan.")
+    max_cu_per_s: float | None = Field(None, gt=0, le=1e12, description="Cap on the fleet's planned spend rate; unset: none.")
+
+    @model_validator(mode="after")
+    def _order(self) -> "BudgetPolicy":
+        if self.target_cu_per_request > self.max_cu_per_request:
+            raise ValueError(
+                f"target_cu_per_request ({self.target_cu_per_request}) must be <= "
+                f"max_cu_per_request ({self.max_cu_per_request})"
+            )
+        return self
+
+
 class RoutingConfig(_Model):
     policy: PolicyConfig = Field(default_factory=PolicyConfig, description="Allocation policy.")
     max_prompt_chars: int = Field(32000, ge=1, le=10_000_000, description="Longest prompt accepted.")
@@ -188,12 +235,34 @@ class RoutingConfig(_Model):
     max_thinking_tokens: int = Field(4096, ge=0, le=131072, description="Largest thinking budget.")
     default_timeout_s: float = Field(300.0, gt=0, le=86400, description="Deadline to pools when the client sets none.")
     fallback_pool: str | None = Field(None, description="Pool tried when the planned one is unavailable.")
+    tiers: TierPools = Field(
+        default_factory=TierPools, description="Pools per tier; empty: every pool serves the tier it declares."
+    )
+    classifier: ClassifierSpec = Field(default_factory=ClassifierSpec, description="Difficulty classifier.")
+    budget: BudgetPolicy = Field(default_factory=BudgetPolicy, description="Budget target and caps.")
+    strategies: list[Strategy] = Field(
+        default_factory=lambda: ["single", "best_of_n", "think"],
+        min_length=1,
+        description="Strategies plans may use.",
+    )
+
+    @field_validator("strategies")
+    @classmethod
+    def _unique(cls, v: list[str]) -> list[str]:
+        dup = sorted({x for x in v if v.count(x) > 1})
+        if dup:
+            raise ValueError(f"strategies repeated: {dup}")
+        return v
 
 
 class RouterConfig(_Model):
     host: str = Field("127.0.0.1", description="Address the router binds.")
     port: int = Field(50051, ge=0, le=65535, description="Router gRPC port (0 = any free port).")
     grace_s: float = Field(5.0, ge=0, le=600, description="Shutdown grace for in-flight requests.")
+    metrics_port: int | None = Field(
+        None, ge=0, le=65535, description="Prometheus /metrics port; unset: $PONDER_METRICS_PORT, else off."
+    )
+    config_poll_s: float = Field(5.0, gt=0, le=3600, description="How often router-serve re-reads its config file.")
 
 
 class ServeConfig(_Model):
@@ -239,6 +308,9 @@ class PonderConfig(_Model):
         fb = self.routing.fallback_pool
         if fb is not None and fb not in names:
             raise ValueError(f"routing.fallback_pool {fb!r} is not a configured pool {names}")
+        unknown = [n for n in self.routing.tiers.all() if n not in names]
+        if unknown:
+            raise ValueError(f"routing.tiers names pools that are not configured: {unknown}; pools: {names}")
         return self
 
     def pool(self, name: str) -> PoolConfig:

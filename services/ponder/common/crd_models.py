@@ -35,7 +35,6 @@ VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 
 Tier = Literal["small", "reasoning", "softcot"]
-Strategy = Literal["single", "best_of_n", "reasoning", "softcot", "ahead_by_k"]
 QUANTITY_RE = r"^([+]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$"
 LABEL_KEY_RE = r"^([a-z0-9A-Z]([-a-z0-9A-Z_.]*[a-z0-9A-Z])?/)?[a-zA-Z0-9]([-a-zA-Z0-9_.]{0,61}[a-zA-Z0-9])?$"
 CRON_RE = r"^(\S+\s+){4}\S+$"
@@ -230,89 +229,18 @@ def cpu_quantity(q: str) -> float:
 
 
 # ----------------------------------------------------------------- RoutingPolicy
-class TierPools(_Model):
-    """Pools (ModelPool names in the same namespace) that serve each tier."""
-
-    small: list[str] = Field(default_factory=list, description="Pools of the small tier.")
-    reasoning: list[str] = Field(default_factory=list, description="Pools of the reasoning tier.")
-    softcot: list[str] = Field(default_factory=list, description="Pools of the softcot tier.")
-
-    @field_validator("small", "reasoning", "softcot")
-    @classmethod
-    def _names(cls, v: list[str]) -> list[str]:
-        bad = [n for n in v if not re.match(NAME_RE, n)]
-        if bad:
-            raise ValueError(f"pool names must be DNS-1123 labels, got {bad}")
-        return v
-
-    def all(self) -> list[str]:
-        return [*self.small, *self.reasoning, *self.softcot]
-
-
-class ClassifierSpec(_Model):
-    """Difficulty classifier that scores each prompt in [0, 1]."""
-
-    name: str = Field("heuristic", min_length=1, description="Registered classifier name.")
-    params: dict[str, Any] = Field(default_factory=dict, description="Classifier parameters; checked by the classifier.")
-
-
-class Budget(_Model):
-    """Compute budget in compute units (one output token of the small pool)."""
-
-    target_cu_per_request: float = Field(200.0, gt=0, le=1e9, description="Average spend the policy aims at.")
-    max_cu_per_request: float = Field(4000.0, gt=0, le=1e9, description="Hard cap on one request's plan.")
-    max_cu_per_s: float | None = Field(None, gt=0, le=1e12, description="Cap on the fleet's planned spend rate; unset: none.")
-
-    @model_validator(mode="after")
-    def _order(self) -> "Budget":
-        if self.target_cu_per_request > self.max_cu_per_request:
-            raise ValueError(
-                f"target_cu_per_request ({self.target_cu_per_request}) must be <= "
-                f"max_cu_per_request ({self.max_cu_per_request})"
-            )
-        return self
-
-
 class RoutingPolicySpec(RoutingConfig):
-    """Desired routing: ``ponder.yaml``'s ``routing`` plus tiers, classifier, budget
-    and allowed strategies. One RoutingPolicy per namespace configures the router."""
+    """Desired routing: ``ponder.yaml``'s ``routing`` section (pools per tier,
+    classifier, budget, allowed strategies, limits) plus the ConfigMap it goes to.
+    One RoutingPolicy per namespace configures the router."""
 
-    tiers: TierPools = Field(default_factory=TierPools, description="Pools per tier.")
-    classifier: ClassifierSpec = Field(default_factory=ClassifierSpec, description="Difficulty classifier.")
-    budget: Budget = Field(default_factory=Budget, description="Budget target and caps.")
-    strategies: list[Strategy] = Field(
-        default_factory=lambda: ["single", "best_of_n", "reasoning"],
-        min_length=1,
-        description="Strategies plans may use.",
-    )
     config_map: str = Field(
         "ponder-config", pattern=NAME_RE, description="ConfigMap the operator writes ponder.yaml into."
     )
 
-    @field_validator("strategies")
-    @classmethod
-    def _unique(cls, v: list[str]) -> list[str]:
-        dup = sorted({s for s in v if v.count(s) > 1})
-        if dup:
-            raise ValueError(f"strategies repeated: {dup}")
-        return v
-
-    @model_validator(mode="after")
-    def _refs(self) -> "RoutingPolicySpec":
-        if self.fallback_pool is not None and self.tiers.all() and self.fallback_pool not in self.tiers.all():
-            raise ValueError(f"fallback_pool {self.fallback_pool!r} is not in any tier {self.tiers.all()}")
-        return self
-
     def to_routing_config(self) -> RoutingConfig:
-        """``ponder.yaml``'s routing section: the extra fields travel as policy params."""
-        base = {k: getattr(self, k) for k in RoutingConfig.model_fields}
-        params = dict(base["policy"].params)
-        params.setdefault("tiers", self.tiers.model_dump(mode="json"))
-        params.setdefault("classifier", self.classifier.model_dump(mode="json"))
-        params.setdefault("budget", self.budget.model_dump(mode="json"))
-        params.setdefault("strategies", list(self.strategies))
-        base["policy"] = base["policy"].model_copy(update={"params": params})
-        return RoutingConfig.model_validate({k: v for k, v in base.items()})
+        """``ponder.yaml``'s routing section."""
+        return RoutingConfig.model_validate(self.model_dump(exclude={"config_map"}))
 
 
 # ----------------------------------------------------------------- ConsolidationPolicy

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 
 import grpc
 
@@ -13,7 +14,8 @@ from ponder.router.clients import PoolClients
 from ponder.router.contexts import ContextStore
 from ponder.router.outcomes import OutcomeLog
 from ponder.router.policies.base import build_policy
-from ponder.router.servicer import RouterServicer
+from ponder.router.metrics import RouterMetrics
+from ponder.router.servicer import RouterServicer, RouterState
 from ponder.v1 import router_pb2, router_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -27,13 +29,22 @@ class RouterHandle:
     servicer: RouterServicer
     health: object
     redis: object | None
+    pool_address: str | None = None
+    metrics_server: object | None = None
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    async def reload(self, cfg: PonderConfig) -> None:
+        """Apply a new config without a restart; a bad one raises ConfigError and changes nothing."""
+        state = RouterState(cfg, build_policy(cfg), PoolClients(cfg.pools, self.pool_address))
+        await self.servicer.reload(state, close_old_after_s=cfg.routing.default_timeout_s)
+
     async def stop(self, grace_s: float = 5.0) -> None:
         await stop_server(self.server, self.health, [SERVICE], grace_s)
+        if self.metrics_server is not None:
+            self.metrics_server.shutdown()
         if self.servicer.outcomes:
             await self.servicer.outcomes.close()
         await self.servicer.clients.close()
@@ -63,7 +74,13 @@ async def start_router(
         outcomes = OutcomeLog(redis_client, cfg.redis.outcome_stream, cfg.redis.outcome_maxlen)
         outcomes.start()
         contexts = ContextStore(redis_client)
-    servicer = RouterServicer(cfg, policy, clients, tracing, outcomes, contexts)
+    metrics = RouterMetrics(cfg.pools)
+    metrics_server = None
+    port_env = os.environ.get("PONDER_METRICS_PORT")
+    metrics_port = cfg.router.metrics_port if cfg.router.metrics_port is not None else (int(port_env) if port_env else None)
+    if metrics_port is not None:
+        metrics_server, _ = metrics.serve(metrics_port, cfg.router.host)
+    servicer = RouterServicer(cfg, policy, clients, tracing, outcomes, contexts, metrics)
     server, port, health = create_server(
         address or f"{cfg.router.host}:{cfg.router.port}",
         lambda s: router_pb2_grpc.add_RouterServicer_to_server(servicer, s),
@@ -71,4 +88,39 @@ async def start_router(
     )
     await server.start()
     await mark_serving(health, [SERVICE])
-    return RouterHandle(server, port, servicer, health, redis_client)
+    return RouterHandle(server, port, servicer, health, redis_client, pool_address, metrics_server)
+
+
+async def watch_config(path: str, handle: RouterHandle, poll_s: float) -> None:
+    """Re-read ``path`` every ``poll_s``; apply it when its content changes.
+
+    Kubernetes updates a mounted ConfigMap by swapping a symlink, so the file's
+    content, not its mtime, is compared. An invalid new config is logged and
+    ignored: the router keeps serving with the last good one.
+    """
+    import asyncio
+    import hashlib
+    import pathlib
+
+    from ponder.common.config import load_config
+    from ponder.common.errors import PonderError
+
+    def digest() -> str | None:
+        try:
+            return hashlib.sha256(pathlib.Path(path).read_bytes()).hexdigest()
+        except OSError:
+            return None
+
+    seen = digest()
+    while True:
+        await asyncio.sleep(poll_s)
+        now = digest()
+        if now is None or now == seen:
+            continue
+        seen = now
+        try:
+            cfg = load_config(path)
+            await handle.reload(cfg)
+            log.warning("config %s reloaded: pools %s, policy %s", path, cfg.pool_names, cfg.routing.policy.name)
+        except PonderError as e:
+            log.error("config %s not applied, keeping the previous one: %s", path, e)

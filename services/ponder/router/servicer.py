@@ -24,6 +24,7 @@ from ponder.router.strategies import base as strategies
 from ponder.router.clients import PoolClients
 from ponder.router.contexts import ContextStore
 from ponder.router.convert import plan_to_dict, plan_to_proto, response_to_proto
+from ponder.router.metrics import RouterMetrics
 from ponder.router.outcomes import OutcomeLog
 from ponder.router.policies.base import Policy
 from ponder.router.strategies.base import StreamDelta
@@ -32,6 +33,15 @@ from ponder.router.validate import validate
 from ponder.v1 import common_pb2, router_pb2, router_pb2_grpc
 
 log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class RouterState:
+    """What a config reload swaps as one: each request reads it once and keeps it."""
+
+    cfg: PonderConfig
+    policy: Policy
+    clients: PoolClients
 
 
 class RouterServicer(router_pb2_grpc.RouterServicer):
@@ -43,15 +53,40 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
         tracing: Tracing,
         outcomes: OutcomeLog | None = None,
         contexts: ContextStore | None = None,
+        metrics: RouterMetrics | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ):
-        self.cfg = cfg
-        self.policy = policy
-        self.clients = clients
+        self.state = RouterState(cfg, policy, clients)
         self.tracing = tracing
         self.outcomes = outcomes
         self.contexts = contexts
+        self.metrics = metrics
         self.clock = clock
+
+    @property
+    def cfg(self) -> PonderConfig:
+        return self.state.cfg
+
+    @property
+    def policy(self) -> Policy:
+        return self.state.policy
+
+    @property
+    def clients(self) -> PoolClients:
+        return self.state.clients
+
+    async def reload(self, state: RouterState, close_old_after_s: float) -> None:
+        """Swap in a new config; requests in flight finish on the state they started with."""
+        old = self.state
+        self.state = state
+        if self.metrics:
+            self.metrics.set_pools(state.cfg.pools)
+
+        async def close_later() -> None:
+            await asyncio.sleep(close_old_after_s)
+            await old.clients.close()
+
+        asyncio.get_running_loop().create_task(close_later())
 
     # ------------------------------------------------------------ helpers
     def _span(self, name: str, context: grpc.aio.ServicerContext):
@@ -68,20 +103,20 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
             return dataclasses.replace(req, prompt=f"{text}\n\n{req.prompt}")
         return dataclasses.replace(req, messages=(("system", text), *req.messages))
 
-    async def _plan(self, req: Request) -> Plan:
+    async def _plan(self, st: RouterState, req: Request) -> Plan:
         with self.tracing.tracer.start_as_current_span("router.plan") as span:
-            plan = await self.policy.plan(req)
+            plan = await st.policy.plan(req)
             span.set_attribute("ponder.pool", plan.pool)
             span.set_attribute("ponder.strategy", plan.strategy)
-        pool = self.cfg.pool(plan.pool)
+        pool = st.cfg.pool(plan.pool)
         if req.sampling.max_tokens is not None and req.sampling.max_tokens > pool.max_tokens_limit:
             raise InvalidArgument(
                 "sampling.max_tokens", f"{req.sampling.max_tokens} exceeds pool {plan.pool!r} limit {pool.max_tokens_limit}"
             )
         return plan
 
-    def _timeout_s(self, req: Request, context: grpc.aio.ServicerContext) -> float:
-        t = self.cfg.routing.default_timeout_s
+    def _timeout_s(self, st: RouterState, req: Request, context: grpc.aio.ServicerContext) -> float:
+        t = st.cfg.routing.default_timeout_s
         remaining = context.time_remaining()
         if remaining is not None:
             if remaining <= 0:
@@ -91,8 +126,8 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
             t = min(t, req.max_latency_ms / 1000)
         return t
 
-    def _usage(self, plan: Plan, answer: Answer, latency_ms: float) -> common_pb2.Usage:
-        cost = self.cfg.pool(plan.pool).cost
+    def _usage(self, st: RouterState, plan: Plan, answer: Answer, latency_ms: float) -> common_pb2.Usage:
+        cost = st.cfg.pool(plan.pool).cost
         pt = sum(s.prompt_tokens for s in answer.samples)
         ot = sum(s.output_tokens for s in answer.samples)
         return common_pb2.Usage(
@@ -108,12 +143,17 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
     def _record(self, request: router_pb2.GenerateRequest, req: Request | None, plan: Plan | None,
                 usage: common_pb2.Usage | None, latency_ms: float, status: grpc.StatusCode, error: str = "") -> None:
         """One outcome record per request, rejected ones included (with what was sent)."""
+        if self.metrics:
+            self.metrics.answered(
+                plan.pool if plan else "", plan.strategy if plan else "", status.name,
+                usage.compute_units if usage else 0.0, latency_ms / 1000,
+            )
         if self.outcomes is None:
             return
         rec = {
             "request_id": req.request_id if req else request.request_id,
             "ts": f"{time.time():.3f}",
-            "prompt": req.text if req else request.prompt[: self.cfg.routing.max_prompt_chars],
+            "prompt": req.text if req else request.prompt[:100_000],
             "pool": plan.pool if plan else "",
             "strategy": plan.strategy if plan else "",
             "plan": plan_to_dict(plan) if plan else {},
@@ -132,17 +172,19 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
             rec["error"] = error
         self.outcomes.record(rec)
 
-    async def _execute(self, req: Request, plan: Plan, context, stream: bool):
+    async def _execute(self, st: RouterState, req: Request, plan: Plan, context, stream: bool):
         """Run the plan; on an unavailable pool, re-plan once onto routing.fallback_pool."""
-        fallback = self.cfg.routing.fallback_pool
-        timeout_s = self._timeout_s(req, context)
+        if self.metrics:
+            self.metrics.planned(plan.pool, plan.expected_compute_units)
+        fallback = st.cfg.routing.fallback_pool
+        timeout_s = self._timeout_s(st, req, context)
         strategy = strategies.get(plan.strategy)
         produced = False
         try:
             with self.tracing.tracer.start_as_current_span(
                 "router.dispatch", attributes={"ponder.pool": plan.pool, "ponder.strategy": plan.strategy}
             ):
-                async with contextlib.aclosing(strategy.run(req, plan, self.clients[plan.pool], timeout_s, stream)) as items:
+                async with contextlib.aclosing(strategy.run(req, plan, st.clients[plan.pool], timeout_s, stream)) as items:
                     async for item in items:
                         produced = True
                         yield item
@@ -154,26 +196,27 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
             plan.reason += f"; pool {old!r} unavailable, fell back to {fallback!r}"
             with self.tracing.tracer.start_as_current_span("router.dispatch", attributes={"ponder.pool": fallback}):
                 single = strategies.get("single")
-                async with contextlib.aclosing(single.run(req, plan, self.clients[fallback], timeout_s, stream)) as items:
+                async with contextlib.aclosing(single.run(req, plan, st.clients[fallback], timeout_s, stream)) as items:
                     async for item in items:
                         yield item
 
     # ------------------------------------------------------------ RPCs
     async def Generate(self, request, context):
         t0 = self.clock()
+        st = self.state
         req = plan = usage = None
         status, err = grpc.StatusCode.OK, ""
         with self._span("router.generate", context):
             try:
-                req = validate(request, self.cfg)
-                plan = await self._plan(req)
+                req = validate(request, st.cfg)
+                plan = await self._plan(st, req)
                 req = await self._with_context(req)
                 answer = None
-                async with contextlib.aclosing(self._execute(req, plan, context, stream=False)) as items:
+                async with contextlib.aclosing(self._execute(st, req, plan, context, stream=False)) as items:
                     async for item in items:
                         answer = item
                 latency = (self.clock() - t0) * 1000
-                usage = self._usage(plan, answer, latency)
+                usage = self._usage(st, plan, answer, latency)
                 return response_to_proto(req.request_id, plan, answer, usage)
             except asyncio.CancelledError:
                 status, err = grpc.StatusCode.CANCELLED, "client cancelled"
@@ -188,21 +231,22 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
 
     async def GenerateStream(self, request, context):
         t0 = self.clock()
+        st = self.state
         req = plan = usage = None
         status, err = grpc.StatusCode.OK, ""
         with self._span("router.generate_stream", context):
             try:
-                req = validate(request, self.cfg)
-                plan = await self._plan(req)
+                req = validate(request, st.cfg)
+                plan = await self._plan(st, req)
                 req = await self._with_context(req)
-                async with contextlib.aclosing(self._execute(req, plan, context, stream=True)) as items:
+                async with contextlib.aclosing(self._execute(st, req, plan, context, stream=True)) as items:
                     async for item in items:
                         if isinstance(item, StreamDelta):
                             yield router_pb2.GenerateEvent(
                                 delta=common_pb2.TokenDelta(text=item.text, sample_index=item.sample_index, thinking=item.thinking)
                             )
                         else:
-                            usage = self._usage(plan, item, (self.clock() - t0) * 1000)
+                            usage = self._usage(st, plan, item, (self.clock() - t0) * 1000)
                             yield router_pb2.GenerateEvent(final=response_to_proto(req.request_id, plan, item, usage))
             except asyncio.CancelledError:
                 status, err = grpc.StatusCode.CANCELLED, "client cancelled"
@@ -218,33 +262,36 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
     @rpc_errors
     async def Plan(self, request, context):
         with self._span("router.plan_only", context):
-            req = validate(request, self.cfg)
-            plan = await self._plan(req)
+            st = self.state
+            req = validate(request, st.cfg)
+            plan = await self._plan(st, req)
             return router_pb2.PlanResponse(request_id=req.request_id, plan=plan_to_proto(plan))
 
     @rpc_errors
     async def Status(self, request, context):
+        st = self.state
+
         async def one(p) -> router_pb2.PoolStatus:
-            c = self.clients[p.name]
-            st = router_pb2.PoolStatus(
+            c = st.clients[p.name]
+            out = router_pb2.PoolStatus(
                 name=p.name, tier=p.tier, backend=p.backend.kind, model=p.model_label(), address=c.address
             )
             try:
                 stats = await c.stats(timeout_s=2.0)
-                st.healthy = True
-                st.stats.CopyFrom(stats)
-                st.model = stats.model or st.model
+                out.healthy = True
+                out.stats.CopyFrom(stats)
+                out.model = stats.model or out.model
             except Exception as e:  # noqa: BLE001 - report, don't fail the whole status
-                st.healthy = False
-                st.error = grpc_status(e)[1]
-            return st
+                out.healthy = False
+                out.error = grpc_status(e)[1]
+            return out
 
-        pools = await asyncio.gather(*(one(p) for p in self.cfg.pools))
+        pools = await asyncio.gather(*(one(p) for p in st.cfg.pools))
         return router_pb2.StatusResponse(
             version=ponder.__version__,
-            policy=self.policy.name,
+            policy=st.policy.name,
             pools=pools,
-            outcome_log=self.cfg.redis.outcome_stream if self.outcomes else "",
+            outcome_log=st.cfg.redis.outcome_stream if self.outcomes else "",
         )
 
 

@@ -51,6 +51,9 @@ class ThresholdPolicy(Policy):
                     "routing", [(f"routing.policy.params.{field}", f"unknown pool {name!r}; known: {sorted(self.catalog.pools)}")]
                 )
             return name
+        listed = getattr(self.catalog.cfg.routing.tiers, tier)
+        if listed:
+            return listed[0]
         tiered = self.catalog.by_tier(tier)
         if tiered:
             return tiered[0].name
@@ -77,15 +80,18 @@ class ThresholdPolicy(Policy):
         routing = cat.cfg.routing
         if req.hint_pool and req.hint_pool not in cat.pools:
             raise UnknownPool("hints.pool", req.hint_pool, sorted(cat.pools))
-        if req.hint_strategy and req.hint_strategy not in STRATEGIES:
-            raise InvalidArgument("hints.strategy", f"unknown strategy {req.hint_strategy!r}; known: {', '.join(STRATEGIES)}")
+        allowed = [x for x in STRATEGIES if x in routing.strategies]
+        if req.hint_strategy and req.hint_strategy not in allowed:
+            raise InvalidArgument(
+                "hints.strategy", f"strategy {req.hint_strategy!r} is not available; allowed: {', '.join(allowed)}"
+            )
 
         hard, why = self._is_hard(req)
         pool = req.hint_pool or (self.reasoning if hard else self.small)
         if req.hint_pool:
             why = f"hints.pool={req.hint_pool}"
         thinks = cat.pools[pool].thinking is not None
-        strategy = req.hint_strategy or ("think" if thinks else "single")
+        strategy = req.hint_strategy or ("think" if thinks and "think" in allowed else "single")
         if req.hint_strategy:
             why += f"; hints.strategy={req.hint_strategy}"
         if strategy == "think" and not thinks and req.hint_strategy:
@@ -100,12 +106,14 @@ class ThresholdPolicy(Policy):
 
         cand = cat.estimate(req, pool, strategy, samples, thinking)
         candidates = [cand]
-        cap = req.max_compute_units
+        cap, cap_field = routing.budget.max_cu_per_request, "routing.budget.max_cu_per_request"
+        if req.max_compute_units is not None and req.max_compute_units <= cap:
+            cap, cap_field = req.max_compute_units, "budget.max_compute_units"
         if cap is not None and cand.expected_compute_units > cap:
             cand.feasible = False
             cand.note = f"costs {cand.expected_compute_units} CU > cap {cap}"
             cand = self._fit(req, pool, strategy, samples, thinking, cap, candidates)
-            why += f"; cut to fit budget.max_compute_units={cap}"
+            why += f"; cut to fit {cap_field}={cap}"
         return Plan(
             pool=cand.pool,
             strategy=cand.strategy,

@@ -1,0 +1,104 @@
+"""Prometheus metrics of one router process.
+
+``ponder_router_planned_compute_units_per_second{pool,tier}`` is the demand the
+router's plans imply: every plan adds its expected compute units to an
+exponentially weighted rate with time constant ``tau_s`` (rate(t) =
+sum_i cu_i * exp(-(t - t_i) / tau_s) / tau_s), read at scrape time. The operator
+sums it over router pods to raise a pool's replica floor ahead of its queues.
+The value is per process on purpose: a cluster-wide figure would be summed twice.
+"""
+from __future__ import annotations
+
+import math
+import threading
+import time
+from typing import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client.core import GaugeMetricFamily
+
+from ponder.common.config import PoolConfig
+
+
+class DecayingRate:
+    """Exponentially weighted event rate (units per second) with time constant ``tau_s``."""
+
+    def __init__(self, tau_s: float, clock: Callable[[], float]):
+        self.tau_s, self.clock = tau_s, clock
+        self.value = 0.0
+        self.t = clock()
+
+    def _decay(self, now: float) -> None:
+        self.value *= math.exp(-max(0.0, now - self.t) / self.tau_s)
+        self.t = now
+
+    def add(self, amount: float) -> None:
+        self._decay(self.clock())
+        self.value += amount / self.tau_s
+
+    def read(self) -> float:
+        self._decay(self.clock())
+        return self.value
+
+
+class RouterMetrics:
+    def __init__(self, pools: list[PoolConfig], tau_s: float = 60.0, clock: Callable[[], float] = time.monotonic):
+        self.registry = CollectorRegistry()
+        self._lock = threading.Lock()
+        self._tiers = {p.name: p.tier for p in pools}
+        self._planned = {p.name: DecayingRate(tau_s, clock) for p in pools}
+        self.requests = Counter(
+            "ponder_router_requests", "Requests answered, by pool, strategy and gRPC status.",
+            ["pool", "strategy", "code"], registry=self.registry,
+        )
+        self.compute_units = Counter(
+            "ponder_router_compute_units", "Compute units spent, as measured.", ["pool"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "ponder_router_latency_seconds", "Router receive to answer.", ["pool"], registry=self.registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+        )
+        self.registry.register(self)
+
+    def set_pools(self, pools: list[PoolConfig]) -> None:
+        """After a config reload: keep rates of pools that stay, add new ones, drop removed ones."""
+        with self._lock:
+            old = self._planned
+            any_rate = next(iter(old.values()), None)
+            tau, clock = (any_rate.tau_s, any_rate.clock) if any_rate else (60.0, time.monotonic)
+            self._planned = {p.name: old.get(p.name) or DecayingRate(tau, clock) for p in pools}
+            self._tiers = {p.name: p.tier for p in pools}
+
+    def planned(self, pool: str, compute_units: float) -> None:
+        with self._lock:
+            rate = self._planned.get(pool)
+            if rate is not None:
+                rate.add(compute_units)
+
+    def planned_rate(self, pool: str) -> float:
+        with self._lock:
+            return self._planned[pool].read()
+
+    def answered(self, pool: str, strategy: str, code: str, compute_units: float, latency_s: float) -> None:
+        self.requests.labels(pool or "-", strategy or "-", code).inc()
+        if pool:
+            self.compute_units.labels(pool).inc(compute_units)
+            self.latency.labels(pool).observe(latency_s)
+
+    def collect(self):
+        g = GaugeMetricFamily(
+            "ponder_router_planned_compute_units_per_second",
+            "Compute units per second this router's plans send to each pool (exponentially weighted, 60 s).",
+            labels=["pool", "tier"],
+        )
+        with self._lock:
+            for name, rate in self._planned.items():
+                g.add_metric([name, self._tiers[name]], rate.read())
+        yield g
+
+    def describe(self):
+        return []
+
+    def serve(self, port: int, host: str = "0.0.0.0"):
+        """Start the /metrics HTTP endpoint; returns (server, thread)."""
+        return start_http_server(port, addr=host, registry=self.registry)
