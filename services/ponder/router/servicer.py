@@ -44,6 +44,20 @@ class RouterState:
     clients: PoolClients
 
 
+@dataclasses.dataclass
+class _Trace:
+    """How far one request got: filled in as it goes, read by its outcome record."""
+
+    t0: float
+    st: RouterState
+    req: Request | None = None
+    plan: Plan | None = None
+    usage: common_pb2.Usage | None = None
+
+    def elapsed_ms(self, clock: Callable[[], float]) -> float:
+        return (clock() - self.t0) * 1000
+
+
 class RouterServicer(router_pb2_grpc.RouterServicer):
     def __init__(
         self,
@@ -200,64 +214,57 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
                     async for item in items:
                         yield item
 
+    @contextlib.asynccontextmanager
+    async def _request(self, request: router_pb2.GenerateRequest, context, span: str):
+        """One generation request's boundary: span, error -> status, and its outcome record.
+
+        Yields a ``_Trace`` the body fills in (request, plan, usage) so the
+        record says how far the request got, whatever ended it.
+        """
+        trace = _Trace(self.clock(), self.state)
+        status, err = grpc.StatusCode.OK, ""
+        with self._span(span, context):
+            try:
+                yield trace
+            except (asyncio.CancelledError, GeneratorExit):
+                status, err = grpc.StatusCode.CANCELLED, "client cancelled"
+                raise
+            except Exception as e:  # noqa: BLE001 - boundary
+                status, err = grpc_status(e)
+                if status == grpc.StatusCode.INTERNAL:
+                    log.exception("%s failed", span)
+                await context.abort(status, err)
+            finally:
+                self._record(request, trace.req, trace.plan, trace.usage, trace.elapsed_ms(self.clock), status, err)
+
+    async def _begin(self, t: "_Trace", request: router_pb2.GenerateRequest) -> None:
+        t.req = validate(request, t.st.cfg)
+        t.plan = await self._plan(t.st, t.req)
+        t.req = await self._with_context(t.req)
+
     # ------------------------------------------------------------ RPCs
     async def Generate(self, request, context):
-        t0 = self.clock()
-        st = self.state
-        req = plan = usage = None
-        status, err = grpc.StatusCode.OK, ""
-        with self._span("router.generate", context):
-            try:
-                req = validate(request, st.cfg)
-                plan = await self._plan(st, req)
-                req = await self._with_context(req)
-                answer = None
-                async with contextlib.aclosing(self._execute(st, req, plan, context, stream=False)) as items:
-                    async for item in items:
-                        answer = item
-                latency = (self.clock() - t0) * 1000
-                usage = self._usage(st, plan, answer, latency)
-                return response_to_proto(req.request_id, plan, answer, usage)
-            except asyncio.CancelledError:
-                status, err = grpc.StatusCode.CANCELLED, "client cancelled"
-                raise
-            except Exception as e:  # noqa: BLE001 - boundary
-                status, err = grpc_status(e)
-                if status == grpc.StatusCode.INTERNAL:
-                    log.exception("Generate failed")
-                await context.abort(status, err)
-            finally:
-                self._record(request, req, plan, usage, (self.clock() - t0) * 1000, status, err)
+        async with self._request(request, context, "router.generate") as t:
+            await self._begin(t, request)
+            answer = None
+            async with contextlib.aclosing(self._execute(t.st, t.req, t.plan, context, stream=False)) as items:
+                async for item in items:
+                    answer = item
+            t.usage = self._usage(t.st, t.plan, answer, t.elapsed_ms(self.clock))
+            return response_to_proto(t.req.request_id, t.plan, answer, t.usage)
 
     async def GenerateStream(self, request, context):
-        t0 = self.clock()
-        st = self.state
-        req = plan = usage = None
-        status, err = grpc.StatusCode.OK, ""
-        with self._span("router.generate_stream", context):
-            try:
-                req = validate(request, st.cfg)
-                plan = await self._plan(st, req)
-                req = await self._with_context(req)
-                async with contextlib.aclosing(self._execute(st, req, plan, context, stream=True)) as items:
-                    async for item in items:
-                        if isinstance(item, StreamDelta):
-                            yield router_pb2.GenerateEvent(
-                                delta=common_pb2.TokenDelta(text=item.text, sample_index=item.sample_index, thinking=item.thinking)
-                            )
-                        else:
-                            usage = self._usage(st, plan, item, (self.clock() - t0) * 1000)
-                            yield router_pb2.GenerateEvent(final=response_to_proto(req.request_id, plan, item, usage))
-            except asyncio.CancelledError:
-                status, err = grpc.StatusCode.CANCELLED, "client cancelled"
-                raise
-            except Exception as e:  # noqa: BLE001 - boundary
-                status, err = grpc_status(e)
-                if status == grpc.StatusCode.INTERNAL:
-                    log.exception("GenerateStream failed")
-                await context.abort(status, err)
-            finally:
-                self._record(request, req, plan, usage, (self.clock() - t0) * 1000, status, err)
+        async with self._request(request, context, "router.generate_stream") as t:
+            await self._begin(t, request)
+            async with contextlib.aclosing(self._execute(t.st, t.req, t.plan, context, stream=True)) as items:
+                async for item in items:
+                    if isinstance(item, StreamDelta):
+                        yield router_pb2.GenerateEvent(
+                            delta=common_pb2.TokenDelta(text=item.text, sample_index=item.sample_index, thinking=item.thinking)
+                        )
+                    else:
+                        t.usage = self._usage(t.st, t.plan, item, t.elapsed_ms(self.clock))
+                        yield router_pb2.GenerateEvent(final=response_to_proto(t.req.request_id, t.plan, item, t.usage))
 
     @rpc_errors
     async def Plan(self, request, context):
