@@ -4,6 +4,7 @@
   ponder ask TEXT [--stream] [--budget N] [--pool NAME] [--json]
   ponder plan TEXT [--json]                 the plan the router would choose
   ponder status [--json]                    pools, health, load and real models
+  ponder feedback REQUEST_ID --correct|--wrong|--score S
   ponder router-serve --config FILE         the router alone (Kubernetes)
   ponder pool-serve --config FILE --pool N  one pool as a plain gRPC server (no Ray)
 """
@@ -158,6 +159,22 @@ def cmd_status(args) -> int:
     return 0
 
 
+def cmd_feedback(args) -> int:
+    from ponder.v1 import router_pb2
+
+    req = router_pb2.FeedbackRequest(request_id=args.request_id)
+    if args.correct is not None:
+        req.correct = args.correct
+    if args.score is not None:
+        req.score = args.score
+    try:
+        asyncio.run(_call(args, lambda stub: stub.Feedback(req, timeout=args.timeout)))
+    except grpc.aio.AioRpcError as e:
+        return _rpc_failed(e, _address(args))
+    print(f"recorded feedback for {args.request_id}", file=sys.stderr)
+    return 0
+
+
 def cmd_up(args) -> int:
     from ponder import stack
 
@@ -268,6 +285,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address")
     p.add_argument("--timeout", type=float, default=10.0)
     p.set_defaults(fn=cmd_status)
+
+    p = sub.add_parser("feedback", help="record whether an answer was right (training data for the router)")
+    p.add_argument("request_id")
+    verdict = p.add_mutually_exclusive_group()
+    verdict.add_argument("--correct", dest="correct", action="store_true", default=None)
+    verdict.add_argument("--wrong", dest="correct", action="store_false")
+    p.add_argument("--score", type=float, help="quality in [0, 1]")
+    p.add_argument("--address")
+    p.add_argument("--timeout", type=float, default=10.0)
+    p.set_defaults(fn=cmd_feedback)
 
     p = sub.add_parser("router-serve", help="run the router alone")
     p.add_argument("--config", help="ponder.yaml")

@@ -205,3 +205,24 @@ async def test_health_and_reflection(sim_stack):
         names = {s.name for s in r.list_services_response.service}
         assert {"ponder.v1.Router", "grpc.health.v1.Health"} <= names
         break
+
+
+async def test_feedback_is_stored_for_training(sim_stack, redis_url):
+    from ponder.router.outcome_schema import FEEDBACK_HASH, feedback_correct
+
+    resp = await sim_stack.stub.Generate(router_pb2.GenerateRequest(prompt="2+2="), timeout=10)
+    await sim_stack.stub.Feedback(router_pb2.FeedbackRequest(request_id=resp.request_id, correct=False), timeout=10)
+    await sim_stack.stub.Feedback(router_pb2.FeedbackRequest(request_id="other", score=0.9), timeout=10)
+    r = aioredis.Redis.from_url(redis_url)
+    stored = await r.hgetall(FEEDBACK_HASH)
+    await r.aclose()
+    assert feedback_correct(stored[resp.request_id.encode()]) is False
+    assert feedback_correct(stored[b"other"]) is True
+    for bad, field in [
+        (router_pb2.FeedbackRequest(request_id="x"), "correct"),
+        (router_pb2.FeedbackRequest(request_id="", correct=True), "request_id"),
+        (router_pb2.FeedbackRequest(request_id="x", score=1.5), "score"),
+    ]:
+        with pytest.raises(grpc.aio.AioRpcError) as exc:
+            await sim_stack.stub.Feedback(bad, timeout=10)
+        assert exc.value.code() == grpc.StatusCode.INVALID_ARGUMENT and exc.value.details().startswith(field)

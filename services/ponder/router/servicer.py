@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import math
 import time
 from typing import Callable
 
@@ -17,7 +18,7 @@ import grpc
 
 import ponder
 from ponder.common.config import PonderConfig
-from ponder.common.errors import DeadlineExceeded, InvalidArgument, PoolUnavailable, grpc_status
+from ponder.common.errors import DeadlineExceeded, InvalidArgument, PonderError, PoolUnavailable, grpc_status
 from ponder.common.grpcutil import rpc_errors, stream_errors
 from ponder.common.telemetry import Tracing, extract_metadata
 from ponder.router.strategies import base as strategies
@@ -25,6 +26,7 @@ from ponder.router.clients import PoolClients
 from ponder.router.contexts import ContextStore
 from ponder.router.convert import plan_to_dict, plan_to_proto, response_to_proto
 from ponder.router.metrics import RouterMetrics
+from ponder.router.outcome_schema import FEEDBACK_HASH, encode_feedback
 from ponder.router.outcomes import OutcomeLog
 from ponder.router.policies.base import Policy
 from ponder.router.strategies.base import StreamDelta
@@ -42,6 +44,13 @@ class RouterState:
     cfg: PonderConfig
     policy: Policy
     clients: PoolClients
+
+
+class FeedbackUnavailable(PonderError):
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+    def __init__(self):
+        super().__init__("this router has no outcome store (Redis) to record feedback in")
 
 
 @dataclasses.dataclass
@@ -273,6 +282,23 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
             req = validate(request, st.cfg)
             plan = await self._plan(st, req)
             return router_pb2.PlanResponse(request_id=req.request_id, plan=plan_to_proto(plan))
+
+    @rpc_errors
+    async def Feedback(self, request, context):
+        if not request.request_id or len(request.request_id) > 128:
+            raise InvalidArgument("request_id", "must be 1..128 chars")
+        if not request.HasField("correct") and not request.HasField("score"):
+            raise InvalidArgument("correct", "give correct or score (or both)")
+        if request.HasField("score") and not (math.isfinite(request.score) and 0.0 <= request.score <= 1.0):
+            raise InvalidArgument("score", f"must be in [0, 1], got {request.score}")
+        if self.outcomes is None:
+            raise FeedbackUnavailable()
+        value = encode_feedback(
+            request.correct if request.HasField("correct") else None,
+            request.score if request.HasField("score") else None,
+        )
+        await self.outcomes.redis.hset(FEEDBACK_HASH, request.request_id, value)
+        return router_pb2.FeedbackResponse(request_id=request.request_id)
 
     @rpc_errors
     async def Status(self, request, context):

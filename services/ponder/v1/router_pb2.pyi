@@ -106,3 +106,19 @@ class StatusResponse(_message.Message):
     pools: _containers.RepeatedCompositeFieldContainer[PoolStatus]
     outcome_log: str
     def __init__(self, version: _Optional[str] = ..., policy: _Optional[str] = ..., pools: _Optional[_Iterable[_Union[PoolStatus, _Mapping]]] = ..., outcome_log: _Optional[str] = ...) -> None: ...
+
+class FeedbackRequest(_message.Message):
+    __slots__ = ("request_id", "correct", "score")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    CORRECT_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    correct: bool
+    score: float
+    def __init__(self, request_id: _Optional[str] = ..., correct: _Optional[bool] = ..., score: _Optional[float] = ...) -> None: ...
+
+class FeedbackResponse(_message.Message):
+    __slots__ = ("request_id",)
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    def __init__(self, request_id: _Optional[str] = ...) -> None: ...

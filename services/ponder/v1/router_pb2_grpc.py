@@ -54,6 +54,11 @@ class RouterStub:
                 request_serializer=ponder_dot_v1_dot_router__pb2.StatusRequest.SerializeToString,
                 response_deserializer=ponder_dot_v1_dot_router__pb2.StatusResponse.FromString,
                 _registered_method=True)
+        self.Feedback = channel.unary_unary(
+                '/ponder.v1.Router/Feedback',
+                request_serializer=ponder_dot_v1_dot_router__pb2.FeedbackRequest.SerializeToString,
+                response_deserializer=ponder_dot_v1_dot_router__pb2.FeedbackResponse.FromString,
+                _registered_method=True)
 
 
 class RouterServicer:
@@ -86,6 +91,13 @@ class RouterServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Feedback(self, request, context):
+        """Whether an answer was right (or how good it was): training data for the router.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RouterServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -108,6 +120,11 @@ def add_RouterServicer_to_server(servicer, server):
                     servicer.Status,
                     request_deserializer=ponder_dot_v1_dot_router__pb2.StatusRequest.FromString,
                     response_serializer=ponder_dot_v1_dot_router__pb2.StatusResponse.SerializeToString,
+            ),
+            'Feedback': grpc.unary_unary_rpc_method_handler(
+                    servicer.Feedback,
+                    request_deserializer=ponder_dot_v1_dot_router__pb2.FeedbackRequest.FromString,
+                    response_serializer=ponder_dot_v1_dot_router__pb2.FeedbackResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -218,6 +235,33 @@ class Router:
             '/ponder.v1.Router/Status',
             ponder_dot_v1_dot_router__pb2.StatusRequest.SerializeToString,
             ponder_dot_v1_dot_router__pb2.StatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Feedback(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ponder.v1.Router/Feedback',
+            ponder_dot_v1_dot_router__pb2.FeedbackRequest.SerializeToString,
+            ponder_dot_v1_dot_router__pb2.FeedbackResponse.FromString,
             options,
             channel_credentials,
             insecure,
