@@ -27,7 +27,7 @@ USAGE = "usage"
 STATUS = "status"
 FIELDS = (REQUEST_ID, PROMPT, POOL, STRATEGY, PLAN, USAGE, STATUS)
 
-STATUS_OK = "ok"
+STATUS_OK = "OK"  # the gRPC status code name, as the router writes it
 USAGE_COMPUTE_UNITS = "compute_units"
 FEEDBACK_CORRECT = "correct"
 FEEDBACK_SCORE = "score"
