@@ -80,11 +80,14 @@ async def router_run(stub, tokens: int) -> dict:
         prompt=PROMPT, sampling=common_pb2.SamplingParams(max_tokens=tokens, temperature=0.0)
     )
     t0 = time.perf_counter()
-    times = []
+    times, tokens = [], 0
     async for ev in stub.GenerateStream(req, timeout=600):
         if ev.HasField("delta"):
             times.append(time.perf_counter())
-    return {"n": len(times), "first": times[0] - t0, "last": times[-1] - t0}
+        else:
+            tokens = ev.final.usage.output_tokens
+    # Chunks may carry several tokens (pools coalesce); the first carries one.
+    return {"n": tokens, "chunks": len(times), "first": times[0] - t0, "last": times[-1] - t0}
 
 
 def rates(r: dict) -> tuple[float, float]:
@@ -97,10 +100,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--tokens", type=int, default=128)
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--stream-interval-ms", type=float, default=LlamaCppBackend().stream_interval_ms,
+                    help="the pool's token coalescing interval (default: the config default)")
     ap.add_argument("--plot")
     args = ap.parse_args()
     gguf = str(ensure_default_gguf())
-    backend = LlamaCppBackend(model_path=gguf, n_ctx=1024, n_threads=THREADS)
+    backend = LlamaCppBackend(model_path=gguf, n_ctx=1024, n_threads=THREADS, stream_interval_ms=args.stream_interval_ms)
     cfg = PonderConfig(
         pools=[PoolConfig(name="small", backend=backend, max_tokens_limit=4096)],
         serve=ServeConfig(grpc_port=free_port(), http_port=free_port()),
@@ -114,8 +119,10 @@ def main() -> None:
             handle = await start_router(cfg, address, None, Tracing("bench"), address="127.0.0.1:0")
             async with grpc.aio.insecure_channel(handle.address) as ch:
                 stub = router_pb2_grpc.RouterStub(ch)
-                await router_run(stub, 8)  # warm-up
-                llm.run(8)
+                # Warm both sides with a full-length run: the first decode in a
+                # fresh process pays for thread-pool start-up and page faults.
+                await router_run(stub, args.tokens)
+                llm.run(args.tokens)
                 for _ in range(args.runs):
                     direct.append(llm.run(args.tokens))
                     routed.append(await router_run(stub, args.tokens))
@@ -147,8 +154,10 @@ def main() -> None:
     emit({
         "bench": "generation",
         "tokens": args.tokens,
+        "stream_interval_ms": args.stream_interval_ms,
         "runs": args.runs,
         "tokens_generated": [r["n"] for r in routed],
+        "router_chunks": [r["chunks"] for r in routed],
         "direct_tokens_per_s": round(med(d_dec), 2),
         "router_tokens_per_s": round(med(r_dec), 2),
         "ratio": round(med(r_dec) / med(d_dec), 4),

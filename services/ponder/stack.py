@@ -67,6 +67,9 @@ def deploy_pools(cfg: PonderConfig, say: Say = _stderr) -> str | None:
     if not local:
         return None
     os.environ.setdefault("RAY_SERVE_ENABLE_ACCESS_LOG", "0")
+    # Ray starts workers at nice 15 to keep drivers responsive; a pool replica
+    # is the workload itself and must not yield the CPU to Ray's daemons.
+    os.environ.setdefault("RAY_worker_niceness", "0")
     import ray
     from ray import serve
     from ray.serve.config import gRPCOptions, HTTPOptions

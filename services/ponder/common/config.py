@@ -39,6 +39,11 @@ class LlamaCppBackend(_Model):
     chat_format: str | None = Field(
         None, description="llama.cpp chat format name for chat messages; unset: flatten turns into a prompt."
     )
+    stream_interval_ms: float = Field(
+        100.0, ge=0, le=5000,
+        description="Send streamed tokens at most this often (the first at once); 0: every token alone. "
+        "Fewer, larger chunks leave more CPU to generation.",
+    )
 
 
 class OpenAIBackend(_Model):

@@ -2,12 +2,14 @@
 
 llama.cpp's context is not thread-safe, so one worker thread owns it and the
 pool engine admits one request at a time. Tokens cross from that thread to
-the event loop through an asyncio queue; closing the stream sets a flag the
-thread checks between tokens, so cancellation stops generation within a token.
+the event loop through a deque, waking the loop only when it waits, and leave
+in chunks at most every ``stream_interval_ms``; closing the stream sets a flag
+the thread checks between tokens, so cancellation stops generation within a token.
 """
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import os
 import threading
@@ -87,13 +89,19 @@ class LlamaCppEngine(Backend):
         if self._llm is None:
             await self.start()
         loop = asyncio.get_running_loop()
-        q: asyncio.Queue = asyncio.Queue()
+        # The decode thread appends to ``buf`` and wakes the event loop only when
+        # the consumer is asleep: one wake-up per chunk, not per token.
+        buf: collections.deque = collections.deque()
+        ready = asyncio.Event()
+        waiting = False
         stop = threading.Event()
         use_chat = bool(params.messages) and self.cfg.chat_format is not None
         prompt = params.prompt or flatten_messages(params.messages)
 
         def put(item) -> None:
-            loop.call_soon_threadsafe(q.put_nowait, item)
+            buf.append(item)
+            if waiting:
+                loop.call_soon_threadsafe(ready.set)
 
         def run() -> None:
             n, finish = 0, "stop"
@@ -128,10 +136,37 @@ class LlamaCppEngine(Backend):
             finally:
                 put(_END)
 
+        async def take():
+            nonlocal waiting
+            while not buf:
+                waiting = True
+                if buf:  # appended before the flag was seen
+                    waiting = False
+                    break
+                await ready.wait()
+                ready.clear()
+                waiting = False
+            return buf.popleft()
+
         fut = loop.run_in_executor(self._pool, run)
+        interval = self.cfg.stream_interval_ms / 1000
+        next_flush = 0.0  # the first token goes out at once
         try:
             while True:
-                item = await q.get()
+                item = await take()
+                if isinstance(item, Delta) and interval:
+                    # Coalesce: every chunk costs CPU in each process it crosses
+                    # (replica, Serve proxy, router, client), CPU the decoder needs.
+                    wait = next_flush - loop.time()
+                    if wait > 0:
+                        await asyncio.sleep(wait)
+                    texts, tokens = [item.text], item.tokens
+                    while buf and isinstance(buf[0], Delta):
+                        d = buf.popleft()
+                        texts.append(d.text)
+                        tokens += d.tokens
+                    item = Delta("".join(texts), tokens)
+                    next_flush = loop.time() + interval
                 if item is _END:
                     break
                 if isinstance(item, BaseException):
