@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 # Portable llama.cpp build: runs on any x86-64, not only the build machine.
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
-EXTRAS ?= cpu,k8s,dev
+EXTRAS ?= cpu,embed,k8s,dev
 
 .PHONY: up test test-unit test-integration protos crds bench clean venv redis
 

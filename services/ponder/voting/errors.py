@@ -1,0 +1,58 @@
+"""Voting errors: each carries structured fields and builds its own message.
+
+``StepFailed`` ends a run: the solver reports it in the final summary (with
+the step index and the progress kept) rather than as an RPC error. The
+others are request problems mapped to status codes by ``ponder.common.errors``.
+"""
+from __future__ import annotations
+
+import grpc
+
+from ponder.common.errors import PonderError
+
+
+class StepFailed(PonderError):
+    """A step could not be decided: sample cap hit, retries spent, or the sampler refused."""
+
+    code = grpc.StatusCode.ABORTED
+
+    def __init__(self, step: int, reason: str, detail: str):
+        self.step, self.reason, self.detail = step, reason, detail
+        super().__init__(f"step {step} failed ({reason}): {detail}")
+
+
+class SampleCapReached(PonderError):
+    """No answer led by k before ``max_samples`` samples were drawn for one step."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+    def __init__(self, max_samples: int, k: int, votes: dict, red_flags: int):
+        self.max_samples, self.k, self.votes, self.red_flags = max_samples, k, votes, red_flags
+        top = sorted(votes.values(), reverse=True)[:2]
+        super().__init__(
+            f"no answer led by k={k} within {max_samples} samples "
+            f"(top votes {top}, {len(votes)} distinct answers, {red_flags} red-flagged)"
+        )
+
+
+class SamplerRefused(PonderError):
+    """The sampler failed in a way retrying will not fix (bad request, missing model)."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+    def __init__(self, sampler: str, detail: str):
+        self.sampler, self.detail = sampler, detail
+        super().__init__(f"sampler {sampler} refused: {detail}")
+
+
+class CalibrationFailed(PonderError):
+    """The calibration sample puts p at or below 1/2, where voting cannot converge on the truth."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+    def __init__(self, p_hat: float, correct: int, valid: int):
+        self.p_hat, self.correct, self.valid = p_hat, correct, valid
+        super().__init__(
+            f"estimated per-step success p={p_hat:.3f} ({correct}/{valid} valid calibration samples) "
+            "is not above 0.5; set voting.k explicitly or use a stronger pool"
+        )

@@ -1,0 +1,132 @@
+"""The difficulty policy: candidates, scores, caps and hints."""
+import numpy as np
+import pytest
+
+from ponder.common.config import parse_config
+from ponder.common.errors import BudgetInfeasible, ConfigError, UnknownPool
+from ponder.router.classifiers.base import Classifier
+from ponder.router.policies.base import PoolCatalog, build_policy
+from ponder.router.policies.difficulty import DifficultyPolicy, majority_vote_accuracy, thinking_accuracy
+from ponder.router.types import Request
+
+
+class FixedClassifier(Classifier):
+    """Returns per-target probabilities chosen by the test."""
+
+    name = "fixed-test"
+
+    def __init__(self, probs: dict[str, float], roles: dict[str, str] | None = None):
+        super().__init__(params=None)
+        self.targets = list(probs)
+        self.probs = probs
+        self.report = {"roles": roles or {}}
+
+    def fit(self, texts, labels):
+        return self
+
+    def raw_scores(self, texts):
+        raise NotImplementedError
+
+    def predict_proba(self, texts):
+        return np.array([[self.probs[t] for t in self.targets]] * len(texts))
+
+    def save_arrays(self, directory):
+        pass
+
+    def load_arrays(self, directory):
+        pass
+
+
+def config(**params):
+    return parse_config({"routing": {"policy": {"name": "difficulty", "params": params}}})
+
+
+def policy(probs=None, roles=None, **params):
+    cfg = config(**params)
+    clf = FixedClassifier(probs, roles) if probs else None
+    return DifficultyPolicy(DifficultyPolicy.Params.model_validate(params), PoolCatalog(cfg), clf)
+
+
+def req(**kw):
+    return Request(request_id="r", prompt="What is 2 + 2?", **kw)
+
+
+def test_majority_vote_accuracy_by_hand():
+    assert majority_vote_accuracy(0.6, 1) == pytest.approx(0.6)
+    assert majority_vote_accuracy(0.6, 3) == pytest.approx(0.6**3 + 3 * 0.6**2 * 0.4)  # 0.648
+    assert majority_vote_accuracy(0.7, 2) == pytest.approx(0.7)  # tie split evenly
+    assert majority_vote_accuracy(0.4, 5) < 0.4  # voting amplifies below one half
+    assert majority_vote_accuracy(0.9, 101) == pytest.approx(1.0, abs=1e-9)
+
+
+def test_thinking_accuracy_grows_with_budget():
+    assert thinking_accuracy(0.5, 0, 0.5, 256) == pytest.approx(0.5)
+    assert thinking_accuracy(0.5, 256, 0.5, 256) == pytest.approx(1 / (1 + np.exp(-0.5)))
+    assert thinking_accuracy(0.6, 512, 0.5, 256) > thinking_accuracy(0.6, 256, 0.5, 256)
+
+
+def test_registered_and_built_from_config():
+    pol = build_policy(config(lambda_per_cu=0.01))
+    assert isinstance(pol, DifficultyPolicy) and pol.params.lambda_per_cu == 0.01
+    with pytest.raises(ConfigError, match="routing.policy.params.samples"):
+        build_policy(config(samples="many"))
+
+
+async def test_scores_are_accuracy_minus_lambda_cost_and_winner_is_max():
+    pol = policy({"weak": 0.9, "strong": 0.95}, {"weak": "weak", "strong": "strong"}, lambda_per_cu=0.001)
+    plan = await pol.plan(req())
+    for c in plan.candidates:
+        assert c.score == pytest.approx(c.expected_accuracy - 0.001 * c.expected_compute_units, abs=1e-5)
+    best = max(plan.candidates, key=lambda c: c.score)
+    assert (plan.pool, plan.strategy, plan.samples) == (best.pool, best.strategy, best.samples)
+    assert "lambda=0.001" in plan.reason and "runner-up" in plan.reason
+    assert any("classifier" in c.note for c in plan.candidates)
+
+
+async def test_hard_prompts_buy_more_compute_than_easy_ones():
+    roles = {"weak": "weak", "strong": "strong"}
+    easy = await policy({"weak": 0.97, "strong": 0.98}, roles, lambda_per_cu=5e-4).plan(req())
+    hard = await policy({"weak": 0.3, "strong": 0.7}, roles, lambda_per_cu=5e-4).plan(req())
+    assert hard.expected_compute_units > easy.expected_compute_units
+    # With compute free, the most accurate candidate wins.
+    free = await policy({"weak": 0.3, "strong": 0.7}, roles, lambda_per_cu=0.0).plan(req())
+    assert free.expected_compute_units == max(
+        c.expected_compute_units for c in free.candidates if c.expected_accuracy == max(
+            x.expected_accuracy for x in free.candidates))
+
+
+async def test_budget_controller_lambda_is_used():
+    class Lam:
+        def lambda_per_cu(self):
+            return 10.0  # compute is precious: cheapest plan
+
+    pol = policy({"weak": 0.5, "strong": 0.9}, {"weak": "weak", "strong": "strong"})
+    pol.set_budget(Lam())
+    plan = await pol.plan(req())
+    assert plan.expected_compute_units == min(c.expected_compute_units for c in plan.candidates)
+    assert "budget controller" in plan.reason
+
+
+async def test_cap_filters_and_infeasible_names_the_field():
+    pol = policy(lambda_per_cu=0.0)
+    plan = await pol.plan(req(max_compute_units=70))
+    assert plan.expected_compute_units <= 70
+    assert any(not c.feasible and "cap 70" in c.note for c in plan.candidates)
+    with pytest.raises(BudgetInfeasible) as e:
+        await pol.plan(req(max_compute_units=1))
+    assert e.value.field == "budget.max_compute_units"
+
+
+async def test_hints_restrict_candidates():
+    pol = policy(lambda_per_cu=0.0)
+    plan = await pol.plan(req(hint_pool="small", hint_strategy="best_of_n", hint_samples=4))
+    assert {(c.pool, c.strategy, c.samples) for c in plan.candidates} == {("small", "best_of_n", 4)}
+    with pytest.raises(UnknownPool):
+        await pol.plan(req(hint_pool="nope"))
+
+
+def test_pool_targets_must_exist():
+    with pytest.raises(ConfigError, match="pool_targets.ghost"):
+        policy(pool_targets={"ghost": "x"})
+    with pytest.raises(ConfigError, match="no target 'x'"):
+        policy({"weak": 0.5}, pool_targets={"small": "x"})

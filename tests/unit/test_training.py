@@ -1,0 +1,191 @@
+"""Outcome CSV loading, folds, cross-validation and the router CLI commands."""
+import json
+import pathlib
+
+import numpy as np
+import pytest
+
+from ponder.router import cli_router
+from ponder.router import outcome_schema as S
+from ponder.router.training.evaluate import assign_folds, cross_validate
+from ponder.router.training.outcomes import OutcomeError, load_outcomes, shared_data_dir
+
+MMLU = shared_data_dir() / "routellm-mmlu"
+W, ST = "weak", "strong"
+
+
+def synth_rows(n, seed=0):
+    """Prompts whose difficulty shows in their numbers: the weak model fails on arithmetic."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        hard = rng.random() < 0.4
+        if hard:
+            a, b = rng.integers(100, 999, size=2)
+            prompt = f"Compute {a} * {b} - {a % 7} and give the result (case {i})."
+        else:
+            prompt = f"Name the colour of the sky on a clear day, please (case {i})."
+        weak = rng.random() < (0.3 if hard else 0.9)
+        strong = rng.random() < (0.85 if hard else 0.95)
+        rows.append((prompt, weak, strong))
+    return rows
+
+
+def write_csv(path: pathlib.Path, rows, header=("prompt", W, ST)):
+    import csv
+
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        for r in rows:
+            w.writerow([str(x) for x in r])
+    return path
+
+
+def test_load_several_files_and_bool_spellings(tmp_path):
+    a = write_csv(tmp_path / "a.csv", [("p1", "True", "false"), ("p2", "1", "0")])
+    b = write_csv(tmp_path / "b.csv", [("p3", "yes", "NO")])
+    t = load_outcomes([a, b], [W, ST])
+    assert t.prompts == ["p1", "p2", "p3"]
+    assert t.labels(W).tolist() == [True, True, True]
+    assert t.labels(ST).tolist() == [False, False, False]
+    assert t.files == [str(a), str(a), str(b)]
+
+
+def test_missing_column_names_file_and_column(tmp_path):
+    a = write_csv(tmp_path / "a.csv", [("p", "True")], header=("prompt", W))
+    with pytest.raises(OutcomeError) as e:
+        load_outcomes([a], [W, ST])
+    assert e.value.column == ST and str(a) in e.value.message and "'strong'" in e.value.message
+
+
+def test_non_boolean_cell_names_row_and_column(tmp_path):
+    a = write_csv(tmp_path / "a.csv", [("p1", "True", "True"), ("p2", "maybe", "True")])
+    with pytest.raises(OutcomeError) as e:
+        load_outcomes([a], [W, ST])
+    assert (e.value.file, e.value.column, e.value.row) == (str(a), W, 3)
+    assert "'maybe'" in e.value.message and "row 3" in e.value.message
+
+
+def test_fewer_rows_than_folds(tmp_path):
+    a = write_csv(tmp_path / "a.csv", [("p1", "True", "True"), ("p2", "False", "True")])
+    t = load_outcomes([a], [W, ST])
+    with pytest.raises(OutcomeError, match="2 rows is fewer than 5 folds"):
+        assign_folds(t, 5, False)
+
+
+def test_one_class_only_is_refused(tmp_path):
+    a = write_csv(tmp_path / "a.csv", [(f"p{i}", "True", "True") for i in range(10)])
+    assert cli_router.main(["router", "train", "--outcomes", str(a), "--weak", W, "--strong", ST,
+                            "--out", str(tmp_path / "m")]) == 2
+
+
+def test_one_class_error_names_column(tmp_path):
+    from ponder.router.training.evaluate import train
+
+    a = write_csv(tmp_path / "a.csv", [(f"p{i}", "True", str(i % 2 == 0)) for i in range(10)])
+    with pytest.raises(OutcomeError) as e:
+        train(load_outcomes([a], [W, ST]), W, ST)
+    assert e.value.column == W and "only one class" in e.value.message
+
+
+def test_grouped_folds_keep_files_whole(tmp_path):
+    files = [write_csv(tmp_path / f"f{i}.csv", synth_rows(5 + i, seed=i)) for i in range(6)]
+    t = load_outcomes(files, [W, ST])
+    fold = assign_folds(t, 3, True)
+    for f in set(t.files):
+        assert len({fold[i] for i, g in enumerate(t.files) if g == f}) == 1
+    assert set(fold.tolist()) == {0, 1, 2}
+    with pytest.raises(OutcomeError, match="at least 7 files"):
+        assign_folds(t, 7, True)
+
+
+def test_cross_validation_beats_baselines_on_synthetic_data(tmp_path):
+    files = [write_csv(tmp_path / f"f{i}.csv", synth_rows(120, seed=i)) for i in range(4)]
+    t = load_outcomes(files, [W, ST])
+    res = cross_validate(t, W, ST, k=4, group_by_file=True)
+    assert res["n"] == 480 and len(res["per_fold"]) == 4
+    assert res["apgr"] > res["baselines"]["random"]["apgr"] + 0.2
+    assert res["baselines"]["oracle"]["apgr"] > res["apgr"]
+    assert 0 <= res["cpt50"] <= res["cpt80"] <= 1
+
+
+@pytest.mark.skipif(not MMLU.is_dir(), reason="shared MMLU outcome tables not present")
+def test_cv_command_on_an_mmlu_subset(capsys):
+    files = sorted(MMLU.glob("*.csv"))[:4]
+    rc = cli_router.main(["router", "cv", "--outcomes", *map(str, files), "--weak",
+                          "mistralai/Mixtral-8x7B-Instruct-v0.1", "--strong", "gpt-4-1106-preview",
+                          "--folds", "2", "--group-by-file", "--json"])
+    assert rc == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    for key in ("apgr", "cpt50", "cpt80", "n"):
+        assert key in res
+    assert res["baselines"]["random"]["apgr"] == pytest.approx(0.5, abs=0.1)
+    assert set(res["baselines"]) == {"random", "length", "oracle"}
+
+
+def test_train_then_eval_with_plot(tmp_path, capsys):
+    train_csv = write_csv(tmp_path / "train.csv", synth_rows(300, seed=1))
+    test_csv = write_csv(tmp_path / "test.csv", synth_rows(200, seed=2))
+    out = tmp_path / "model"
+    assert cli_router.main(["router", "train", "--outcomes", str(train_csv), "--weak", W, "--strong", ST,
+                            "--out", str(out), "--json"]) == 0
+    trained = json.loads(capsys.readouterr().out)
+    assert trained["targets"] == [W, ST] and (out / "model.json").is_file()
+    png = tmp_path / "curve.png"
+    assert cli_router.main(["router", "eval", "--outcomes", str(test_csv), "--weak", W, "--strong", ST,
+                            "--model", str(out), "--plot", str(png), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["apgr"] > 0.7 and res["baselines"]["length"]["apgr"] < res["apgr"]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_eval_with_unknown_column_fails_cleanly(tmp_path, capsys):
+    csv_ = write_csv(tmp_path / "t.csv", synth_rows(100))
+    out = tmp_path / "model"
+    cli_router.main(["router", "train", "--outcomes", str(csv_), "--weak", W, "--strong", ST, "--out", str(out)])
+    rc = cli_router.main(["router", "eval", "--outcomes", str(csv_), "--weak", "other", "--strong", ST,
+                          "--model", str(out)])
+    assert rc == 2 and "no target 'other'" in capsys.readouterr().err
+
+
+def test_retrain_from_outcome_log(redis_client, redis_url, tmp_path, capsys):
+    rows = synth_rows(400, seed=3)
+    for i, (prompt, weak, strong) in enumerate(rows):
+        pool = "small" if i % 2 else "reasoning"
+        ok = weak if pool == "small" else strong
+        rid = f"r{i}"
+        redis_client.xadd(S.OUTCOME_STREAM, S.encode_outcome(rid, prompt, pool, "single", {"pool": pool},
+                                                             {S.USAGE_COMPUTE_UNITS: 12.5}))
+        if i % 10:  # some requests never get feedback
+            redis_client.hset(S.FEEDBACK_HASH, rid, S.encode_feedback(correct=ok) if i % 3 else
+                              S.encode_feedback(score=1.0 if ok else 0.0))
+    redis_client.xadd(S.OUTCOME_STREAM, S.encode_outcome("bad", "x", "small", "single", {}, {}, status="error"))
+    redis_client.hset(S.FEEDBACK_HASH, "bad", S.encode_feedback(correct=True))
+    out = tmp_path / "m"
+    rc = cli_router.main(["router", "retrain", "--redis-url", redis_url, "--out", str(out), "--json"])
+    assert rc == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["records"] == 401 and res["labelled"] == 360
+    assert sorted(res["targets"]) == ["reasoning", "small"]
+    from ponder.router.classifiers import load_classifier
+
+    clf = load_classifier(out)
+    p = clf.predict("Compute 512 * 733 - 4 and give the result (case 9).")
+    q = clf.predict("Name the colour of the sky on a clear day, please (case 9).")
+    assert p["small"] < q["small"]
+
+
+def test_retrain_without_feedback_fails(redis_client, redis_url, tmp_path, capsys):
+    redis_client.xadd(S.OUTCOME_STREAM, S.encode_outcome("r1", "p", "small", "single", {}, {}))
+    rc = cli_router.main(["router", "retrain", "--redis-url", redis_url, "--out", str(tmp_path / "m")])
+    assert rc == 2 and "no records with feedback among 1 records" in capsys.readouterr().err
+
+
+def test_outcome_schema_round_trip():
+    f = S.encode_outcome("id", "hi", "small", "best_of_n", {"samples": 3}, {S.USAGE_COMPUTE_UNITS: 7})
+    rec = S.decode_outcome({k.encode(): v.encode() for k, v in f.items()})
+    assert (rec.request_id, rec.pool, rec.plan["samples"], rec.compute_units, rec.status) == ("id", "small", 3, 7.0, S.STATUS_OK)
+    assert S.feedback_correct(S.encode_feedback(score=0.7)) is True
+    assert S.feedback_correct(S.encode_feedback(correct=False, score=0.9)) is False
+    assert S.feedback_correct("{}") is None
