@@ -7,6 +7,8 @@
   ponder feedback REQUEST_ID --correct|--wrong|--score S
   ponder router-serve --config FILE         the router alone (Kubernetes)
   ponder pool-serve --config FILE --pool N  one pool as a plain gRPC server (no Ray)
+  ponder router train|eval|cv|retrain       difficulty routers from outcome tables
+  ponder vote hanoi|add                     MAKER voting on a decomposed task
 """
 from __future__ import annotations
 
@@ -269,22 +271,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("up", help="run the local stack (router, pools on Ray Serve, Redis) in the foreground")
     p.add_argument("--config", help="ponder.yaml (default: built-in defaults)")
-    p.set_defaults(fn=cmd_up)
+    p.set_defaults(func=cmd_up)
 
     p = sub.add_parser("ask", help="ask a question")
     _request_args(p)
     p.add_argument("--stream", action="store_true", help="print tokens as they come")
-    p.set_defaults(fn=cmd_ask)
+    p.set_defaults(func=cmd_ask)
 
     p = sub.add_parser("plan", help="show the plan the router would choose (dry run)")
     _request_args(p)
-    p.set_defaults(fn=cmd_plan)
+    p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("status", help="pools, health, load and the model each runs")
     p.add_argument("--json", action="store_true")
     p.add_argument("--address")
     p.add_argument("--timeout", type=float, default=10.0)
-    p.set_defaults(fn=cmd_status)
+    p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("feedback", help="record whether an answer was right (training data for the router)")
     p.add_argument("request_id")
@@ -294,37 +296,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--score", type=float, help="quality in [0, 1]")
     p.add_argument("--address")
     p.add_argument("--timeout", type=float, default=10.0)
-    p.set_defaults(fn=cmd_feedback)
+    p.set_defaults(func=cmd_feedback)
 
     p = sub.add_parser("router-serve", help="run the router alone")
     p.add_argument("--config", help="ponder.yaml")
     p.add_argument("--pool-address", help="Serve gRPC proxy host:port for pools without an address")
-    p.set_defaults(fn=cmd_router_serve)
+    p.set_defaults(func=cmd_router_serve)
 
     p = sub.add_parser("pool-serve", help="run one pool as a plain gRPC server, without Ray")
     p.add_argument("--config", help="ponder.yaml")
     p.add_argument("--pool", required=True)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0)
-    p.set_defaults(fn=cmd_pool_serve)
+    p.set_defaults(func=cmd_pool_serve)
 
-    for module in _PLUGIN_COMMANDS:
-        try:
-            mod = __import__(module, fromlist=["add_parser"])
-        except ImportError:
-            continue
-        mod.add_parser(sub)
+    # Sub-commands that live beside their code; each sets ``func``.
+    from ponder.router import cli_router
+    from ponder.voting import cli as vote_cli
+
+    cli_router.add_parser(sub)
+    vote_cli.add_parser(sub)
     return ap
-
-
-# Modules that add their own sub-commands with ``add_parser(subparsers)``.
-_PLUGIN_COMMANDS: list[str] = []
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.fn(args)
+        return args.func(args)
     except PonderError as e:
         return _fail(e.message, 2)
     except KeyboardInterrupt:

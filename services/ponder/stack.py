@@ -135,7 +135,17 @@ async def run_router(cfg: PonderConfig, pool_address: str | None, redis_url: str
     from ponder.router.server import start_router, watch_config
 
     tracing = Tracing.from_env("ponder-router")
-    handle = await start_router(cfg, pool_address, redis_url, tracing)
+    voting = None
+    voting_address = cfg.voting.address
+    if cfg.voting.enabled and not voting_address:
+        from ponder.voting.servicer import start_from_config
+
+        host = pool_address.rsplit(":", 1)[0] if pool_address else "127.0.0.1"
+        voting = await start_from_config(cfg, f"{cfg.voting.host}:{cfg.voting.port}", tracing, serve_host=host)
+        local = "127.0.0.1" if cfg.voting.host in ("0.0.0.0", "::") else cfg.voting.host
+        voting_address = f"{local}:{voting.port}"
+        say(f"voting workers on {cfg.voting.host}:{voting.port}")
+    handle = await start_router(cfg, pool_address, redis_url, tracing, voting_address=voting_address)
     say(f"ponder is up: router on {cfg.router.host}:{handle.port} (gRPC). Try: ponder ask \"The capital of France is\"")
     watcher = asyncio.create_task(watch_config(config_path, handle, cfg.router.config_poll_s)) if config_path else None
     try:
@@ -145,4 +155,6 @@ async def run_router(cfg: PonderConfig, pool_address: str | None, redis_url: str
             watcher.cancel()
         say("shutting down router")
         await handle.stop(cfg.router.grace_s)
+        if voting is not None:
+            await voting.stop(cfg.router.grace_s)
         tracing.shutdown()

@@ -246,7 +246,7 @@ class RoutingConfig(_Model):
     classifier: ClassifierSpec = Field(default_factory=ClassifierSpec, description="Difficulty classifier.")
     budget: BudgetPolicy = Field(default_factory=BudgetPolicy, description="Budget target and caps.")
     strategies: list[Strategy] = Field(
-        default_factory=lambda: ["single", "best_of_n", "think"],
+        default_factory=lambda: ["single", "best_of_n", "think", "vote"],
         min_length=1,
         description="Strategies plans may use.",
     )
@@ -276,6 +276,17 @@ class ServeConfig(_Model):
     num_cpus: int | None = Field(None, ge=1, description="CPUs given to the local Ray; unset: all.")
 
 
+class VotingConfig(_Model):
+    """The voting workers (MAKER's first-to-ahead-by-k) that decomposed tasks go to."""
+
+    enabled: bool = Field(True, description="ponder up / router-serve start the voting service in-process.")
+    host: str = Field("127.0.0.1", description="Address the voting service binds.")
+    port: int = Field(50071, ge=0, le=65535, description="Voting service gRPC port (0 = any free port).")
+    address: str | None = Field(
+        None, description="host:port of a voting service running elsewhere; set: none is started here."
+    )
+
+
 class RedisConfig(_Model):
     url: str | None = Field(None, description="Redis URL; unset: $REDIS_URL, else a local redis-server.")
     outcome_stream: str = Field("ponder:outcomes", description="Stream key of the outcome log.")
@@ -303,6 +314,7 @@ class PonderConfig(_Model):
     router: RouterConfig = Field(default_factory=RouterConfig, description="Router server.")
     serve: ServeConfig = Field(default_factory=ServeConfig, description="Local Ray Serve.")
     redis: RedisConfig = Field(default_factory=RedisConfig, description="State store.")
+    voting: VotingConfig = Field(default_factory=VotingConfig, description="Voting workers for decomposed tasks.")
 
     @model_validator(mode="after")
     def _refs(self) -> "PonderConfig":

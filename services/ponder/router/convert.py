@@ -29,7 +29,7 @@ def plan_to_dict(p: Plan) -> dict:
 
 
 def response_to_proto(request_id: str, plan: Plan, answer: Answer, usage: common_pb2.Usage) -> router_pb2.GenerateResponse:
-    return router_pb2.GenerateResponse(
+    resp = router_pb2.GenerateResponse(
         request_id=request_id,
         text=answer.text,
         plan=plan_to_proto(plan),
@@ -39,3 +39,6 @@ def response_to_proto(request_id: str, plan: Plan, answer: Answer, usage: common
         simulated=answer.simulated,
         samples=[s.text for s in answer.samples] if len(answer.samples) > 1 else [],
     )
+    if answer.task_summary is not None:
+        resp.task_summary.CopyFrom(answer.task_summary)
+    return resp

@@ -48,6 +48,8 @@ class RouterHandle:
         if self.servicer.outcomes:
             await self.servicer.outcomes.close()
         await self.servicer.clients.close()
+        if self.servicer.voting is not None:
+            await self.servicer.voting.client.close()
         if self.redis is not None:
             await self.redis.aclose()
 
@@ -58,11 +60,13 @@ async def start_router(
     redis_url: str | None,
     tracing: Tracing,
     address: str | None = None,
+    voting_address: str | None = None,
 ) -> RouterHandle:
     """Build policy, pool clients and outcome log from ``cfg`` and start serving.
 
     ``pool_address`` is the Serve gRPC proxy for pools without their own
-    ``address``. ``redis_url`` None runs without an outcome log or context store.
+    ``address``. ``redis_url`` None runs without an outcome log or context store;
+    ``voting_address`` None without voting workers (task requests are refused).
     """
     policy = build_policy(cfg)
     clients = PoolClients(cfg.pools, pool_address)
@@ -80,7 +84,13 @@ async def start_router(
     metrics_port = cfg.router.metrics_port if cfg.router.metrics_port is not None else (int(port_env) if port_env else None)
     if metrics_port is not None:
         metrics_server, _ = metrics.serve(metrics_port, cfg.router.host)
-    servicer = RouterServicer(cfg, policy, clients, tracing, outcomes, contexts, metrics)
+    voting = None
+    if voting_address:
+        from ponder.router.strategies.vote import Vote
+        from ponder.voting.client import VotingClient
+
+        voting = Vote(VotingClient(voting_address))
+    servicer = RouterServicer(cfg, policy, clients, tracing, outcomes, contexts, metrics, voting)
     server, port, health = create_server(
         address or f"{cfg.router.host}:{cfg.router.port}",
         lambda s: router_pb2_grpc.add_RouterServicer_to_server(servicer, s),

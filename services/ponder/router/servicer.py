@@ -28,8 +28,9 @@ from ponder.router.convert import plan_to_dict, plan_to_proto, response_to_proto
 from ponder.router.metrics import RouterMetrics
 from ponder.router.outcome_schema import FEEDBACK_HASH, encode_feedback
 from ponder.router.outcomes import OutcomeLog
-from ponder.router.policies.base import Policy
+from ponder.router.policies.base import Policy, task_plan
 from ponder.router.strategies.base import StreamDelta
+from ponder.router.strategies.vote import Vote
 from ponder.router.types import Answer, Plan, Request
 from ponder.router.validate import validate
 from ponder.v1 import common_pb2, router_pb2, router_pb2_grpc
@@ -44,6 +45,13 @@ class RouterState:
     cfg: PonderConfig
     policy: Policy
     clients: PoolClients
+
+
+class VotingUnavailable(PonderError):
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+    def __init__(self):
+        super().__init__("task: this router has no voting service (voting.enabled is false and no voting.address)")
 
 
 class FeedbackUnavailable(PonderError):
@@ -77,6 +85,7 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
         outcomes: OutcomeLog | None = None,
         contexts: ContextStore | None = None,
         metrics: RouterMetrics | None = None,
+        voting: Vote | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ):
         self.state = RouterState(cfg, policy, clients)
@@ -84,6 +93,7 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
         self.outcomes = outcomes
         self.contexts = contexts
         self.metrics = metrics
+        self.voting = voting
         self.clock = clock
 
     @property
@@ -128,7 +138,10 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
 
     async def _plan(self, st: RouterState, req: Request) -> Plan:
         with self.tracing.tracer.start_as_current_span("router.plan") as span:
-            plan = await st.policy.plan(req)
+            if req.task is not None:
+                plan = task_plan(st.policy.catalog, req, st.policy.name)
+            else:
+                plan = await st.policy.plan(req)
             span.set_attribute("ponder.pool", plan.pool)
             span.set_attribute("ponder.strategy", plan.strategy)
         pool = st.cfg.pool(plan.pool)
@@ -150,6 +163,10 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
         return t
 
     def _usage(self, st: RouterState, plan: Plan, answer: Answer, latency_ms: float) -> common_pb2.Usage:
+        if answer.compute_units is not None:  # measured by whoever did the work (voting)
+            return common_pb2.Usage(
+                compute_units=round(answer.compute_units, 4), latency_ms=latency_ms, samples=answer.sample_count or 0
+            )
         cost = st.cfg.pool(plan.pool).cost
         pt = sum(s.prompt_tokens for s in answer.samples)
         ot = sum(s.output_tokens for s in answer.samples)
@@ -201,13 +218,18 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
             self.metrics.planned(plan.pool, plan.expected_compute_units)
         fallback = st.cfg.routing.fallback_pool
         timeout_s = self._timeout_s(st, req, context)
-        strategy = strategies.get(plan.strategy)
+        if plan.strategy == "vote":
+            if self.voting is None:
+                raise VotingUnavailable()
+            run = self.voting.run(req, plan, timeout_s, stream)
+        else:
+            run = strategies.get(plan.strategy).run(req, plan, st.clients[plan.pool], timeout_s, stream)
         produced = False
         try:
             with self.tracing.tracer.start_as_current_span(
                 "router.dispatch", attributes={"ponder.pool": plan.pool, "ponder.strategy": plan.strategy}
             ):
-                async with contextlib.aclosing(strategy.run(req, plan, st.clients[plan.pool], timeout_s, stream)) as items:
+                async with contextlib.aclosing(run) as items:
                     async for item in items:
                         produced = True
                         yield item

@@ -30,6 +30,8 @@ class Request:
     hint_samples: int | None = None
     hint_thinking_budget: int | None = None
     labels: dict[str, str] = dataclasses.field(default_factory=dict)
+    # A decomposed task for the voting workers (a ponder.v1.SolveRequest), or None.
+    task: object | None = None
 
     @property
     def text(self) -> str:
@@ -88,3 +90,7 @@ class Answer:
     model: str
     simulated: bool
     ttft_ms: float
+    # Set when the work was not plain samples (voting): measured cost and sample count.
+    compute_units: float | None = None
+    sample_count: int | None = None
+    task_summary: object | None = None

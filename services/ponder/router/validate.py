@@ -46,6 +46,11 @@ def validate(msg: router_pb2.GenerateRequest, cfg: PonderConfig) -> Request:
             raise InvalidArgument("messages", "all turns are empty")
         if total > limit:
             raise InvalidArgument("messages", f"{total} chars exceeds the limit of {limit} (routing.max_prompt_chars)")
+    elif msg.HasField("task"):
+        if not msg.task.task:
+            raise InvalidArgument("task.task", "name the task (hanoi, addition)")
+        if len(msg.prompt) > limit:
+            raise InvalidArgument("prompt", f"{len(msg.prompt)} chars exceeds the limit of {limit} (routing.max_prompt_chars)")
     else:
         if not msg.prompt.strip():
             raise InvalidArgument("prompt", "empty: give a prompt or messages")
@@ -125,4 +130,5 @@ def validate(msg: router_pb2.GenerateRequest, cfg: PonderConfig) -> Request:
         hint_samples=samples,
         hint_thinking_budget=thinking,
         labels=dict(msg.labels),
+        task=msg.task if msg.HasField("task") else None,
     )

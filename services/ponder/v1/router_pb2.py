@@ -24,9 +24,10 @@ _sym_db = _symbol_database.Default()
 
 from ponder.v1 import common_pb2 as ponder_dot_v1_dot_common__pb2
 from ponder.v1 import pool_pb2 as ponder_dot_v1_dot_pool__pb2
+from ponder.v1 import voting_pb2 as ponder_dot_v1_dot_voting__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16ponder/v1/router.proto\x12\tponder.v1\x1a\x16ponder/v1/common.proto\x1a\x14ponder/v1/pool.proto\"\xcb\x02\n\x0fGenerateRequest\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12(\n\x08messages\x18\x02 \x03(\x0b\x32\x16.ponder.v1.ChatMessage\x12+\n\x08sampling\x18\x03 \x01(\x0b\x32\x19.ponder.v1.SamplingParams\x12!\n\x06\x62udget\x18\x04 \x01(\x0b\x32\x11.ponder.v1.Budget\x12\x12\n\ncontext_id\x18\x05 \x01(\t\x12\x1f\n\x05hints\x18\x06 \x01(\x0b\x32\x10.ponder.v1.Hints\x12\x12\n\nrequest_id\x18\x07 \x01(\t\x12\x36\n\x06labels\x18\x08 \x03(\x0b\x32&.ponder.v1.GenerateRequest.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xbe\x01\n\x10GenerateResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x1d\n\x04plan\x18\x03 \x01(\x0b\x32\x0f.ponder.v1.Plan\x12\x1f\n\x05usage\x18\x04 \x01(\x0b\x32\x10.ponder.v1.Usage\x12\x15\n\rfinish_reason\x18\x05 \x01(\t\x12\r\n\x05model\x18\x06 \x01(\t\x12\x11\n\tsimulated\x18\x07 \x01(\x08\x12\x0f\n\x07samples\x18\x08 \x03(\t\"n\n\rGenerateEvent\x12&\n\x05\x64\x65lta\x18\x01 \x01(\x0b\x32\x15.ponder.v1.TokenDeltaH\x00\x12,\n\x05\x66inal\x18\x02 \x01(\x0b\x32\x1b.ponder.v1.GenerateResponseH\x00\x42\x07\n\x05\x65vent\"A\n\x0cPlanResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x1d\n\x04plan\x18\x02 \x01(\x0b\x32\x0f.ponder.v1.Plan\"\x0f\n\rStatusRequest\"\x9e\x01\n\nPoolStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04tier\x18\x02 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x05 \x01(\t\x12\x0f\n\x07healthy\x18\x06 \x01(\x08\x12\r\n\x05\x65rror\x18\x07 \x01(\t\x12#\n\x05stats\x18\x08 \x01(\x0b\x32\x14.ponder.v1.PoolStats\"l\n\x0eStatusResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x0e\n\x06policy\x18\x02 \x01(\t\x12$\n\x05pools\x18\x03 \x03(\x0b\x32\x15.ponder.v1.PoolStatus\x12\x13\n\x0boutcome_log\x18\x04 \x01(\t\"e\n\x0f\x46\x65\x65\x64\x62\x61\x63kRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x14\n\x07\x63orrect\x18\x02 \x01(\x08H\x00\x88\x01\x01\x12\x12\n\x05score\x18\x03 \x01(\x01H\x01\x88\x01\x01\x42\n\n\x08_correctB\x08\n\x06_score\"&\n\x10\x46\x65\x65\x64\x62\x61\x63kResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t2\xd8\x02\n\x06Router\x12\x43\n\x08Generate\x12\x1a.ponder.v1.GenerateRequest\x1a\x1b.ponder.v1.GenerateResponse\x12H\n\x0eGenerateStream\x12\x1a.ponder.v1.GenerateRequest\x1a\x18.ponder.v1.GenerateEvent0\x01\x12;\n\x04Plan\x12\x1a.ponder.v1.GenerateRequest\x1a\x17.ponder.v1.PlanResponse\x12=\n\x06Status\x12\x18.ponder.v1.StatusRequest\x1a\x19.ponder.v1.StatusResponse\x12\x43\n\x08\x46\x65\x65\x64\x62\x61\x63k\x12\x1a.ponder.v1.FeedbackRequest\x1a\x1b.ponder.v1.FeedbackResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16ponder/v1/router.proto\x12\tponder.v1\x1a\x16ponder/v1/common.proto\x1a\x14ponder/v1/pool.proto\x1a\x16ponder/v1/voting.proto\"\xf2\x02\n\x0fGenerateRequest\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12(\n\x08messages\x18\x02 \x03(\x0b\x32\x16.ponder.v1.ChatMessage\x12+\n\x08sampling\x18\x03 \x01(\x0b\x32\x19.ponder.v1.SamplingParams\x12!\n\x06\x62udget\x18\x04 \x01(\x0b\x32\x11.ponder.v1.Budget\x12\x12\n\ncontext_id\x18\x05 \x01(\t\x12\x1f\n\x05hints\x18\x06 \x01(\x0b\x32\x10.ponder.v1.Hints\x12\x12\n\nrequest_id\x18\x07 \x01(\t\x12\x36\n\x06labels\x18\x08 \x03(\x0b\x32&.ponder.v1.GenerateRequest.LabelsEntry\x12%\n\x04task\x18\t \x01(\x0b\x32\x17.ponder.v1.SolveRequest\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xed\x01\n\x10GenerateResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x1d\n\x04plan\x18\x03 \x01(\x0b\x32\x0f.ponder.v1.Plan\x12\x1f\n\x05usage\x18\x04 \x01(\x0b\x32\x10.ponder.v1.Usage\x12\x15\n\rfinish_reason\x18\x05 \x01(\t\x12\r\n\x05model\x18\x06 \x01(\t\x12\x11\n\tsimulated\x18\x07 \x01(\x08\x12\x0f\n\x07samples\x18\x08 \x03(\t\x12-\n\x0ctask_summary\x18\t \x01(\x0b\x32\x17.ponder.v1.SolveSummary\"n\n\rGenerateEvent\x12&\n\x05\x64\x65lta\x18\x01 \x01(\x0b\x32\x15.ponder.v1.TokenDeltaH\x00\x12,\n\x05\x66inal\x18\x02 \x01(\x0b\x32\x1b.ponder.v1.GenerateResponseH\x00\x42\x07\n\x05\x65vent\"A\n\x0cPlanResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x1d\n\x04plan\x18\x02 \x01(\x0b\x32\x0f.ponder.v1.Plan\"\x0f\n\rStatusRequest\"\x9e\x01\n\nPoolStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04tier\x18\x02 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x05 \x01(\t\x12\x0f\n\x07healthy\x18\x06 \x01(\x08\x12\r\n\x05\x65rror\x18\x07 \x01(\t\x12#\n\x05stats\x18\x08 \x01(\x0b\x32\x14.ponder.v1.PoolStats\"l\n\x0eStatusResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x0e\n\x06policy\x18\x02 \x01(\t\x12$\n\x05pools\x18\x03 \x03(\x0b\x32\x15.ponder.v1.PoolStatus\x12\x13\n\x0boutcome_log\x18\x04 \x01(\t\"e\n\x0f\x46\x65\x65\x64\x62\x61\x63kRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x14\n\x07\x63orrect\x18\x02 \x01(\x08H\x00\x88\x01\x01\x12\x12\n\x05score\x18\x03 \x01(\x01H\x01\x88\x01\x01\x42\n\n\x08_correctB\x08\n\x06_score\"&\n\x10\x46\x65\x65\x64\x62\x61\x63kResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t2\xd8\x02\n\x06Router\x12\x43\n\x08Generate\x12\x1a.ponder.v1.GenerateRequest\x1a\x1b.ponder.v1.GenerateResponse\x12H\n\x0eGenerateStream\x12\x1a.ponder.v1.GenerateRequest\x1a\x18.ponder.v1.GenerateEvent0\x01\x12;\n\x04Plan\x12\x1a.ponder.v1.GenerateRequest\x1a\x17.ponder.v1.PlanResponse\x12=\n\x06Status\x12\x18.ponder.v1.StatusRequest\x1a\x19.ponder.v1.StatusResponse\x12\x43\n\x08\x46\x65\x65\x64\x62\x61\x63k\x12\x1a.ponder.v1.FeedbackRequest\x1a\x1b.ponder.v1.FeedbackResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,26 +36,26 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_GENERATEREQUEST_LABELSENTRY']._loaded_options = None
   _globals['_GENERATEREQUEST_LABELSENTRY']._serialized_options = b'8\001'
-  _globals['_GENERATEREQUEST']._serialized_start=84
-  _globals['_GENERATEREQUEST']._serialized_end=415
-  _globals['_GENERATEREQUEST_LABELSENTRY']._serialized_start=370
-  _globals['_GENERATEREQUEST_LABELSENTRY']._serialized_end=415
-  _globals['_GENERATERESPONSE']._serialized_start=418
-  _globals['_GENERATERESPONSE']._serialized_end=608
-  _globals['_GENERATEEVENT']._serialized_start=610
-  _globals['_GENERATEEVENT']._serialized_end=720
-  _globals['_PLANRESPONSE']._serialized_start=722
-  _globals['_PLANRESPONSE']._serialized_end=787
-  _globals['_STATUSREQUEST']._serialized_start=789
-  _globals['_STATUSREQUEST']._serialized_end=804
-  _globals['_POOLSTATUS']._serialized_start=807
-  _globals['_POOLSTATUS']._serialized_end=965
-  _globals['_STATUSRESPONSE']._serialized_start=967
-  _globals['_STATUSRESPONSE']._serialized_end=1075
-  _globals['_FEEDBACKREQUEST']._serialized_start=1077
-  _globals['_FEEDBACKREQUEST']._serialized_end=1178
-  _globals['_FEEDBACKRESPONSE']._serialized_start=1180
-  _globals['_FEEDBACKRESPONSE']._serialized_end=1218
-  _globals['_ROUTER']._serialized_start=1221
-  _globals['_ROUTER']._serialized_end=1565
+  _globals['_GENERATEREQUEST']._serialized_start=108
+  _globals['_GENERATEREQUEST']._serialized_end=478
+  _globals['_GENERATEREQUEST_LABELSENTRY']._serialized_start=433
+  _globals['_GENERATEREQUEST_LABELSENTRY']._serialized_end=478
+  _globals['_GENERATERESPONSE']._serialized_start=481
+  _globals['_GENERATERESPONSE']._serialized_end=718
+  _globals['_GENERATEEVENT']._serialized_start=720
+  _globals['_GENERATEEVENT']._serialized_end=830
+  _globals['_PLANRESPONSE']._serialized_start=832
+  _globals['_PLANRESPONSE']._serialized_end=897
+  _globals['_STATUSREQUEST']._serialized_start=899
+  _globals['_STATUSREQUEST']._serialized_end=914
+  _globals['_POOLSTATUS']._serialized_start=917
+  _globals['_POOLSTATUS']._serialized_end=1075
+  _globals['_STATUSRESPONSE']._serialized_start=1077
+  _globals['_STATUSRESPONSE']._serialized_end=1185
+  _globals['_FEEDBACKREQUEST']._serialized_start=1187
+  _globals['_FEEDBACKREQUEST']._serialized_end=1288
+  _globals['_FEEDBACKRESPONSE']._serialized_start=1290
+  _globals['_FEEDBACKRESPONSE']._serialized_end=1328
+  _globals['_ROUTER']._serialized_start=1331
+  _globals['_ROUTER']._serialized_end=1675
 # @@protoc_insertion_point(module_scope)

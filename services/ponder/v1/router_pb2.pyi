@@ -1,5 +1,6 @@
 from ponder.v1 import common_pb2 as _common_pb2
 from ponder.v1 import pool_pb2 as _pool_pb2
+from ponder.v1 import voting_pb2 as _voting_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -9,7 +10,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class GenerateRequest(_message.Message):
-    __slots__ = ("prompt", "messages", "sampling", "budget", "context_id", "hints", "request_id", "labels")
+    __slots__ = ("prompt", "messages", "sampling", "budget", "context_id", "hints", "request_id", "labels", "task")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -25,6 +26,7 @@ class GenerateRequest(_message.Message):
     HINTS_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
+    TASK_FIELD_NUMBER: _ClassVar[int]
     prompt: str
     messages: _containers.RepeatedCompositeFieldContainer[_common_pb2.ChatMessage]
     sampling: _common_pb2.SamplingParams
@@ -33,10 +35,11 @@ class GenerateRequest(_message.Message):
     hints: _common_pb2.Hints
     request_id: str
     labels: _containers.ScalarMap[str, str]
-    def __init__(self, prompt: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[_common_pb2.ChatMessage, _Mapping]]] = ..., sampling: _Optional[_Union[_common_pb2.SamplingParams, _Mapping]] = ..., budget: _Optional[_Union[_common_pb2.Budget, _Mapping]] = ..., context_id: _Optional[str] = ..., hints: _Optional[_Union[_common_pb2.Hints, _Mapping]] = ..., request_id: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    task: _voting_pb2.SolveRequest
+    def __init__(self, prompt: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[_common_pb2.ChatMessage, _Mapping]]] = ..., sampling: _Optional[_Union[_common_pb2.SamplingParams, _Mapping]] = ..., budget: _Optional[_Union[_common_pb2.Budget, _Mapping]] = ..., context_id: _Optional[str] = ..., hints: _Optional[_Union[_common_pb2.Hints, _Mapping]] = ..., request_id: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., task: _Optional[_Union[_voting_pb2.SolveRequest, _Mapping]] = ...) -> None: ...
 
 class GenerateResponse(_message.Message):
-    __slots__ = ("request_id", "text", "plan", "usage", "finish_reason", "model", "simulated", "samples")
+    __slots__ = ("request_id", "text", "plan", "usage", "finish_reason", "model", "simulated", "samples", "task_summary")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     PLAN_FIELD_NUMBER: _ClassVar[int]
@@ -45,6 +48,7 @@ class GenerateResponse(_message.Message):
     MODEL_FIELD_NUMBER: _ClassVar[int]
     SIMULATED_FIELD_NUMBER: _ClassVar[int]
     SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    TASK_SUMMARY_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     text: str
     plan: _common_pb2.Plan
@@ -53,7 +57,8 @@ class GenerateResponse(_message.Message):
     model: str
     simulated: bool
     samples: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, request_id: _Optional[str] = ..., text: _Optional[str] = ..., plan: _Optional[_Union[_common_pb2.Plan, _Mapping]] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., finish_reason: _Optional[str] = ..., model: _Optional[str] = ..., simulated: _Optional[bool] = ..., samples: _Optional[_Iterable[str]] = ...) -> None: ...
+    task_summary: _voting_pb2.SolveSummary
+    def __init__(self, request_id: _Optional[str] = ..., text: _Optional[str] = ..., plan: _Optional[_Union[_common_pb2.Plan, _Mapping]] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., finish_reason: _Optional[str] = ..., model: _Optional[str] = ..., simulated: _Optional[bool] = ..., samples: _Optional[_Iterable[str]] = ..., task_summary: _Optional[_Union[_voting_pb2.SolveSummary, _Mapping]] = ...) -> None: ...
 
 class GenerateEvent(_message.Message):
     __slots__ = ("delta", "final")

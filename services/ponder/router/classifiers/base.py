@@ -8,9 +8,10 @@ name (a duplicate name fails); ``build_classifier`` makes one from a name and
 a params mapping, with typed pydantic params.
 
 A trained classifier lives in a model directory: ``model.json`` (format
-version, kind, params, targets, calibration, report) plus the kind's own
-arrays. ``load_classifier`` refuses a directory of another format version or
-an unknown kind with ``IncompatibleModel`` saying why.
+version, kind, the kind's own array-format version, params, targets,
+calibration, report) plus the kind's own arrays. ``load_classifier`` refuses
+a directory of another format version, an unknown kind or another version of
+that kind's arrays with ``IncompatibleModel`` saying why.
 """
 from __future__ import annotations
 
@@ -42,6 +43,8 @@ class Classifier(abc.ABC):
 
     name: ClassVar[str]
     Params: ClassVar[type[BaseModel]]
+    # Version of what save_arrays writes; bump it when a saved directory could be misread.
+    kind_version: ClassVar[int] = 1
 
     def __init__(self, params: BaseModel):
         self.params = params
@@ -91,7 +94,7 @@ def register(cls: type[Classifier]) -> type[Classifier]:
 
 
 def _load_builtins() -> None:
-    from ponder.router.classifiers import embedding, linear  # noqa: F401  (register themselves)
+    from ponder.router.classifiers import embedding, linear, trees  # noqa: F401  (register themselves)
 
 
 def registered() -> list[str]:
@@ -120,6 +123,7 @@ def save_classifier(clf: Classifier, directory: str | pathlib.Path) -> pathlib.P
     meta = {
         "format_version": FORMAT_VERSION,
         "kind": clf.name,
+        "kind_version": clf.kind_version,
         "params": clf.params.model_dump(mode="json"),
         "targets": clf.targets,
         "calibrators": [c.to_dict() for c in clf.calibrators],
@@ -153,6 +157,12 @@ def load_classifier(directory: str | pathlib.Path) -> Classifier:
     cls = _REGISTRY.get(kind)
     if cls is None:
         raise IncompatibleModel(path, f"unknown classifier kind {kind!r}; known: {sorted(_REGISTRY)}")
+    kind_version = meta.get("kind_version", 1)
+    if kind_version != cls.kind_version:
+        raise IncompatibleModel(
+            path, f"{kind} arrays of version {kind_version!r}, this ponder reads version {cls.kind_version}; "
+            "retrain with `ponder router train`"
+        )
     try:
         clf = cls(cls.Params.model_validate(meta.get("params", {})))
         clf.targets = list(meta["targets"])

@@ -11,6 +11,13 @@ Two parts, both computed from the prompt's UTF-8 bytes:
   length, words, lines, digits, numbers, maths symbols, clause markers,
   sentences, question marks, capitals, negations, long words, brackets,
   quotes, non-ASCII share, mean word length and type/token ratio.
+- **extended features** (``EXTENDED_NAMES``, for the tree models): the
+  structural ones plus layout and readability counts that need no
+  vocabulary beyond a list of English function words: list items
+  (lines opening with ``A.``, ``1)``, ``-`` ...), the longest digit run,
+  words per sentence, long-word and function-word shares, markup bytes
+  (``\\ $ _ # & @``), mean and spread of line lengths, the first line's
+  length and the number of distinct words.
 
 Everything is vectorised so a 1,000-token prompt costs well under a
 millisecond on one core.
@@ -25,6 +32,12 @@ STRUCTURAL_NAMES = (
     "log_quotes", "non_ascii_share", "digit_share", "capital_share", "mean_word_len", "type_token_ratio",
     "log_longest_line", "log_blank_lines",
 )
+
+EXTRA_NAMES = (
+    "log_list_items", "log_longest_digit_run", "log_words_per_sentence", "long_word_share",
+    "function_word_share", "log_markup", "log_mean_line", "line_len_cv", "log_first_line", "log_distinct_words",
+)
+EXTENDED_NAMES = STRUCTURAL_NAMES + EXTRA_NAMES
 
 # Byte classes for one-pass counting.
 _OTHER, _LOWER, _UPPER, _DIGIT, _SPACE, _NEWLINE, _MATH, _CLAUSE, _SENT, _QUEST, _BRACKET, _QUOTE, _HIGH = range(13)
@@ -62,7 +75,21 @@ _NEGATIONS = frozenset("not no never none neither nor except false incorrect lea
 _CLAUSE_WORDS = frozenset("which that because if when while although whereas unless since".split())
 # Punctuation -> space, so str.split() yields bare lower-case words.
 _WORD_TABLE = str.maketrans({c: " " for c in "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"})
+_FUNCTION_WORDS = frozenset(
+    "a an the of and or to in on at by for with from as is are was were be been being it its this that these "
+    "those which who whom what there their they he she we you i not no but if then so than".split()
+)
 _HASH_MUL = np.uint32(2654435761)
+_MARKUP = np.zeros(256, dtype=bool)
+for _c in "\\$_#&@":
+    _MARKUP[ord(_c)] = True
+# Bytes that open a list item when followed by ``.`` or ``)``, and bullets that open one alone.
+_ENUM = np.zeros(256, dtype=bool)
+_ENUM[ord("A"):ord("Z") + 1] = True
+_ENUM[ord("a"):ord("z") + 1] = True
+_ENUM[ord("0"):ord("9") + 1] = True
+_BULLET = np.zeros(256, dtype=bool)
+_BULLET[[ord("-"), ord("*")]] = True
 
 
 def _bytes(text: str) -> np.ndarray:
@@ -93,6 +120,15 @@ def ngram_buckets(text: str, orders: tuple[int, ...], hash_bits: int) -> np.ndar
 
 def structural(text: str) -> np.ndarray:
     """The STRUCTURAL_NAMES features of one prompt, float64."""
+    return _features(text, extended=False)
+
+
+def extended(text: str) -> np.ndarray:
+    """The EXTENDED_NAMES features of one prompt (STRUCTURAL_NAMES first), float64."""
+    return _features(text, extended=True)
+
+
+def _features(text: str, extended: bool) -> np.ndarray:
     raw = _bytes(text)
     n = len(raw)
     cls = _CLASS[raw]
@@ -111,17 +147,43 @@ def structural(text: str) -> np.ndarray:
     n_clean = len(words)
     wlens = np.fromiter(map(len, words), dtype=np.int64, count=n_clean)
     mean_wlen = float(wlens.mean()) if n_clean else 0.0
-    ttr = (len(set(words)) / n_clean) if n_clean else 1.0
+    distinct = len(set(words))
+    ttr = (distinct / n_clean) if n_clean else 1.0
     long_words = int(np.count_nonzero(wlens >= 9))
     negations = sum(map(_NEGATIONS.__contains__, words))
     clause_words = sum(map(_CLAUSE_WORDS.__contains__, words))
     log = np.log1p
-    return np.array([
+    base = [
         log(n), log(n_words), log(cnt[_NEWLINE] + 1), log(cnt[_DIGIT]), log(n_numbers), log(cnt[_MATH]),
         log(cnt[_CLAUSE] + clause_words), log(cnt[_SENT]), log(cnt[_QUEST]),
         log(cnt[_UPPER]), log(negations), log(long_words), log(cnt[_BRACKET]),
         log(cnt[_QUOTE]), cnt[_HIGH] / max(n, 1), cnt[_DIGIT] / max(n, 1), cnt[_UPPER] / max(letters, 1),
         log(mean_wlen), ttr, log(longest), log(blank),
+    ]
+    if not extended:
+        return np.array(base, dtype=np.float64)
+    # List items: a line opening (after indentation) with a bullet, or a letter/digit then "." or ")".
+    items = 0
+    if n:
+        line_starts = np.r_[0, nl + 1]
+        line_starts = line_starts[line_starts < n]
+        first = raw[line_starts]
+        nxt = raw[np.minimum(line_starts + 1, n - 1)]
+        items = int(np.count_nonzero(_BULLET[first] | (_ENUM[first] & ((nxt == 46) | (nxt == 41)))))
+    if n_numbers:
+        edges = np.flatnonzero(np.diff(np.r_[0, digit.astype(np.int8), 0]))
+        digit_run = float((edges[1::2] - edges[::2]).max())
+    else:
+        digit_run = 0.0
+    filled = line_lens[line_lens > 0]
+    mean_line = float(filled.mean()) if len(filled) else 0.0
+    line_cv = float(filled.std() / mean_line) if len(filled) > 1 else 0.0
+    function_words = sum(map(_FUNCTION_WORDS.__contains__, words))
+    sentences = cnt[_SENT] + cnt[_QUEST]
+    return np.array(base + [
+        log(items), log(digit_run), log(n_words / (sentences + 1.0)), long_words / max(n_clean, 1),
+        function_words / max(n_clean, 1), log(np.count_nonzero(_MARKUP[raw])), log(mean_line), line_cv,
+        log(line_lens[0] if len(line_lens) else 0), log(distinct),
     ], dtype=np.float64)
 
 
@@ -169,3 +231,7 @@ def sparse_ngrams(texts: list[str], orders: tuple[int, ...], hash_bits: int) -> 
 
 def structural_matrix(texts: list[str]) -> np.ndarray:
     return np.vstack([structural(t) for t in texts]) if texts else np.zeros((0, len(STRUCTURAL_NAMES)))
+
+
+def extended_matrix(texts: list[str]) -> np.ndarray:
+    return np.vstack([extended(t) for t in texts]) if texts else np.zeros((0, len(EXTENDED_NAMES)))

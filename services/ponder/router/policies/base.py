@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ValidationError
 
 from ponder.common.config import PonderConfig, PoolConfig
-from ponder.common.errors import ConfigError
+from ponder.common.errors import ConfigError, InvalidArgument
 from ponder.router.types import Candidate, Plan, Request
 
 CHARS_PER_TOKEN = 4.0
@@ -64,6 +64,30 @@ class Policy(abc.ABC):
     @abc.abstractmethod
     async def plan(self, req: Request) -> Plan:
         """Return the plan; raise InvalidArgument/BudgetInfeasible for impossible requests."""
+
+
+def task_plan(catalog: PoolCatalog, req: Request, policy: str) -> Plan:
+    """The plan for a decomposed task: the voting workers, sampling the hinted or small pool.
+
+    The same for every policy: the task's own step count and k, chosen by the
+    voting service from the target success, decide its cost, not the prompt.
+    """
+    routing = catalog.cfg.routing
+    if "vote" not in routing.strategies:
+        raise InvalidArgument("task", f"strategy 'vote' is not allowed by routing.strategies {routing.strategies}")
+    if req.hint_strategy and req.hint_strategy != "vote":
+        raise InvalidArgument("hints.strategy", f"a task runs with strategy 'vote', not {req.hint_strategy!r}")
+    if req.hint_pool:
+        pool = req.hint_pool
+    else:
+        small = routing.tiers.small or [p.name for p in catalog.by_tier("small")]
+        pool = small[0] if small else catalog.cfg.pools[0].name
+    name = getattr(req.task, "task", "?")
+    return Plan(
+        pool=pool, strategy="vote", samples=0, policy=policy,
+        reason=f"decomposed task {name!r}: first-to-ahead-by-k voting on pool {pool!r}",
+        context_id=req.context_id,
+    )
 
 
 _REGISTRY: dict[str, type[Policy]] = {}
