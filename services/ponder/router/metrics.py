@@ -58,7 +58,12 @@ class RouterMetrics:
             "ponder_router_latency_seconds", "Router receive to answer.", ["pool"], registry=self.registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
         )
+        self._budget_source: Callable[[], object | None] = lambda: None
         self.registry.register(self)
+
+    def set_budget_source(self, source: Callable[[], object | None]) -> None:
+        """Where the current budget controller is (it changes with config reloads)."""
+        self._budget_source = source
 
     def set_pools(self, pools: list[PoolConfig]) -> None:
         """After a config reload: keep rates of pools that stay, add new ones, drop removed ones."""
@@ -95,6 +100,14 @@ class RouterMetrics:
             for name, rate in self._planned.items():
                 g.add_metric([name, self._tiers[name]], rate.read())
         yield g
+        budget = self._budget_source()
+        if budget is not None:
+            lam = GaugeMetricFamily(
+                "ponder_router_budget_lambda_per_cu",
+                "Accuracy the policy trades per compute unit (the budget controller's dual variable / target).",
+            )
+            lam.add_metric([], budget.lambda_per_cu())
+            yield lam
 
     def describe(self):
         return []

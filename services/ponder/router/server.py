@@ -1,9 +1,11 @@
 """Start and stop a router: config in, a serving grpc.aio server out."""
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import os
+import pathlib
 
 import grpc
 
@@ -31,6 +33,7 @@ class RouterHandle:
     redis: object | None
     pool_address: str | None = None
     metrics_server: object | None = None
+    model_watcher: asyncio.Task | None = None
 
     @property
     def address(self) -> str:
@@ -38,10 +41,12 @@ class RouterHandle:
 
     async def reload(self, cfg: PonderConfig) -> None:
         """Apply a new config without a restart; a bad one raises ConfigError and changes nothing."""
-        state = RouterState(cfg, build_policy(cfg), PoolClients(cfg.pools, self.pool_address))
+        state = make_state(cfg, self.pool_address, self.redis)
         await self.servicer.reload(state, close_old_after_s=cfg.routing.default_timeout_s)
 
     async def stop(self, grace_s: float = 5.0) -> None:
+        if self.model_watcher is not None:
+            self.model_watcher.cancel()
         await stop_server(self.server, self.health, [SERVICE], grace_s)
         if self.metrics_server is not None:
             self.metrics_server.shutdown()
@@ -52,6 +57,52 @@ class RouterHandle:
             await self.servicer.voting.client.close()
         if self.redis is not None:
             await self.redis.aclose()
+
+
+def make_state(cfg: PonderConfig, pool_address: str | None, redis_client) -> RouterState:
+    """Policy (with a budget controller when it takes one and Redis is there) and pool clients."""
+    policy = build_policy(cfg)
+    if redis_client is not None and hasattr(policy, "set_budget"):
+        from ponder.router.budget import BudgetController
+
+        policy.set_budget(BudgetController(redis_client, cfg.routing.budget.target_cu_per_request))
+    return RouterState(cfg, policy, PoolClients(cfg.pools, pool_address))
+
+
+async def watch_model(servicer: RouterServicer, poll_s: float) -> None:
+    """Hot-reload the policy's classifier when its model directory's metadata changes.
+
+    ``ponder router retrain`` (or ``train``) writes the arrays first and
+    ``model.json`` last, atomically; a change of that file is a complete model.
+    Loading happens in a thread; requests keep being planned with the old model
+    until the new one is swapped in, and an unloadable model is logged and skipped.
+    """
+    from ponder.router.classifiers.base import META_FILE, load_classifier
+
+    seen: dict[str, tuple[int, int]] = {}
+    while True:
+        await asyncio.sleep(poll_s)
+        policy = servicer.state.policy
+        model_dir = getattr(policy.params, "model_dir", None)
+        if not model_dir or not hasattr(policy, "set_classifier"):
+            continue
+        try:
+            st = (pathlib.Path(model_dir) / META_FILE).stat()
+        except OSError:
+            continue
+        stamp = (st.st_mtime_ns, st.st_size)
+        if model_dir not in seen:
+            seen[model_dir] = stamp  # the model the policy loaded at start
+            continue
+        if seen[model_dir] == stamp:
+            continue
+        seen[model_dir] = stamp
+        try:
+            clf = await asyncio.to_thread(load_classifier, model_dir)
+            policy.set_classifier(clf)
+            log.warning("classifier reloaded from %s", model_dir)
+        except Exception as e:  # noqa: BLE001 - keep serving with the previous model
+            log.error("classifier in %s not loaded, keeping the previous one: %s", model_dir, e)
 
 
 async def start_router(
@@ -68,8 +119,6 @@ async def start_router(
     ``address``. ``redis_url`` None runs without an outcome log or context store;
     ``voting_address`` None without voting workers (task requests are refused).
     """
-    policy = build_policy(cfg)
-    clients = PoolClients(cfg.pools, pool_address)
     redis_client = outcomes = contexts = None
     if redis_url:
         import redis.asyncio as aioredis
@@ -90,7 +139,9 @@ async def start_router(
         from ponder.voting.client import VotingClient
 
         voting = Vote(VotingClient(voting_address))
-    servicer = RouterServicer(cfg, policy, clients, tracing, outcomes, contexts, metrics, voting)
+    state = make_state(cfg, pool_address, redis_client)
+    servicer = RouterServicer(cfg, state.policy, state.clients, tracing, outcomes, contexts, metrics, voting)
+    metrics.set_budget_source(lambda: getattr(servicer.state.policy, "budget", None))
     server, port, health = create_server(
         address or f"{cfg.router.host}:{cfg.router.port}",
         lambda s: router_pb2_grpc.add_RouterServicer_to_server(servicer, s),
@@ -98,7 +149,8 @@ async def start_router(
     )
     await server.start()
     await mark_serving(health, [SERVICE])
-    return RouterHandle(server, port, servicer, health, redis_client, pool_address, metrics_server)
+    watcher = asyncio.create_task(watch_model(servicer, cfg.router.config_poll_s))
+    return RouterHandle(server, port, servicer, health, redis_client, pool_address, metrics_server, watcher)
 
 
 async def watch_config(path: str, handle: RouterHandle, poll_s: float) -> None:

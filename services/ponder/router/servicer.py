@@ -95,6 +95,7 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
         self.metrics = metrics
         self.voting = voting
         self.clock = clock
+        self._background: set[asyncio.Task] = set()
 
     @property
     def cfg(self) -> PonderConfig:
@@ -267,6 +268,22 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
                 await context.abort(status, err)
             finally:
                 self._record(request, trace.req, trace.plan, trace.usage, trace.elapsed_ms(self.clock), status, err)
+                if trace.usage is not None and status == grpc.StatusCode.OK:
+                    self._observe_cost(trace.st, trace.usage.compute_units)
+
+    def _observe_cost(self, st: RouterState, compute_units: float) -> None:
+        """Feed the realised cost to the policy's budget controller, off the request path."""
+        budget = getattr(st.policy, "budget", None)
+        if budget is None or not hasattr(budget, "observe"):
+            return
+        task = asyncio.get_running_loop().create_task(budget.observe(compute_units))
+        self._background.add(task)
+        task.add_done_callback(self._background_done)
+
+    def _background_done(self, task: asyncio.Task) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("budget controller update failed: %s", task.exception())
 
     async def _begin(self, t: "_Trace", request: router_pb2.GenerateRequest) -> None:
         t.req = validate(request, t.st.cfg)
