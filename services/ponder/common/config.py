@@ -130,16 +130,21 @@ class Thinking(_Model):
         return v
 
 
-class Replicas(_Model):
+class ReplicaRange(_Model):
+    """Bounds on a pool's Serve replicas; the autoscaler moves within them."""
+
     min: int = Field(1, ge=0, le=1000, description="Minimum replicas (0 = scale to zero).")
     max: int = Field(1, ge=1, le=1000, description="Maximum replicas.")
-    target_ongoing_requests: float = Field(2.0, gt=0, le=10000, description="Autoscaling target per replica.")
 
     @model_validator(mode="after")
-    def _order(self) -> "Replicas":
+    def _order(self) -> "ReplicaRange":
         if self.min > self.max:
             raise ValueError(f"min ({self.min}) must be <= max ({self.max})")
         return self
+
+
+class Replicas(ReplicaRange):
+    target_ongoing_requests: float = Field(2.0, gt=0, le=10000, description="Autoscaling target per replica.")
 
 
 class PoolConfig(_Model):

@@ -24,6 +24,7 @@ from ponder.common.config import (
     Cost,
     LlamaCppBackend,
     PoolConfig,
+    ReplicaRange,
     Replicas,
     RoutingConfig,
     Thinking,
@@ -54,19 +55,6 @@ class SoftCoT(_Model):
         ..., min_length=1, description="Path or URI of the trained projection weights (assistant to backbone)."
     )
     num_thought_tokens: int = Field(4, ge=1, le=256, description="Soft thought tokens prepended per request.")
-
-
-class ReplicaRange(_Model):
-    """Bounds on a pool's Serve replicas; the autoscaler moves within them."""
-
-    min: int = Field(1, ge=0, le=1000, description="Minimum replicas; 0 requires autoscaling.scale_to_zero.")
-    max: int = Field(1, ge=1, le=1000, description="Maximum replicas.")
-
-    @model_validator(mode="after")
-    def _order(self) -> "ReplicaRange":
-        if self.min > self.max:
-            raise ValueError(f"min ({self.min}) must be <= max ({self.max})")
-        return self
 
 
 class DemandScaling(_Model):
