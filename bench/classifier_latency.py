@@ -1,6 +1,7 @@
-"""Latency of the default classifier (hashed-linear) on one CPU core.
+"""Latency of the default classifier (hashed-gbt; ``--classifier`` for another) on one CPU core.
 
-Trains on synthetic prompts (the weights' values do not change the cost),
+Trains on synthetic prompts (the weights' values do not change the cost;
+tree models keep all ``n_trees`` rounds, the most a trained model can have),
 then times ``predict_proba`` for single prompts of 100, 1,000 and 8,000 tokens
 (4 characters per token, the catalog's estimate). Prints one JSON object with
 p50/p99 in milliseconds per size; ``--plot PNG`` draws them.
@@ -32,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--plot", metavar="PNG")
     ap.add_argument("--repeats", type=int, default=2000)
+    ap.add_argument("--classifier", default="hashed-gbt")
     args = ap.parse_args(argv)
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
@@ -41,7 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(0)
     texts = [prompt(int(rng.integers(20, 400)), rng) for _ in range(400)]
     labels = rng.random(400) < 0.6
-    clf = build_classifier("hashed-linear", {}).fit(texts, {"weak": labels, "strong": ~labels})
+    probe = build_classifier(args.classifier, {})
+    params = {"select_trees": False} if "select_trees" in type(probe.params).model_fields else {}
+    clf = build_classifier(args.classifier, params).fit(texts, {"weak": labels, "strong": ~labels})
     out: dict = {"classifier": clf.name, "cores": 1}
     for tokens in (100, 1000, 8000):
         samples = [prompt(tokens, rng) for _ in range(20)]

@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--plot", metavar="PNG")
     ap.add_argument("--folds", type=int, default=5)
-    ap.add_argument("--classifier", default="hashed-linear")
+    ap.add_argument("--classifier", default="hashed-gbt")
     ap.add_argument("--params", default="{}", help="classifier params as JSON")
     args = ap.parse_args(argv)
 
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         res = cross_validate(table, WEAK, STRONG, args.folds, grouped, args.classifier, params, keep_scores=True)
         scores = res.pop("oof_scores")
         res.pop("oof_probs")
-        res.pop("per_fold")
+        res["per_fold_apgr"] = [round(f["apgr"], 4) for f in res.pop("per_fold")]
         res["seconds"] = round(time.perf_counter() - t0, 1)
         out[name] = res
         if grouped and args.plot:

@@ -39,7 +39,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _classifier_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--classifier", default="hashed-linear", help="Registered classifier name.")
+    p.add_argument("--classifier", default="hashed-gbt", help="Registered classifier name.")
     p.add_argument("--params", type=_params, default={}, metavar="JSON", help="Classifier params as a JSON object.")
 
 

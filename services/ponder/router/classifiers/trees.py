@@ -1,17 +1,19 @@
 """``hashed-gbt``: gradient-boosted trees on prompt features, numpy only.
 
 Per target, one boosted-tree model (see ``gbt``) on the extended structural
-features (``features.EXTENDED_NAMES``) plus, unless ``use_ngrams`` is off,
-one stacked n-gram feature: the mean naive-Bayes log-count ratio of the
-prompt's hashed character n-grams (as in ``hashed-linear``), cross-fitted in
-training so the trees do not trust an overfit score.
+features (``features.EXTENDED_NAMES``), stacked (unless ``use_ngrams`` is
+off) with the hashed character n-gram score of ``hashed-linear``: the mean
+naive-Bayes log-count ratio of the prompt's n-gram buckets.
 
-The number of trees is chosen by inner cross-validation: the same
-``calibration_folds`` folds that cross-fit the calibrator score each fold
-with models trained on the others after every boosting round, and the round
-with the lowest out-of-fold log loss (at most ``n_trees``) is kept. The
-calibrator is fitted on those out-of-fold scores (ECE before and after lands
-in ``report``), then the final model is trained on all rows.
+Everything data-dependent beyond the trees themselves is chosen by inner
+cross-validation on the ``calibration_folds`` folds of the training rows:
+models trained on the other folds score each fold after every boosting
+round, and the round count with the lowest out-of-fold log loss (at most
+``n_trees``) is kept; the stacking weights z = a·tree_logit + c·ngram + b
+are a logistic regression on the out-of-fold tree logits and n-gram scores;
+the calibrator is fitted on the out-of-fold stacked scores (ECE before and
+after lands in ``report``). The final trees and n-gram ratios are then
+trained on all rows; c is folded into the stored n-gram weights.
 
 Inference for one prompt: the feature pass, a gather-and-mean over its
 n-gram buckets and ``depth`` vectorised steps over the trees.
@@ -28,7 +30,7 @@ from ponder.router.classifiers.base import Classifier, register
 from ponder.router.classifiers.calibration import Calibrator
 from ponder.router.classifiers.features import SparseRows, extended, extended_matrix, ngram_buckets, sparse_ngrams
 from ponder.router.classifiers.gbt import Trees, fit_trees, log_loss
-from ponder.router.classifiers.linear import nb_ratios
+from ponder.router.classifiers.linear import Features, fit_logistic, nb_ratios
 from ponder.router.classifiers.optim import sigmoid
 from ponder.router.training.metrics import expected_calibration_error
 
@@ -50,31 +52,34 @@ class TreeParams(BaseModel):
 
 
 class HashedGBTParams(TreeParams):
-    use_ngrams: bool = Field(True, description="Add the stacked hashed n-gram feature.")
+    use_ngrams: bool = Field(True, description="Stack the hashed n-gram score with the trees' logit.")
     hash_bits: int = Field(18, ge=8, le=24, description="log2 of the number of n-gram buckets.")
     ngram_orders: tuple[int, ...] = Field((4,), min_length=1, description="Character n-gram lengths.")
     nb_alpha: float = Field(1.0, gt=0, description="Additive smoothing of the n-gram log-count ratios.")
-    nb_folds: int = Field(3, ge=2, le=20, description="Folds for cross-fitting the n-gram feature in training.")
+    stack_l2: float = Field(1e-3, ge=0, description="L2 penalty on the stacking weights (standardised inputs).")
 
 
 class CalibratedTrees(Classifier):
-    """Shared training of one calibrated tree model per target; subclasses give the dense features."""
+    """One calibrated tree model per target, optionally stacked with a hashed n-gram score.
+
+    Subclasses give the dense features (``dense``) and, for the n-gram part,
+    the hashed n-gram rows (``ngram_rows``; None for none).
+    """
 
     Params = TreeParams
 
     def __init__(self, params: TreeParams):
         super().__init__(params)
         self.models: list[Trees] = []
+        # Per target: z = stack[0]·tree_logit + stack[1] + mean(ngram_weights[buckets]).
+        self.stacks: list[np.ndarray] = []
+        self.ngram_weights: list[np.ndarray] = []
 
     def dense(self, texts: list[str]) -> np.ndarray:
         raise NotImplementedError
 
-    def _train_design(self, x: np.ndarray, texts_idx: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, object]:
-        """Training matrix for rows ``texts_idx`` and the state needed to score new rows (none here)."""
-        return x, None
-
-    def _test_design(self, x: np.ndarray, texts_idx: np.ndarray, state: object) -> np.ndarray:
-        return x
+    def ngram_rows(self, texts: list[str]) -> SparseRows | None:
+        return None
 
     def _fit_trees(self, x: np.ndarray, y: np.ndarray, n_trees: int) -> Trees:
         p = self.params
@@ -85,59 +90,85 @@ class CalibratedTrees(Classifier):
             raise ValueError("no targets to fit")
         p = self.params
         x_all = self.dense(texts)
+        sp_all = self.ngram_rows(texts)
         n = len(texts)
         k = min(p.calibration_folds, n)
         fold = np.random.default_rng(p.seed).permutation(n) % k
-        self.targets, self.models, self.calibrators, self._states = [], [], [], []
+        self.targets, self.models, self.calibrators, self.stacks, self.ngram_weights = [], [], [], [], []
         self.report = {"n": n, "targets": {}}
         for target, y in labels.items():
             y = np.asarray(y, dtype=np.float64)
             # NaN marks rows without an outcome for this target (e.g. another pool served them).
             known = np.flatnonzero(~np.isnan(y))
             xk, yk, fk = x_all[known], y[known] > 0.5, fold[known]
+            sp = sp_all.take(known) if sp_all is not None else None
             staged = np.zeros((len(known), p.n_trees))
+            ngram_oof = np.zeros(len(known))
             for j in range(k):
                 tr, te = np.flatnonzero(fk != j), np.flatnonzero(fk == j)
                 if not (len(te) and len(tr)):
                     continue
-                xtr, state = self._train_design(xk[tr], known[tr], yk[tr])
-                trees = self._fit_trees(xtr, yk[tr], p.n_trees)
-                staged[te] = trees.staged_scores(self._test_design(xk[te], known[te], state))
+                staged[te] = self._fit_trees(xk[tr], yk[tr], p.n_trees).staged_scores(xk[te])
+                if sp is not None:
+                    ngram_oof[te] = sp.take(te).dot(nb_ratios(sp.take(tr), yk[tr], p.nb_alpha))
             losses = log_loss(staged, yk)
             n_keep = int(np.argmin(losses)) + 1 if p.select_trees else p.n_trees
-            oof = staged[:, n_keep - 1]
+            tree_oof = staged[:, n_keep - 1]
+            if sp is not None:
+                # Stacking weights from out-of-fold scores only, so neither part is trusted for its fit.
+                m = fit_logistic(Features(np.c_[tree_oof, ngram_oof], None), yk, p.stack_l2, 0.0, 200)
+                w = m.wd / m.sd
+                stack = np.array([w[0], m.b - w.dot(m.mu)])
+                oof = stack[0] * tree_oof + w[1] * ngram_oof + stack[1]
+                self.ngram_weights.append(w[1] * nb_ratios(sp, yk, p.nb_alpha))
+            else:
+                stack, oof = np.array([1.0, 0.0]), tree_oof
             cal = Calibrator.fit(p.calibration, oof, yk)
             self.report["targets"][target] = {
                 "n": int(len(known)),
                 "base_rate": float(yk.mean()),
                 "n_trees": n_keep,
-                "oof_log_loss": float(losses[n_keep - 1]),
+                "oof_log_loss_trees": float(losses[n_keep - 1]),
+                "stack": [float(v) for v in stack] + ([float(w[1])] if sp is not None else []),
                 "ece_uncalibrated": expected_calibration_error(sigmoid(oof), yk),
                 "ece_calibrated": expected_calibration_error(cal(oof), yk),
                 "calibration": p.calibration,
             }
-            xfull, state = self._train_design(xk, known, yk)
             self.targets.append(target)
             self.calibrators.append(cal)
-            self.models.append(self._fit_trees(xfull, yk, n_keep))
-            self._states.append(state)
+            self.models.append(self._fit_trees(xk, yk, n_keep))
+            self.stacks.append(stack)
         return self
 
     def raw_scores(self, texts: list[str]) -> np.ndarray:
+        if not self.models:
+            return np.zeros((len(texts), 0))
         x = self.dense(texts)
-        return np.column_stack([m.score(x) for m in self.models]) if self.models else np.zeros((len(texts), 0))
+        sp = self.ngram_rows(texts) if self.ngram_weights else None
+        cols = []
+        for j, m in enumerate(self.models):
+            z = self.stacks[j][0] * m.score(x) + self.stacks[j][1]
+            cols.append(z + sp.dot(self.ngram_weights[j]) if sp is not None else z)
+        return np.column_stack(cols)
 
     def save_arrays(self, directory: pathlib.Path) -> None:
         arrays = {}
         for j, m in enumerate(self.models):
             arrays.update({f"feature{j}": m.feature, f"threshold{j}": m.threshold, f"leaf{j}": m.leaf,
-                           f"base{j}": np.array([m.base])})
+                           f"base{j}": np.array([m.base]), f"stack{j}": self.stacks[j]})
+            if self.ngram_weights:
+                arrays[f"ngram{j}"] = self.ngram_weights[j].astype(np.float32)
         np.savez(directory / "trees.npz", **arrays)
 
     def load_arrays(self, directory: pathlib.Path) -> None:
         with np.load(directory / "trees.npz") as z:
+            r = range(len(self.targets))
             self.models = [Trees(z[f"feature{j}"].astype(np.int64), z[f"threshold{j}"], z[f"leaf{j}"],
-                                 float(z[f"base{j}"][0])) for j in range(len(self.targets))]
+                                 float(z[f"base{j}"][0])) for j in r]
+            self.stacks = [z[f"stack{j}"] for j in r]
+            self.ngram_weights = [z[f"ngram{j}"].astype(np.float64) for j in r if f"ngram{j}" in z]
+        if self.ngram_weights and len(self.ngram_weights) != len(self.models):
+            raise ValueError(f"{len(self.models)} tree models but {len(self.ngram_weights)} n-gram weight vectors")
 
 
 @register
@@ -145,43 +176,12 @@ class HashedGBT(CalibratedTrees):
     name = "hashed-gbt"
     Params = HashedGBTParams
 
-    def __init__(self, params: HashedGBTParams):
-        super().__init__(params)
-        self.ratios: list[np.ndarray] = []
-        self._sparse: SparseRows | None = None
-
     def dense(self, texts: list[str]) -> np.ndarray:
         return extended_matrix(texts)
 
-    def fit(self, texts: list[str], labels: dict[str, np.ndarray]) -> "HashedGBT":
+    def ngram_rows(self, texts: list[str]) -> SparseRows | None:
         p = self.params
-        self._sparse = sparse_ngrams(texts, p.ngram_orders, p.hash_bits) if p.use_ngrams else None
-        try:
-            super().fit(texts, labels)
-        finally:
-            self._sparse = None
-        self.ratios = [s for s in self._states if s is not None]
-        del self._states
-        return self
-
-    def _train_design(self, x: np.ndarray, rows: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, object]:
-        if self._sparse is None:
-            return x, None
-        p = self.params
-        sp = self._sparse.take(rows)
-        n = len(rows)
-        fold = np.random.default_rng(p.seed + 1).permutation(n) % min(p.nb_folds, n)
-        stacked = np.zeros(n)
-        for j in range(fold.max() + 1):
-            tr, te = np.flatnonzero(fold != j), np.flatnonzero(fold == j)
-            if len(tr) and len(te):
-                stacked[te] = sp.take(te).dot(nb_ratios(sp.take(tr), y[tr], p.nb_alpha))
-        return np.c_[x, stacked], nb_ratios(sp, y, p.nb_alpha)
-
-    def _test_design(self, x: np.ndarray, rows: np.ndarray, state: object) -> np.ndarray:
-        if self._sparse is None:
-            return x
-        return np.c_[x, self._sparse.take(rows).dot(state)]
+        return sparse_ngrams(texts, p.ngram_orders, p.hash_bits) if p.use_ngrams else None
 
     def raw_scores(self, texts: list[str]) -> np.ndarray:
         # Per-prompt path without building sparse rows: the router scores one prompt at a time.
@@ -189,23 +189,10 @@ class HashedGBT(CalibratedTrees):
         out = np.empty((len(texts), len(self.models)))
         for i, t in enumerate(texts):
             x = extended(t)
-            if p.use_ngrams:
-                buckets = ngram_buckets(t, p.ngram_orders, p.hash_bits)
-                x_j = [np.r_[x, r[buckets].mean() if len(buckets) else 0.0] for r in self.ratios]
-            else:
-                x_j = [x] * len(self.models)
+            buckets = ngram_buckets(t, p.ngram_orders, p.hash_bits) if self.ngram_weights else None
             for j, m in enumerate(self.models):
-                out[i, j] = m.score_one(x_j[j])
+                z = self.stacks[j][0] * m.score_one(x) + self.stacks[j][1]
+                if buckets is not None and len(buckets):
+                    z += self.ngram_weights[j][buckets].mean()
+                out[i, j] = z
         return out
-
-    def save_arrays(self, directory: pathlib.Path) -> None:
-        super().save_arrays(directory)
-        if self.ratios:
-            np.savez(directory / "ngrams.npz", **{f"ratios{j}": r.astype(np.float32) for j, r in enumerate(self.ratios)})
-
-    def load_arrays(self, directory: pathlib.Path) -> None:
-        super().load_arrays(directory)
-        self.ratios = []
-        if self.params.use_ngrams:
-            with np.load(directory / "ngrams.npz") as z:
-                self.ratios = [z[f"ratios{j}"].astype(np.float64) for j in range(len(self.targets))]

@@ -16,7 +16,7 @@ from ponder.router.classifiers.base import Classifier, build_classifier
 from ponder.router.training import metrics as M
 from ponder.router.training.outcomes import OutcomeError, OutcomeTable, require_both_classes
 
-DEFAULT_CLASSIFIER = "hashed-linear"
+DEFAULT_CLASSIFIER = "hashed-gbt"
 
 
 def route_scores(clf: Classifier, texts: list[str], weak: str, strong: str) -> np.ndarray:

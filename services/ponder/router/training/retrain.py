@@ -69,7 +69,7 @@ def read_outcome_log(client: Any, stream: str = S.OUTCOME_STREAM, feedback_key: 
     return OutcomeLog(prompts, pools, correct, records, f"redis stream {stream!r}")
 
 
-def train_from_log(log: OutcomeLog, classifier: str = "hashed-linear", params: dict[str, Any] | None = None,
+def train_from_log(log: OutcomeLog, classifier: str = "hashed-gbt", params: dict[str, Any] | None = None,
                    min_rows: int = 50) -> Classifier:
     """One target per pool with at least ``min_rows`` labelled records holding both outcomes."""
     if log.labelled == 0:
