@@ -19,10 +19,8 @@ import sys
 
 import numpy as np
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "routellm-mmlu"
-WEAK = "mistralai/Mixtral-8x7B-Instruct-v0.1"
-STRONG = "gpt-4-1106-preview"
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from _common import MMLU_DIR as DATA, MMLU_STRONG as STRONG, MMLU_WEAK as WEAK  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
