@@ -226,3 +226,18 @@ async def test_feedback_is_stored_for_training(sim_stack, redis_url):
         with pytest.raises(grpc.aio.AioRpcError) as exc:
             await sim_stack.stub.Feedback(bad, timeout=10)
         assert exc.value.code() == grpc.StatusCode.INVALID_ARGUMENT and exc.value.details().startswith(field)
+
+
+async def test_fallback_pool_answers_when_the_planned_one_is_down(sim_stack):
+    cfg = sim_stack.cfg.model_copy(deep=True)
+    cfg.routing.fallback_pool = "reasoning"
+    await sim_stack.router.reload(cfg)
+    server, _, _, health = sim_stack.pools["small"]
+    await stop_server(server, health, [POOL_SERVICE], 0)
+    resp = await sim_stack.stub.Generate(router_pb2.GenerateRequest(prompt="hi"), timeout=10)
+    assert resp.plan.pool == "reasoning" and resp.plan.strategy == "single"
+    assert "fell back to 'reasoning'" in resp.plan.reason
+    # A forced pool is never swapped behind the client's back.
+    with pytest.raises(grpc.aio.AioRpcError) as exc:
+        await sim_stack.stub.Generate(router_pb2.GenerateRequest(prompt="hi", hints=common_pb2.Hints(pool="small")), timeout=10)
+    assert exc.value.code() == grpc.StatusCode.UNAVAILABLE

@@ -235,7 +235,7 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
                         produced = True
                         yield item
         except PoolUnavailable:
-            if produced or not fallback or fallback == plan.pool or req.hint_pool:
+            if produced or not fallback or fallback == plan.pool or req.hint_pool or plan.strategy == "vote":
                 raise
             old = plan.pool
             plan.pool, plan.strategy, plan.samples, plan.thinking_budget = fallback, "single", 1, 0
