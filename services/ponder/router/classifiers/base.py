@@ -94,7 +94,7 @@ def register(cls: type[Classifier]) -> type[Classifier]:
 
 
 def _load_builtins() -> None:
-    from ponder.router.classifiers import embedding, linear, trees  # noqa: F401  (register themselves)
+    from ponder.router.classifiers import embedding, linear, minilm_gbt, trees  # noqa: F401  (register themselves)
 
 
 def registered() -> list[str]:

@@ -6,10 +6,19 @@ downloaded; both are imported on first use and a missing one raises
 DependencyMissing with the install command. Embeddings are L2-normalised
 (384 values), optionally followed by the structural features; training and
 calibration are those of ``hashed-linear``'s dense part.
+
+``CachedEncoder`` remembers embeddings by the prompt's SHA-1, least recently
+used out first, so classifiers refitted on overlapping rows (the folds of a
+cross-validation) encode each prompt once; ``shared_encoder`` hands out one
+per encoder setting and process.
 """
 from __future__ import annotations
 
+import collections
+import functools
+import hashlib
 import threading
+from typing import Callable
 
 import numpy as np
 from pydantic import Field
@@ -68,3 +77,62 @@ class MiniLM(CalibratedLinear):
         if self.params.with_structural:
             emb = np.c_[emb, structural_matrix(list(texts))]
         return Features(emb, None)
+
+
+class CachedEncoder:
+    """Texts → embeddings (n, dim) float32 through ``encode``, remembering the last ``max_rows``.
+
+    Only prompts not remembered go to ``encode``, each distinct one once per
+    call; ``encoded`` counts the prompts encoded so far. ``max_rows`` 0
+    remembers nothing. Thread-safe; ``encode`` itself runs outside the lock.
+    """
+
+    def __init__(self, encode: Callable[[list[str]], np.ndarray], max_rows: int):
+        self._encode, self.max_rows = encode, max_rows
+        self._memo: collections.OrderedDict[bytes, np.ndarray] = collections.OrderedDict()
+        self._lock = threading.Lock()
+        self.encoded = 0
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        keys = [hashlib.sha1(t.encode("utf-8", "surrogatepass")).digest() for t in texts]
+        found: dict[bytes, np.ndarray] = {}
+        missing: dict[bytes, str] = {}
+        with self._lock:
+            for k, t in zip(keys, texts):
+                if k in found or k in missing:
+                    continue
+                row = self._memo.get(k)
+                if row is None:
+                    missing[k] = t
+                else:
+                    self._memo.move_to_end(k)
+                    found[k] = row
+        if missing:
+            fresh = np.asarray(self._encode(list(missing.values())), dtype=np.float32)
+            if fresh.shape[0] != len(missing):
+                raise ValueError(f"encoder returned {fresh.shape[0]} rows for {len(missing)} prompts")
+            with self._lock:
+                self.encoded += len(missing)
+                for k, row in zip(missing, fresh):
+                    found[k] = row
+                    if self.max_rows:
+                        self._memo[k] = row
+                        self._memo.move_to_end(k)
+                while len(self._memo) > self.max_rows:
+                    self._memo.popitem(last=False)
+        if not keys:
+            return np.zeros((0, 0), dtype=np.float32)
+        return np.stack([found[k] for k in keys])
+
+
+@functools.lru_cache(maxsize=4)
+def shared_encoder(max_seq_length: int, threads: int | None, batch_size: int, max_rows: int) -> CachedEncoder:
+    """One remembering MiniLM encoder per setting and process (L2-normalised embeddings);
+    DependencyMissing when its packages are absent."""
+    model = load_encoder(max_seq_length, threads)
+
+    def encode(texts: list[str]) -> np.ndarray:
+        return model.encode(texts, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False,
+                            convert_to_numpy=True)
+
+    return CachedEncoder(encode, max_rows)
