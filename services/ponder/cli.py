@@ -195,11 +195,11 @@ def cmd_up(args) -> int:
 
         asyncio.run(main())
     finally:
-        stack._stderr("stopping pools and Ray")
+        stack.say_stderr("stopping pools and Ray")
         stack.shutdown_pools()
         if local_redis:
             local_redis.stop()
-        stack._stderr("stopped")
+        stack.say_stderr("stopped")
     return 0
 
 

@@ -21,11 +21,11 @@ log = logging.getLogger(__name__)
 Say = Callable[[str], None]
 
 
-def _stderr(msg: str) -> None:
+def say_stderr(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def progress_bar(label: str, say: Say = _stderr) -> Callable[[int, int], None]:
+def progress_bar(label: str, say: Say = say_stderr) -> Callable[[int, int], None]:
     last = [-1]
     tty = sys.stderr.isatty()
 
@@ -45,7 +45,7 @@ def progress_bar(label: str, say: Say = _stderr) -> Callable[[int, int], None]:
     return report
 
 
-def prepare_models(cfg: PonderConfig, say: Say = _stderr) -> PonderConfig:
+def prepare_models(cfg: PonderConfig, say: Say = say_stderr) -> PonderConfig:
     """Resolve default model files before Ray starts; returns cfg with explicit paths."""
     needs_default = [p for p in cfg.pools if isinstance(p.backend, LlamaCppBackend) and not p.backend.model_path and not p.address]
     if not needs_default:
@@ -61,7 +61,7 @@ def prepare_models(cfg: PonderConfig, say: Say = _stderr) -> PonderConfig:
     return cfg.model_copy(update={"pools": pools})
 
 
-def deploy_pools(cfg: PonderConfig, say: Say = _stderr) -> str | None:
+def deploy_pools(cfg: PonderConfig, say: Say = say_stderr) -> str | None:
     """Start Ray and Serve and deploy each local pool; return the Serve gRPC address."""
     local = [p for p in cfg.pools if not p.address]
     if not local:
@@ -116,7 +116,7 @@ def shutdown_pools() -> None:
             ray.shutdown()
 
 
-def start_redis(cfg: PonderConfig, say: Say = _stderr) -> tuple[str, LocalRedis | None]:
+def start_redis(cfg: PonderConfig, say: Say = say_stderr) -> tuple[str, LocalRedis | None]:
     """(url, local server or None): REDIS_URL or redis.url when set, else our own redis-server."""
     url = os.environ.get("REDIS_URL") or cfg.redis.url
     if url:
@@ -128,7 +128,7 @@ def start_redis(cfg: PonderConfig, say: Say = _stderr) -> tuple[str, LocalRedis 
 
 
 async def run_router(cfg: PonderConfig, pool_address: str | None, redis_url: str | None, stop_event,
-                     say: Say = _stderr, config_path: str | None = None) -> None:
+                     say: Say = say_stderr, config_path: str | None = None) -> None:
     """Serve until ``stop_event``; with ``config_path``, apply edits to that file live."""
     import asyncio
 

@@ -14,7 +14,7 @@ through verbatim (tolerations) keep their Kubernetes names.
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 

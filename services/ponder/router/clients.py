@@ -8,7 +8,7 @@ a client that hangs up stops generation in the pool.
 from __future__ import annotations
 
 import re
-from typing import AsyncIterator
+from typing import AsyncIterator, Sequence
 
 import grpc
 
@@ -23,6 +23,12 @@ from ponder.v1 import pool_pb2, pool_pb2_grpc
 _FIELD = re.compile(r"^([A-Za-z_][\w.\[\]]*): ")
 
 
+def split_field(details: str) -> tuple[str | None, str]:
+    """("field.path", "problem") from INVALID_ARGUMENT details; (None, details) without a field."""
+    m = _FIELD.match(details)
+    return (m.group(1), details[m.end():]) if m else (None, details)
+
+
 class PoolCallError(PonderError):
     """A pool answered with an error status that has no more specific domain error."""
 
@@ -33,8 +39,17 @@ class PoolCallError(PonderError):
 
 
 def map_rpc_error(pool: str, err: grpc.aio.AioRpcError, timeout_s: float) -> PonderError:
-    """Translate a pool's status into the router's domain errors (pure; unit-tested)."""
-    code, details = err.code(), err.details() or ""
+    """Translate a pool's status into the router's domain errors (pure; unit-tested).
+
+    The pool's own status stays on the result as ``rpc_code`` and ``rpc_details``
+    for callers that decide by it (the voting sampler's retry rule).
+    """
+    mapped = _map(pool, err.code(), err.details() or "", timeout_s)
+    mapped.rpc_code, mapped.rpc_details = err.code(), err.details() or ""
+    return mapped
+
+
+def _map(pool: str, code: grpc.StatusCode, details: str, timeout_s: float) -> PonderError:
     if code == grpc.StatusCode.UNAVAILABLE:
         return PoolUnavailable(pool, details or "connection failed")
     if code == grpc.StatusCode.NOT_FOUND:
@@ -43,21 +58,21 @@ def map_rpc_error(pool: str, err: grpc.aio.AioRpcError, timeout_s: float) -> Pon
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return DeadlineExceeded(f"pool {pool!r}", timeout_s)
     if code == grpc.StatusCode.INVALID_ARGUMENT:
-        m = _FIELD.match(details)
-        if m is None:
-            return InvalidArgument("request", f"{details} (pool {pool!r})")
-        return InvalidArgument(m.group(1), f"{details[m.end():]} (pool {pool!r})")
+        field, problem = split_field(details)
+        return InvalidArgument(field or "request", f"{problem} (pool {pool!r})")
     return PoolCallError(pool, code, details)
 
 
 class PoolClient:
-    def __init__(self, cfg: PoolConfig, address: str):
-        self.cfg = cfg
-        self.name = cfg.name
+    """One pool's kept-open channel. ``route`` is the metadata that reaches the pool;
+    by default Serve's ``application`` key with the pool's name."""
+
+    def __init__(self, name: str, address: str, route: Sequence[tuple[str, str]] | None = None):
+        self.name = name
         self.address = address
         self.channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
         self.stub = pool_pb2_grpc.ModelPoolStub(self.channel)
-        self._route = (("application", cfg.name),)
+        self._route = tuple(route) if route is not None else (("application", name),)
 
     def _metadata(self) -> list[tuple[str, str]]:
         return inject_metadata(self._route)
@@ -97,7 +112,7 @@ class PoolClients:
             addr = p.address or default_address
             if addr is None:
                 raise ValueError(f"pool {p.name!r} has no address and no default (Serve gRPC proxy) address")
-            self.clients[p.name] = PoolClient(p, addr)
+            self.clients[p.name] = PoolClient(p.name, addr)
 
     def __getitem__(self, name: str) -> PoolClient:
         return self.clients[name]

@@ -19,7 +19,7 @@ import grpc
 import ponder
 from ponder.common.config import PonderConfig
 from ponder.common.errors import DeadlineExceeded, InvalidArgument, PonderError, PoolUnavailable, grpc_status
-from ponder.common.grpcutil import rpc_errors, stream_errors
+from ponder.common.grpcutil import rpc_errors
 from ponder.common.telemetry import Tracing, extract_metadata
 from ponder.router.strategies import base as strategies
 from ponder.router.clients import PoolClients

@@ -8,7 +8,7 @@ cost model so plans are comparable.
 from __future__ import annotations
 
 import abc
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -124,7 +124,3 @@ def build_policy(cfg: PonderConfig) -> Policy:
         ]
         raise ConfigError("routing", problems) from None
     return cls(params, PoolCatalog(cfg))
-
-
-def parse_params(cls: type[Policy], params: dict[str, Any]) -> BaseModel:
-    return cls.Params.model_validate(params)

@@ -11,6 +11,7 @@ from typing import AsyncIterator
 import grpc
 
 from ponder.common.errors import InvalidArgument, PonderError, PoolUnavailable
+from ponder.router.clients import split_field
 from ponder.router.strategies.base import StreamDelta
 from ponder.router.types import Answer, Plan, Request
 from ponder.v1 import voting_pb2
@@ -53,8 +54,8 @@ class Vote:
                     summary = ev.summary
         except grpc.aio.AioRpcError as e:
             if e.code() == grpc.StatusCode.INVALID_ARGUMENT:
-                field, _, problem = (e.details() or "").partition(": ")
-                raise InvalidArgument(f"task.{field}" if problem else "task", problem or e.details()) from None
+                field, problem = split_field(e.details() or "")
+                raise InvalidArgument(f"task.{field}" if field else "task", problem) from None
             if e.code() == grpc.StatusCode.UNAVAILABLE:
                 raise PoolUnavailable("voting", e.details() or "voting service unreachable") from None
             raise

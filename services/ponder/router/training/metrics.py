@@ -129,7 +129,6 @@ def expected_calibration_error(prob: np.ndarray, label: np.ndarray, bins: int = 
     if len(prob) == 0:
         raise MetricUndefined("no rows")
     idx = np.minimum((prob * bins).astype(np.int64), bins - 1)
-    count = np.bincount(idx, minlength=bins)
     p_sum = np.bincount(idx, weights=prob, minlength=bins)
     y_sum = np.bincount(idx, weights=label, minlength=bins)
     return float(np.sum(np.abs(p_sum - y_sum)) / len(prob))

@@ -1,9 +1,10 @@
 """``pool:NAME``: samples from a ponder ModelPool over gRPC (``ModelPool.Generate``).
 
-One channel per pool, shared by every sample; each sample is one Generate
-call with its own seed. Through Ray Serve's gRPC proxy the call needs the
-metadata ("application", NAME); a standalone pool needs none. At most
-``max_in_flight`` calls are outstanding, so one vote cannot flood a pool.
+One ``PoolClient`` (one kept-open channel) per pool, shared by every sample;
+each sample is one Generate call with its own seed. Through Ray Serve's gRPC
+proxy the call needs the metadata ("application", NAME); a standalone pool
+needs none. At most ``max_in_flight`` calls are outstanding, so one vote
+cannot flood a pool.
 """
 from __future__ import annotations
 
@@ -13,14 +14,14 @@ from typing import Sequence
 import grpc
 
 from ponder.common.config import Cost
-from ponder.common.errors import PoolUnavailable
-from ponder.common.grpcutil import CHANNEL_OPTIONS
-from ponder.common.telemetry import inject_metadata
-from ponder.v1 import common_pb2, pool_pb2, pool_pb2_grpc
+from ponder.common.errors import PonderError, PoolUnavailable
+from ponder.router.clients import PoolClient
+from ponder.v1 import common_pb2, pool_pb2
 from ponder.voting.errors import SamplerRefused
 from ponder.voting.samplers.base import Sample, Sampler
 from ponder.voting.tasks.base import StepPrompt
 
+# Pool statuses worth retrying; any other refusal fails the step at once.
 TRANSIENT = {
     grpc.StatusCode.UNAVAILABLE,
     grpc.StatusCode.RESOURCE_EXHAUSTED,
@@ -41,17 +42,13 @@ class PoolSampler(Sampler):
         top_k: int = 40,
         timeout_s: float = 120.0,
         max_in_flight: int = 64,
-        channel: grpc.aio.Channel | None = None,
     ):
         self.pool, self.address = pool, address
         self.name = f"pool:{pool}"
-        self.metadata = tuple(metadata)
         self.cost = cost or Cost()
         self.temperature, self.top_p, self.top_k = temperature, top_p, top_k
         self.timeout_s = timeout_s
-        self._own_channel = channel is None
-        self._channel = channel or grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
-        self._stub = pool_pb2_grpc.ModelPoolStub(self._channel)
+        self.client = PoolClient(pool, address, route=metadata)
         self._slots = asyncio.Semaphore(max_in_flight)
 
     def request(self, prompt: StepPrompt, seed: int) -> pool_pb2.PoolGenerateRequest:
@@ -71,18 +68,16 @@ class PoolSampler(Sampler):
     async def sample(self, prompt: StepPrompt, seed: int) -> Sample:
         async with self._slots:
             try:
-                r = await self._stub.Generate(
-                    self.request(prompt, seed), metadata=inject_metadata(self.metadata), timeout=self.timeout_s
-                )
-            except grpc.aio.AioRpcError as e:
-                if e.code() in TRANSIENT:
-                    raise PoolUnavailable(self.pool, f"{e.code().name}: {e.details()}") from None
-                raise SamplerRefused(self.name, f"{e.code().name}: {e.details()}") from None
+                r = await self.client.generate(self.request(prompt, seed), self.timeout_s)
+            except PonderError as e:
+                code, details = e.rpc_code, e.rpc_details  # set by the client's status mapping
+                if code in TRANSIENT:
+                    raise PoolUnavailable(self.pool, f"{code.name}: {details}") from None
+                raise SamplerRefused(self.name, f"{code.name}: {details}") from None
         return Sample(
             r.text, r.prompt_tokens, r.output_tokens, r.finish_reason,
             self.cost.units(r.prompt_tokens, r.output_tokens), r.simulated,
         )
 
     async def close(self) -> None:
-        if self._own_channel:
-            await self._channel.close()
+        await self.client.close()
