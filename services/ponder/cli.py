@@ -128,14 +128,15 @@ def cmd_plan(args) -> int:
         return 0
     p = resp.plan
     print(f"pool={p.pool} strategy={p.strategy} samples={p.samples} thinking_budget={p.thinking_budget} "
-          f"expected={p.expected_compute_units:.1f} CU  (policy {p.policy})")
+          f"expected={p.expected_compute_units:.1f} CU, {p.expected_latency_ms:.0f} ms  (policy {p.policy})")
     print(f"reason: {p.reason}")
     if len(p.candidates) > 1:
         print("candidates:")
         for c in p.candidates:
             flag = " " if c.feasible else "x"
             print(f" {flag} {c.pool}/{c.strategy} n={c.samples} think={c.thinking_budget} "
-                  f"acc={c.expected_accuracy:.3f} cost={c.expected_compute_units:.1f} score={c.score:.4f} {c.note}")
+                  f"acc={c.expected_accuracy:.3f} cost={c.expected_compute_units:.1f} "
+                  f"latency={c.expected_latency_ms:.0f}ms score={c.score:.4f} {c.note}")
     return 0
 
 
@@ -251,7 +252,8 @@ def cmd_pool_serve(args) -> int:
 def _request_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("text", help="the prompt")
     p.add_argument("--budget", type=float, help="max compute units for this request")
-    p.add_argument("--max-latency-ms", type=float, help="latency cap; also the deadline")
+    p.add_argument("--max-latency-ms", type=float, help="latency cap: plans expected to take longer are cut or refused; "
+                   "also the deadline")
     p.add_argument("--pool", help="force this pool")
     p.add_argument("--strategy", choices=["single", "best_of_n", "think"], help="force this strategy")
     p.add_argument("--samples", type=int, help="best_of_n sample count")

@@ -7,7 +7,7 @@ import grpc
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from ponder.common.config import PonderConfig, PoolConfig, RouterConfig, RoutingConfig, SimBackend, Thinking
+from ponder.common.config import PonderConfig, PoolConfig, RouterConfig, RoutingConfig, SimBackend, Speed, Thinking
 from ponder.common.grpcutil import stop_server
 from ponder.common.telemetry import Tracing
 from ponder.pools.servicer import SERVICE as POOL_SERVICE, start_standalone
@@ -25,17 +25,22 @@ class SimStack:
     spans: InMemorySpanExporter
 
 
+# What the sim pools below declare: their latency model (the sim ignores the prompt).
+SIM_SPEED = Speed(ttft_ms=1, prefill_tokens_per_s=1e6, decode_tokens_per_s=1000, concurrent_samples=64)
+
+
 def sim_config(**routing) -> PonderConfig:
     """Two sim pools (test doubles with a latency model) behind the default policy."""
     return PonderConfig(
         pools=[
-            PoolConfig(name="small", backend=SimBackend(ttft_ms=1, tpot_ms=1, output_tokens=8)),
+            PoolConfig(name="small", backend=SimBackend(ttft_ms=1, tpot_ms=1, output_tokens=8), speed=SIM_SPEED),
             PoolConfig(
                 name="reasoning",
                 tier="reasoning",
                 backend=SimBackend(ttft_ms=1, tpot_ms=1, output_tokens=8),
                 thinking=Thinking(budget_tokens=8),
                 cost={"prompt_token_cu": 0.2, "output_token_cu": 4.0},
+                speed=SIM_SPEED,
             ),
         ],
         routing=RoutingConfig(**routing),

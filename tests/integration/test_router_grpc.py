@@ -115,7 +115,12 @@ async def test_deadline_exceeded(sim_stack):
     with pytest.raises(grpc.aio.AioRpcError) as exc:
         await sim_stack.stub.Generate(slow, timeout=0.003)
     assert exc.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-    capped = router_pb2.GenerateRequest(prompt="hi", budget=common_pb2.Budget(max_latency_ms=2))
+    # A pool slower than it declares: the plan fits max_latency_ms, the deadline stops the run.
+    engine = sim_stack.pools["small"][2]
+    engine.backend.cfg = engine.backend.cfg.model_copy(update={"tpot_ms": 50})
+    capped = router_pb2.GenerateRequest(
+        prompt="hi", sampling=common_pb2.SamplingParams(max_tokens=8), budget=common_pb2.Budget(max_latency_ms=100)
+    )
     with pytest.raises(grpc.aio.AioRpcError) as exc:
         await sim_stack.stub.Generate(capped, timeout=10)
     assert exc.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED

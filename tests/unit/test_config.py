@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from ponder.common.config import Cost, LlamaCppBackend, SimBackend, load_config, parse_config
+from ponder.common.config import Cost, LlamaCppBackend, SimBackend, Speed, load_config, parse_config
 from ponder.common.errors import ConfigError
 
 
@@ -171,3 +171,24 @@ def test_cost_units():
 def test_cost_output_price_must_be_positive():
     got = problems({"pools": [{"name": "a", "cost": {"output_token_cu": 0}}]})
     assert list(got) == ["pools[0].cost.output_token_cu"]
+
+
+def test_default_speed_is_a_cpu_llamacpp_replica():
+    s = Speed()
+    assert (s.prefill_tokens_per_s, s.decode_tokens_per_s, s.concurrent_samples) == (288.0, 43.0, 1)
+    assert all(p.speed == s for p in parse_config(None).pools)
+
+
+@pytest.mark.parametrize(
+    "speed,path",
+    [
+        ({"ttft_ms": 0}, "pools[0].speed.ttft_ms"),
+        ({"prefill_tokens_per_s": -1}, "pools[0].speed.prefill_tokens_per_s"),
+        ({"decode_tokens_per_s": 0}, "pools[0].speed.decode_tokens_per_s"),
+        ({"concurrent_samples": 0}, "pools[0].speed.concurrent_samples"),
+        ({"concurrent_samples": 1.5}, "pools[0].speed.concurrent_samples"),
+        ({"tokens_per_s": 40}, "pools[0].speed.tokens_per_s"),
+    ],
+)
+def test_bad_speed_names_the_field(speed, path):
+    assert list(problems({"pools": [{"name": "a", "speed": speed}]})) == [path]

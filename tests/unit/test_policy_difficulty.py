@@ -117,6 +117,61 @@ async def test_cap_filters_and_infeasible_names_the_field():
     assert e.value.field == "budget.max_compute_units"
 
 
+# "What is 2 + 2?" is 3 prompt tokens; both default pools declare 50 ms to the first token,
+# 288 prompt and 43 output tokens per second, one sample at a time.
+SMALL_SINGLE_MS = 50 + 1000 * (3 / 288 + 64 / 43)
+REASONING_SINGLE_MS = 50 + 1000 * (3 / 288 + 32 / 43)  # max_tokens_default 32
+
+
+async def test_candidates_carry_the_latency_estimate():
+    plan = await policy(lambda_per_cu=0.0).plan(req())
+    by = {(c.pool, c.strategy, c.samples, c.thinking_budget): c.expected_latency_ms for c in plan.candidates}
+    assert by[("small", "single", 1, 0)] == pytest.approx(SMALL_SINGLE_MS, abs=1e-3)
+    assert by[("small", "best_of_n", 3, 0)] == pytest.approx(3 * SMALL_SINGLE_MS, abs=1e-3)
+    assert by[("reasoning", "single", 1, 0)] == pytest.approx(REASONING_SINGLE_MS, abs=1e-3)
+    # Thinking 128: reads 3 + (3 + 128) tokens, writes 128 + 32.
+    assert by[("reasoning", "think", 1, 128)] == pytest.approx(50 + 1000 * (134 / 288 + 160 / 43), abs=1e-3)
+    win = next(c for c in plan.candidates if c.score == max(x.score for x in plan.candidates))
+    assert plan.expected_latency_ms == win.expected_latency_ms
+    assert f"~{win.expected_latency_ms:.0f} ms" in plan.reason
+
+
+async def test_latency_cap_makes_slower_candidates_infeasible():
+    plan = await policy(lambda_per_cu=0.0).plan(req(max_latency_ms=2000))
+    assert plan.expected_latency_ms <= 2000
+    feasible = {(c.pool, c.strategy, c.samples) for c in plan.candidates if c.feasible}
+    assert feasible == {("small", "single", 1), ("reasoning", "single", 1)}
+    slow = [c for c in plan.candidates if not c.feasible]
+    assert all(c.expected_latency_ms > 2000 and "> cap 2000 ms" in c.note for c in slow)
+    bo3 = next(c for c in slow if (c.pool, c.strategy, c.samples) == ("small", "best_of_n", 3))
+    assert bo3.note.endswith(f"; takes ~{3 * SMALL_SINGLE_MS:.0f} ms > cap 2000 ms")
+
+
+async def test_latency_cap_below_the_fastest_plan_names_the_field():
+    with pytest.raises(BudgetInfeasible) as e:
+        await policy().plan(req(max_latency_ms=500))
+    assert e.value.field == "budget.max_latency_ms"
+    assert f"500 ms is below the fastest plan (~{REASONING_SINGLE_MS:.0f} ms for pool 'reasoning', single n=1)" in str(e.value)
+    # When no plan is cheap enough either, the compute cap is the one to fix first.
+    with pytest.raises(BudgetInfeasible) as e:
+        await policy().plan(req(max_latency_ms=500, max_compute_units=1))
+    assert e.value.field == "budget.max_compute_units"
+
+
+async def test_latency_error_names_the_fastest_affordable_plan():
+    cfg = parse_config({
+        "pools": [{"name": "small"}, {"name": "reasoning", "tier": "reasoning", "max_tokens_default": 32,
+                                      "cost": {"output_token_cu": 10.0}}],
+        "routing": {"policy": {"name": "difficulty"}},
+    })
+    pol = DifficultyPolicy(DifficultyPolicy.Params(), PoolCatalog(cfg))
+    with pytest.raises(BudgetInfeasible) as e:
+        await pol.plan(req(max_latency_ms=1000, max_compute_units=100))
+    assert e.value.field == "budget.max_latency_ms"
+    assert (f"below the fastest plan within budget.max_compute_units (~{SMALL_SINGLE_MS:.0f} ms for pool 'small'"
+            in str(e.value))
+
+
 async def test_hints_restrict_candidates():
     pol = policy(lambda_per_cu=0.0)
     plan = await pol.plan(req(hint_pool="small", hint_strategy="best_of_n", hint_samples=4))

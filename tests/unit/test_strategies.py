@@ -1,17 +1,21 @@
-"""Strategies' pure parts: best_of_n's normalisation and vote, and the per-sample pool request."""
+"""Strategies' pure parts: best_of_n's normalisation and vote, the per-sample pool request,
+and the sample's duration measured around the pool call."""
 from __future__ import annotations
+
+import asyncio
 
 import pytest
 
 from ponder.router.strategies import base
 from ponder.router.strategies.best_of_n import normalise, vote
 from ponder.router.types import Plan, Request, SampleResult, Sampling
+from ponder.v1 import common_pb2, pool_pb2
 
 
 def sample(text: str) -> SampleResult:
     return SampleResult(
         text=text, thinking="", finish_reason="stop", prompt_tokens=1, output_tokens=1,
-        thinking_tokens=0, ttft_ms=1.0, model="m", simulated=False,
+        thinking_tokens=0, ttft_ms=1.0, model="m", simulated=False, duration_ms=2.0,
     )
 
 
@@ -98,3 +102,30 @@ def test_pool_request_seed_offset_stays_in_uint64():
     seeds = [base.pool_request(req, plan, i).sampling.seed for i in range(2)]
     assert seeds[0] != seeds[1]
     assert all(0 <= s < 2**64 for s in seeds)
+
+
+class SlowPool:
+    """A pool client that answers after ``delay_s``, unary or as one delta and the result."""
+
+    def __init__(self, delay_s: float):
+        self.delay_s = delay_s
+        self.result = pool_pb2.PoolGenerateResponse(text="4", output_tokens=1, time_to_first_token_ms=1.0)
+
+    async def generate(self, preq, timeout_s):
+        await asyncio.sleep(self.delay_s)
+        return self.result
+
+    async def stream(self, preq, timeout_s):
+        yield pool_pb2.PoolGenerateChunk(delta=common_pb2.TokenDelta(text="4"))
+        await asyncio.sleep(self.delay_s)
+        yield pool_pb2.PoolGenerateChunk(final=self.result)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_draw_measures_the_samples_duration(stream):
+    req, plan = Request(request_id="r", prompt="2+2?"), Plan(pool="small", strategy="single")
+    items = [x async for x in base.draw(req, plan, SlowPool(0.05), 1.0, 0, stream)]
+    result = items[-1]
+    assert isinstance(result, SampleResult) and result.text == "4" and result.ttft_ms == 1.0
+    assert 49 <= result.duration_ms < 1000  # the pool's 50 ms, give or take the clock
+    assert len(items) == (2 if stream else 1)

@@ -143,6 +143,36 @@ async def test_cap_below_cheapest_plan_is_infeasible():
     assert "cheapest plan" in str(ei.value)
 
 
+# Default pools declare 50 ms to the first token, 288 prompt and 43 output tokens per second.
+async def test_plan_reports_the_latency_estimate():
+    plan = await policy().plan(request())
+    # SHORT is 7 prompt tokens; the small pool writes up to 64.
+    assert plan.expected_latency_ms == pytest.approx(50 + 1000 * (7 / 288 + 64 / 43), abs=1e-3)
+    assert plan.candidates[0].expected_latency_ms == plan.expected_latency_ms
+
+
+async def test_latency_cap_cuts_the_thinking_budget():
+    plan = await policy().plan(request(KEYWORD, max_latency_ms=3000))
+    # KEYWORD is 12 prompt tokens; thinking T reads 12 + (12 + T) tokens and writes T + 32.
+    assert (plan.pool, plan.strategy, plan.thinking_budget) == ("reasoning", "think", 64)
+    assert plan.expected_latency_ms == pytest.approx(50 + 1000 * (88 / 288 + 96 / 43), abs=1e-3)
+    assert "cut to fit budget.max_latency_ms=3000" in plan.reason
+    assert [c.thinking_budget for c in plan.candidates] == [256, 128, 64]
+    assert plan.candidates[0].note == f"takes ~{50 + 1000 * (280 / 288 + 288 / 43):.0f} ms > cap 3000 ms"
+    assert [c.feasible for c in plan.candidates] == [False, False, True]
+
+
+async def test_latency_cap_below_the_fastest_plan_is_refused():
+    with pytest.raises(BudgetInfeasible) as ei:
+        await policy().plan(request(KEYWORD, max_latency_ms=100))
+    assert ei.value.field == "budget.max_latency_ms"
+    fastest = 50 + 1000 * (12 / 288 + 32 / 43)  # one plain sample on the reasoning pool
+    assert f"100 ms is below the fastest plan (~{fastest:.0f} ms for pool 'reasoning', single n=1)" in str(ei.value)
+    with pytest.raises(BudgetInfeasible) as ei:
+        await policy().plan(request(KEYWORD, max_latency_ms=100, max_compute_units=1.0))
+    assert ei.value.field == "budget.max_compute_units"
+
+
 async def test_requested_max_tokens_feeds_the_estimate():
     plan = await policy().plan(request(sampling=Sampling(max_tokens=10)))
     assert plan.expected_compute_units == pytest.approx(len(SHORT) // 4 * 0.1 + 10)

@@ -130,6 +130,25 @@ class Thinking(_Model):
         return v
 
 
+class Speed(_Model):
+    """How fast a pool answers, as declared: the latency estimate's figures until the router
+    has observed the pool. Defaults: one CPU llama.cpp replica running Gemma 3 270M Q4_K_M
+    (about 288 prompt and 43 output tokens per second)."""
+
+    ttft_ms: float = Field(
+        50.0, gt=0, le=600000,
+        description="Time to first token for a prompt of a few tokens; longer prompts add "
+        "prompt_tokens / prefill_tokens_per_s.",
+    )
+    prefill_tokens_per_s: float = Field(288.0, gt=0, le=1e7, description="Prompt tokens one sample reads per second.")
+    decode_tokens_per_s: float = Field(43.0, gt=0, le=1e6, description="Output tokens one sample generates per second.")
+    concurrent_samples: int = Field(
+        1, ge=1, le=1024,
+        description="Samples of one request the pool runs at once (best_of_n sends them together); "
+        "1 for a single llama.cpp replica, which runs them one after another.",
+    )
+
+
 class ReplicaRange(_Model):
     """Bounds on a pool's Serve replicas; the autoscaler moves within them."""
 
@@ -155,6 +174,9 @@ class PoolConfig(_Model):
     backend: Backend = Field(default_factory=LlamaCppBackend, description="Engine serving the model.")
     cost: Cost = Field(default_factory=Cost, description="Token prices in compute units.")
     thinking: Thinking | None = Field(None, description="Thinking phase; unset: the pool answers directly.")
+    speed: Speed = Field(
+        default_factory=Speed, description="Declared speed; latency estimates use it until the pool is observed."
+    )
     max_tokens_default: int = Field(64, ge=1, le=131072, description="max_tokens when a request sets none.")
     max_tokens_limit: int = Field(1024, ge=1, le=131072, description="Largest max_tokens a request may ask.")
     max_queued_requests: int = Field(256, ge=1, le=100000, description="Requests a replica queues before refusing.")

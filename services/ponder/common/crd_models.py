@@ -1,9 +1,9 @@
 """Specs of the Kubernetes custom resources, built on the models of ``config.py``.
 
 ``ModelPool``, ``RoutingPolicy`` and ``ConsolidationPolicy`` (group ``ponder.dev``,
-version ``v1alpha1``) reuse the pool, backend, cost, thinking and routing models of
-``ponder.yaml`` field for field, so a pool copied from ``ponder.yaml`` into a
-``ModelPool`` keeps its meaning. Their JSON schemas become the CRDs'
+version ``v1alpha1``) reuse the pool, backend, cost, thinking, speed and routing
+models of ``ponder.yaml`` field for field, so a pool copied from ``ponder.yaml``
+into a ``ModelPool`` keeps its meaning. Their JSON schemas become the CRDs'
 ``openAPIV3Schema`` (``python -m ponder_operator.crdgen``), and the operator
 validates every spec with these models again before it reconciles, so a bad
 spec fails with the field path (``spec.autoscaling.target: ...``).
@@ -27,6 +27,7 @@ from ponder.common.config import (
     ReplicaRange,
     Replicas,
     RoutingConfig,
+    Speed,
     Thinking,
     VLLMBackend,
 )
@@ -141,6 +142,9 @@ class ModelPoolSpec(_Model):
     softcot: SoftCoT | None = Field(None, description="Assistant and projection; required for tier softcot only.")
     cost: Cost = Field(default_factory=Cost, description="Token prices in compute units.")
     thinking: Thinking | None = Field(None, description="Thinking phase; unset: the pool answers directly.")
+    speed: Speed = Field(
+        default_factory=Speed, description="Declared speed; latency estimates use it until the pool is observed."
+    )
     max_tokens_default: int = Field(64, ge=1, le=131072, description="max_tokens when a request sets none.")
     max_tokens_limit: int = Field(1024, ge=1, le=131072, description="Largest max_tokens a request may ask.")
     max_queued_requests: int = Field(256, ge=1, le=100000, description="Requests a replica queues before refusing.")
@@ -195,6 +199,7 @@ class ModelPoolSpec(_Model):
             backend=self.backend,
             cost=self.cost,
             thinking=self.thinking,
+            speed=self.speed,
             max_tokens_default=self.max_tokens_default,
             max_tokens_limit=self.max_tokens_limit,
             max_queued_requests=self.max_queued_requests,

@@ -60,7 +60,11 @@ class RouterHandle:
 
 
 def make_state(cfg: PonderConfig, pool_address: str | None, redis_client) -> RouterState:
-    """Policy (with a budget controller when it takes one and Redis is there) and pool clients."""
+    """Policy (with a budget controller when it takes one and Redis is there) and pool clients.
+
+    The policy's catalog starts a fresh latency tracker, so after a reload the
+    pools are estimated at their declared speed until they are observed again.
+    """
     policy = build_policy(cfg)
     if redis_client is not None and hasattr(policy, "set_budget"):
         from ponder.router.budget import BudgetController

@@ -69,6 +69,7 @@ class _Trace:
     st: RouterState
     req: Request | None = None
     plan: Plan | None = None
+    answer: Answer | None = None
     usage: common_pb2.Usage | None = None
 
     def elapsed_ms(self, clock: Callable[[], float]) -> float:
@@ -250,8 +251,10 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
     async def _request(self, request: router_pb2.GenerateRequest, context, span: str):
         """One generation request's boundary: span, error -> status, and its outcome record.
 
-        Yields a ``_Trace`` the body fills in (request, plan, usage) so the
-        record says how far the request got, whatever ended it.
+        Yields a ``_Trace`` the body fills in (request, plan, answer, usage) so
+        the record says how far the request got, whatever ended it; an answered
+        request's samples feed the catalog's latency tracker and its cost the
+        budget controller.
         """
         trace = _Trace(self.clock(), self.state)
         status, err = grpc.StatusCode.OK, ""
@@ -269,6 +272,7 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
             finally:
                 self._record(request, trace.req, trace.plan, trace.usage, trace.elapsed_ms(self.clock), status, err)
                 if trace.usage is not None and status == grpc.StatusCode.OK:
+                    trace.st.policy.catalog.observe(trace.req, trace.plan, trace.answer.samples)
                     self._observe_cost(trace.st, trace.usage.compute_units)
 
     def _observe_cost(self, st: RouterState, compute_units: float) -> None:
@@ -298,6 +302,7 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
             async with contextlib.aclosing(self._execute(t.st, t.req, t.plan, context, stream=False)) as items:
                 async for item in items:
                     answer = item
+            t.answer = answer
             t.usage = self._usage(t.st, t.plan, answer, t.elapsed_ms(self.clock))
             return response_to_proto(t.req.request_id, t.plan, answer, t.usage)
 
@@ -311,6 +316,7 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
                             delta=common_pb2.TokenDelta(text=item.text, sample_index=item.sample_index, thinking=item.thinking)
                         )
                     else:
+                        t.answer = item
                         t.usage = self._usage(t.st, t.plan, item, t.elapsed_ms(self.clock))
                         yield router_pb2.GenerateEvent(final=response_to_proto(t.req.request_id, t.plan, item, t.usage))
 

@@ -71,6 +71,9 @@ class Plan:
 
 @dataclasses.dataclass(slots=True)
 class SampleResult:
+    """One sample from a pool. ``ttft_ms`` is the pool's own figure; ``duration_ms`` is
+    measured by the router, from sending the request to receiving the whole sample."""
+
     text: str
     thinking: str
     finish_reason: str
@@ -80,6 +83,7 @@ class SampleResult:
     ttft_ms: float
     model: str
     simulated: bool
+    duration_ms: float
 
 
 @dataclasses.dataclass(slots=True)

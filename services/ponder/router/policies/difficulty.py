@@ -11,11 +11,15 @@ the pool is correct) given by the classifier (or a tier prior):
   + ½·C(n,n/2) p^(n/2) (1−p)^(n/2) for even n. Below p = ½ voting hurts.
 - think: logit(p_T) = logit(p) + think_logit_gain · log2(1 + T / think_ref_tokens).
 
-Expected cost comes from ``PoolCatalog.estimate``. The winner maximises
-accuracy − λ·cost among candidates within ``budget.max_compute_units``; λ
-comes from the attached budget controller, else ``lambda_per_cu``. Nothing
-fitting raises BudgetInfeasible naming ``budget.max_compute_units``. Hints
-restrict the candidates (pool, strategy, samples, thinking budget).
+Expected cost and latency come from ``PoolCatalog.estimate``. A candidate
+over ``budget.max_compute_units`` or expected to take longer than
+``budget.max_latency_ms`` is infeasible (its note says which); the winner
+maximises accuracy − λ·cost among the feasible ones; λ comes from the attached
+budget controller, else ``lambda_per_cu``. Nothing feasible raises
+BudgetInfeasible naming ``budget.max_compute_units`` when no candidate is cheap
+enough, else ``budget.max_latency_ms`` with the fastest affordable candidate's
+estimate. Hints restrict the candidates (pool, strategy, samples, thinking
+budget).
 """
 from __future__ import annotations
 
@@ -25,9 +29,9 @@ from typing import Literal, Protocol
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from ponder.common.errors import BudgetInfeasible, ConfigError, InvalidArgument, UnknownPool
+from ponder.common.errors import ConfigError, InvalidArgument, UnknownPool
 from ponder.router.classifiers.base import Classifier, load_classifier
-from ponder.router.policies.base import Policy, PoolCatalog, register
+from ponder.router.policies.base import Policy, PoolCatalog, infeasible, over_caps, register
 from ponder.router.types import Candidate, Plan, Request
 
 STRATEGIES = ("single", "best_of_n", "think")
@@ -185,27 +189,22 @@ class DifficultyPolicy(Policy):
                 c.expected_accuracy = round(c.expected_accuracy, 6)
                 c.score = round(c.expected_accuracy - lam * c.expected_compute_units, 6)
                 c.note = f"p={p:.3f} ({src})"
-                if req.max_compute_units is not None and c.expected_compute_units > req.max_compute_units:
+                over = over_caps(c, req.max_compute_units, req.max_latency_ms)
+                if over:
                     c.feasible = False
-                    c.note += f"; costs {c.expected_compute_units} CU > cap {req.max_compute_units}"
+                    c.note += f"; {over}"
                 cands.append(c)
         if not cands:
             raise InvalidArgument("hints.strategy", f"no plan matches the hints (pool {req.hint_pool or 'any'}, "
                                   f"strategy {req.hint_strategy or 'any'})")
-        ok = [c for c in cands if c.feasible]
-        if not ok:
-            cheapest = min(cands, key=lambda c: c.expected_compute_units)
-            raise BudgetInfeasible(
-                "budget.max_compute_units",
-                f"{req.max_compute_units} is below the cheapest plan ({cheapest.expected_compute_units} CU for pool "
-                f"{cheapest.pool!r}, {cheapest.strategy}); raise the budget or lower sampling.max_tokens",
-            )
+        if not any(c.feasible for c in cands):
+            raise infeasible(cands, req.max_compute_units, req.max_latency_ms)
         cands.sort(key=lambda c: (-c.feasible, -c.score, c.expected_compute_units))
         ok = [c for c in cands if c.feasible]
         win = cands[0]
         why = (f"max accuracy - lambda*cost with lambda={lam:.3g}/CU ({lam_from}): {win.pool}/{win.strategy}"
                f" n={win.samples} T={win.thinking_budget} acc {win.expected_accuracy:.3f} cost "
-               f"{win.expected_compute_units} CU score {win.score:.4f}")
+               f"{win.expected_compute_units} CU (~{win.expected_latency_ms:.0f} ms) score {win.score:.4f}")
         if len(ok) > 1:
             r = ok[1]
             why += f"; runner-up {r.pool}/{r.strategy} n={r.samples} T={r.thinking_budget} score {r.score:.4f}"

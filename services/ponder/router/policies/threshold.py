@@ -2,9 +2,15 @@
 reasoning pool with a thinking budget, the rest to the small pool; hints override.
 
 Caps are applied to the chosen candidate: when it costs more than
-``budget.max_compute_units`` the thinking budget (then the sample count) is cut
-until it fits, and if even one plain sample on the cheapest pool does not fit,
-the request is refused naming the field.
+``budget.max_compute_units`` (or ``routing.budget.max_cu_per_request``, the
+lower of the two) or is expected to take longer than ``budget.max_latency_ms``,
+the thinking budget, then the sample count, is cut, then one plain sample on the
+same pool and last on the small pool is tried; the first variant within both
+caps is the plan, so a latency cap makes the router answer with less compute
+rather than miss the deadline. If none fits, the request is refused: naming the
+compute cap when no variant is cheap enough, else ``budget.max_latency_ms`` with
+the fastest affordable variant's estimate. The plan reports the estimate
+(``expected_latency_ms``) either way.
 """
 from __future__ import annotations
 
@@ -12,8 +18,8 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ponder.common.errors import BudgetInfeasible, ConfigError, InvalidArgument, UnknownPool
-from ponder.router.policies.base import Policy, PoolCatalog, register
+from ponder.common.errors import ConfigError, InvalidArgument, UnknownPool
+from ponder.router.policies.base import Policy, PoolCatalog, infeasible, over_caps, register
 from ponder.router.types import Candidate, Plan, Request
 
 STRATEGIES = ("single", "best_of_n", "think")
@@ -109,11 +115,15 @@ class ThresholdPolicy(Policy):
         cap, cap_field = routing.budget.max_cu_per_request, "routing.budget.max_cu_per_request"
         if req.max_compute_units is not None and req.max_compute_units <= cap:
             cap, cap_field = req.max_compute_units, "budget.max_compute_units"
-        if cap is not None and cand.expected_compute_units > cap:
+        over = over_caps(cand, cap, req.max_latency_ms)
+        if over:
             cand.feasible = False
-            cand.note = f"costs {cand.expected_compute_units} CU > cap {cap}"
-            cand = self._fit(req, pool, strategy, samples, thinking, cap, candidates)
-            why += f"; cut to fit {cap_field}={cap}"
+            cand.note = over
+            broken = [f"{cap_field}={cap}"] if cand.expected_compute_units > cap else []
+            if req.max_latency_ms is not None and cand.expected_latency_ms > req.max_latency_ms:
+                broken.append(f"budget.max_latency_ms={req.max_latency_ms:g}")
+            cand = self._fit(req, pool, strategy, samples, thinking, cap, cap_field, candidates)
+            why += f"; cut to fit {' and '.join(broken)}"
         return Plan(
             pool=cand.pool,
             strategy=cand.strategy,
@@ -127,9 +137,9 @@ class ThresholdPolicy(Policy):
             context_id=req.context_id,
         )
 
-    def _fit(self, req: Request, pool: str, strategy: str, samples: int, thinking: int, cap: float,
+    def _fit(self, req: Request, pool: str, strategy: str, samples: int, thinking: int, cap: float, cap_field: str,
              tried: list[Candidate]) -> Candidate:
-        """Cheaper variants of the plan, most similar first; the first that fits wins."""
+        """Cheaper variants of the plan, most similar first; the first within both caps wins."""
         cat = self.catalog
         variants: list[tuple[str, str, int, int]] = []
         t = thinking // 2
@@ -146,13 +156,9 @@ class ThresholdPolicy(Policy):
         for v in variants:
             c = cat.estimate(req, *v)
             tried.append(c)
-            if c.expected_compute_units <= cap:
+            over = over_caps(c, cap, req.max_latency_ms)
+            if not over:
                 return c
             c.feasible = False
-            c.note = f"costs {c.expected_compute_units} CU > cap {cap}"
-        cheapest = min(c.expected_compute_units for c in tried)
-        raise BudgetInfeasible(
-            "budget.max_compute_units",
-            f"{cap} is below the cheapest plan ({cheapest} CU for pool {tried[-1].pool!r}); "
-            "raise the budget or lower sampling.max_tokens",
-        )
+            c.note = over
+        raise infeasible(tried, cap, req.max_latency_ms, cap_field)

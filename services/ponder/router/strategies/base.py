@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import time
 from typing import AsyncIterator, ClassVar
 
 from ponder.router.clients import PoolClient
@@ -71,7 +72,7 @@ def pool_request(req: Request, plan: Plan, sample_index: int = 0) -> pool_pb2.Po
     )
 
 
-def sample_from_proto(r: pool_pb2.PoolGenerateResponse) -> SampleResult:
+def sample_from_proto(r: pool_pb2.PoolGenerateResponse, duration_ms: float) -> SampleResult:
     return SampleResult(
         text=r.text,
         thinking=r.thinking,
@@ -82,19 +83,26 @@ def sample_from_proto(r: pool_pb2.PoolGenerateResponse) -> SampleResult:
         ttft_ms=r.time_to_first_token_ms,
         model=r.model,
         simulated=r.simulated,
+        duration_ms=duration_ms,
     )
 
 
 async def draw(
     req: Request, plan: Plan, client: PoolClient, timeout_s: float, index: int, stream: bool
 ) -> AsyncIterator[StreamDelta | SampleResult]:
-    """One sample: unary when not streaming (cheaper), else deltas then the result."""
+    """One sample: unary when not streaming (cheaper), else deltas then the result.
+
+    The result's ``duration_ms`` runs from sending the request to receiving the
+    result; a consumer that is slow to take the deltas lengthens it.
+    """
     preq = pool_request(req, plan, index)
+    t0 = time.perf_counter()
     if not stream:
-        yield sample_from_proto(await client.generate(preq, timeout_s))
+        resp = await client.generate(preq, timeout_s)
+        yield sample_from_proto(resp, (time.perf_counter() - t0) * 1000)
         return
     async for chunk in client.stream(preq, timeout_s):
         if chunk.HasField("delta"):
             yield StreamDelta(chunk.delta.text, index, chunk.delta.thinking)
         else:
-            yield sample_from_proto(chunk.final)
+            yield sample_from_proto(chunk.final, (time.perf_counter() - t0) * 1000)
