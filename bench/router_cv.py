@@ -1,8 +1,11 @@
 """Cross-validated router quality on the shared MMLU outcome tables.
 
 5-fold CV grouped by file (each fold's subjects unseen in training) and plain
-random 5-fold, with the random and length-only baselines on the same folds.
-Prints one JSON object; ``--plot PNG`` draws the grouped out-of-fold curves.
+random 5-fold. Headline figures route the whole table by out-of-fold scores,
+with the random, length-only and oracle baselines on the whole table (the
+footing of the table's own published figures: length-only 0.59, oracle 1.29);
+``fold_mean`` has the within-fold averages. Prints one JSON object;
+``--plot PNG`` draws the grouped out-of-fold curves.
 """
 from __future__ import annotations
 
@@ -53,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
             out["plot"] = args.plot
     out["apgr_grouped"] = out["grouped"]["apgr"]
     out["apgr_random_folds"] = out["random_folds"]["apgr"]
+    out["apgr_grouped_fold_mean"] = out["grouped"]["fold_mean"]["apgr"]
     out["target_apgr_grouped"] = 0.65
     print(json.dumps(out, sort_keys=True))
     return 0

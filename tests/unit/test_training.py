@@ -7,6 +7,7 @@ import pytest
 
 from ponder.router import cli_router
 from ponder.router import outcome_schema as S
+from ponder.router.training import metrics as M
 from ponder.router.training.evaluate import assign_folds, cross_validate
 from ponder.router.training.outcomes import OutcomeError, load_outcomes, shared_data_dir
 
@@ -108,6 +109,21 @@ def test_cross_validation_beats_baselines_on_synthetic_data(tmp_path):
     assert res["apgr"] > res["baselines"]["random"]["apgr"] + 0.2
     assert res["baselines"]["oracle"]["apgr"] > res["apgr"]
     assert 0 <= res["cpt50"] <= res["cpt80"] <= 1
+
+
+def test_cross_validation_headline_is_the_whole_table_routed_by_out_of_fold_scores(tmp_path):
+    files = [write_csv(tmp_path / f"f{i}.csv", synth_rows(100, seed=10 + i)) for i in range(3)]
+    t = load_outcomes(files, [W, ST])
+    res = cross_validate(t, W, ST, k=3, group_by_file=True, keep_scores=True)
+    w, s = t.labels(W), t.labels(ST)
+    whole = M.summary(M.router_curve(res["oof_scores"], w, s))
+    assert (res["apgr"], res["cpt50"], res["cpt80"]) == (whole["apgr"], whole["cpt50"], whole["cpt80"])
+    assert res["baselines"]["oracle"]["apgr"] == M.apgr(M.oracle_curve(w, s))
+    assert res["baselines"]["length"]["apgr"] == M.apgr(M.router_curve([len(x) for x in t.prompts], w, s))
+    fm = res["fold_mean"]
+    assert fm["apgr"] == pytest.approx(sum(f["apgr"] for f in res["per_fold"]) / 3)
+    assert set(fm["baselines"]) == {"random", "length", "oracle"}
+    assert fm["baselines"]["oracle"]["apgr"] > fm["apgr"] > fm["baselines"]["random"]["apgr"]
 
 
 @pytest.mark.skipif(not MMLU.is_dir(), reason="shared MMLU outcome tables not present")

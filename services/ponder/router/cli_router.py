@@ -143,6 +143,11 @@ def _metrics_text(r: dict[str, Any]) -> str:
     lines = [f"n={r['n']}  APGR {r['apgr']:.3f}  CPT(50%) {r['cpt50']:.3f}  CPT(80%) {r['cpt80']:.3f}"]
     for name, b in r.get("baselines", {}).items():
         lines.append(f"  {name:8s} APGR {b['apgr']:.3f}  CPT(50%) {b['cpt50']:.3f}  CPT(80%) {b['cpt80']:.3f}")
+    fm = r.get("fold_mean")
+    if fm:
+        lines.append(f"  within-fold mean: APGR {fm['apgr']:.3f}  CPT(50%) {fm['cpt50']:.3f}  CPT(80%) {fm['cpt80']:.3f}"
+                     f"  (random {fm['baselines']['random']['apgr']:.3f}, length {fm['baselines']['length']['apgr']:.3f},"
+                     f" oracle {fm['baselines']['oracle']['apgr']:.3f})")
     for t, e in r.get("ece", {}).items():
         lines.append(f"  ECE {t}: {e:.4f}")
     if r.get("plot"):
