@@ -185,3 +185,40 @@ def test_pool_targets_must_exist():
         policy(pool_targets={"ghost": "x"})
     with pytest.raises(ConfigError, match="no target 'x'"):
         policy({"weak": 0.5}, pool_targets={"small": "x"})
+
+
+def fitted_policy(fit, **params):
+    """Classifier p: small 0.6, reasoning 0.7; its report carries ``fit`` as retrain's think_logit_gain."""
+    clf = FixedClassifier({"weak": 0.6, "strong": 0.7}, {"weak": "weak", "strong": "strong"})
+    clf.report["think_logit_gain"] = fit
+    return DifficultyPolicy(DifficultyPolicy.Params.model_validate(params), PoolCatalog(config(**params)), clf)
+
+
+def think_candidates(plan):
+    return {c.thinking_budget: c for c in plan.candidates if c.strategy == "think"}
+
+
+async def test_think_uses_the_gain_fitted_by_retrain():
+    pol = fitted_policy({"reasoning": {"gain": 0.8, "n": 140, "ref_tokens": 256}}, lambda_per_cu=0.0)
+    think = think_candidates(await pol.plan(req()))
+    # logit(0.7) + 0.8 * log2(1 + 256/256) = 0.847298 + 0.8
+    assert think[256].expected_accuracy == pytest.approx(1 / (1 + np.exp(-(np.log(0.7 / 0.3) + 0.8))), abs=1e-6)
+    assert think[256].expected_accuracy == pytest.approx(0.838526, abs=1e-6)
+    # T = 512: log2(3) units of gain.
+    assert think[512].expected_accuracy == pytest.approx(
+        1 / (1 + np.exp(-(np.log(0.7 / 0.3) + 0.8 * np.log2(3)))), abs=1e-6)
+    assert all("gain 0.80 (fitted, n=140)" in c.note for c in think.values())
+    assert all("gain" not in c.note for c in (await pol.plan(req())).candidates if c.strategy != "think")
+
+
+async def test_think_falls_back_to_the_prior_gain():
+    # Fitted for another think_ref_tokens, or for another pool: the think_logit_gain prior applies.
+    for fit in ({"reasoning": {"gain": 0.8, "n": 140, "ref_tokens": 512}},
+                {"small": {"gain": 0.8, "n": 140, "ref_tokens": 256}}, {}):
+        pol = fitted_policy(fit, think_logit_gain=0.3, lambda_per_cu=0.0)
+        think = think_candidates(await pol.plan(req()))
+        assert think[256].expected_accuracy == pytest.approx(thinking_accuracy(0.7, 256, 0.3, 256), abs=1e-6)
+        assert all("gain 0.30 (prior)" in c.note for c in think.values())
+    # Without a classifier at all, too.
+    think = think_candidates(await policy(lambda_per_cu=0.0).plan(req()))
+    assert all("gain 0.50 (prior)" in c.note for c in think.values())

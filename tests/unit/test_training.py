@@ -205,3 +205,116 @@ def test_outcome_schema_round_trip():
     assert S.feedback_correct(S.encode_feedback(score=0.7)) is True
     assert S.feedback_correct(S.encode_feedback(correct=False, score=0.9)) is False
     assert S.feedback_correct("{}") is None
+
+
+# --- retrain: what each record teaches ---------------------------------------------------------
+
+from ponder.router.training import retrain as R  # noqa: E402
+
+EASY = "Name the colour of the sky on a clear day, please (case {i})."
+HARD = "Compute {a} * {b} - {c} and give the result (case {i})."
+P_TRUE = {"easy": 0.85, "hard": 0.35}  # P(one plain sample of pool 'reasoning' is right)
+
+
+def think_p(p, budget, gain, ref=256):
+    z = np.log(p / (1 - p)) + gain * np.log2(1 + budget / ref)
+    return 1 / (1 + np.exp(-z))
+
+
+def synth_log(n_single=600, n_think=600, n_bon=0, gain=0.8, seed=0):
+    """Pool 'reasoning': single records right with P_TRUE, think records with the gain model, best_of_n always right."""
+    rng = np.random.default_rng(seed)
+    prompts, pools, correct, kinds, budgets = [], [], [], [], []
+    for i, kind in enumerate(["single"] * n_single + ["think"] * n_think + ["skipped"] * n_bon):
+        hard = rng.random() < 0.5
+        a, b = rng.integers(100, 999, size=2)
+        prompts.append(HARD.format(a=a, b=b, c=a % 7, i=i) if hard else EASY.format(i=i))
+        p = P_TRUE["hard" if hard else "easy"]
+        t = int(rng.choice([128, 256, 512])) if kind == "think" else 0
+        correct.append(bool(rng.random() < (think_p(p, t, gain) if kind == "think" else p)) or kind == "skipped")
+        pools.append("reasoning")
+        kinds.append(kind)
+        budgets.append(t)
+    return R.OutcomeLog(prompts, pools, correct, len(prompts), "synthetic", kinds, budgets)
+
+
+def test_record_kind_reads_the_plan():
+    from ponder.router.convert import plan_to_dict
+    from ponder.router.types import Plan
+
+    assert R.record_kind("single", plan_to_dict(Plan("p", "single"))) == ("single", 0)
+    assert R.record_kind("single", {}) == ("single", 0)  # an old record without the plan's fields
+    assert R.record_kind("think", plan_to_dict(Plan("p", "think", thinking_budget=512))) == ("think", 512)
+    assert R.record_kind("think", {"thinking_budget": 0})[0] == "skipped"
+    assert R.record_kind("best_of_n", plan_to_dict(Plan("p", "best_of_n", samples=3)))[0] == "skipped"
+    assert R.record_kind("vote", {"samples": 5})[0] == "skipped"
+
+
+def test_fit_think_gain_recovers_a_known_gain():
+    rng = np.random.default_rng(1)
+    p = rng.uniform(0.2, 0.9, 5000)
+    t = rng.choice([128, 256, 512, 1024], 5000)
+    y = rng.random(5000) < think_p(p, t, 0.8)
+    assert R.fit_think_gain(p, t, y, 256) == pytest.approx(0.8, abs=0.1)
+    # Thinking that hurts fits the bound g = 0.
+    y = rng.random(5000) < think_p(p, t, -0.5)
+    assert R.fit_think_gain(p, t, y, 256) == 0.0
+
+
+def test_retrain_fits_the_thinking_gain_from_think_records():
+    # Enough single records for a calibrated p: the gain inherits p's errors (seeds 0-5 fit 0.64-0.82).
+    log = synth_log(n_single=2000, n_think=1000, gain=0.8)
+    clf = R.train_from_log(log, min_rows=50, think_ref_tokens=256, min_think_rows=30)
+    fit = clf.report["think_logit_gain"]["reasoning"]
+    assert fit["n"] == 1000 and fit["ref_tokens"] == 256
+    assert fit["gain"] == pytest.approx(0.8, abs=0.25)
+    # The classifier learned p from the single records only (think answers are right more often).
+    assert clf.predict(EASY.format(i=9))["reasoning"] == pytest.approx(0.85, abs=0.1)
+    assert clf.report["records_used"] == {"single": 2000, "think": 1000, "skipped": 0}
+
+
+def test_too_few_think_records_fit_nothing():
+    clf = R.train_from_log(synth_log(n_think=29), min_think_rows=30)
+    assert clf.report["think_logit_gain"] == {}
+    assert "29 think records < min_think_rows 30" in clf.report["think_gain_skipped"]["reasoning"]
+
+
+def test_best_of_n_records_do_not_train_the_classifier():
+    log = synth_log(n_think=0, n_bon=1500)  # all right: as labels they would pull p towards 1
+    clf = R.train_from_log(log)
+    assert clf.report["records_used"] == {"single": 600, "think": 0, "skipped": 1500}
+    p = clf.predict(HARD.format(a=512, b=733, c=1, i=9))["reasoning"]
+    assert p == pytest.approx(0.35, abs=0.12)
+    # A pool served only by best_of_n gets no target.
+    log = synth_log(n_think=0, n_bon=100)
+    log.pools[-100:] = ["small"] * 100
+    assert R.train_from_log(log).targets == ["reasoning"]
+    with pytest.raises(OutcomeError, match="no single-sample records among 100"):
+        R.train_from_log(R.OutcomeLog(log.prompts[-100:], log.pools[-100:], log.correct[-100:], 100, "s",
+                                      log.kinds[-100:], log.thinking_budgets[-100:]))
+
+
+def test_retrain_cli_counts_records_per_kind(redis_client, redis_url, tmp_path, capsys):
+    from ponder.router.convert import plan_to_dict
+    from ponder.router.types import Plan
+
+    log = synth_log(n_single=300, n_think=60, n_bon=40, seed=4)
+    for i, (prompt, ok, kind, t) in enumerate(zip(log.prompts, log.correct, log.kinds, log.thinking_budgets)):
+        strategy = {"single": "single", "think": "think", "skipped": "best_of_n"}[kind]
+        plan = Plan("reasoning", strategy, samples=3 if strategy == "best_of_n" else 1, thinking_budget=t)
+        redis_client.xadd(S.OUTCOME_STREAM, S.encode_outcome(f"r{i}", prompt, "reasoning", strategy,
+                                                             plan_to_dict(plan), {}))
+        redis_client.hset(S.FEEDBACK_HASH, f"r{i}", S.encode_feedback(correct=ok))
+    out = tmp_path / "m"
+    assert cli_router.main(["router", "retrain", "--redis-url", redis_url, "--out", str(out), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["used"] == {"single": 300, "think": 60, "skipped": 40} and res["labelled"] == 400
+    assert res["per_pool"] == {"reasoning": 300}
+    assert set(res["think_logit_gain"]) == {"reasoning"}
+    saved = json.loads((out / "model.json").read_text())["report"]["think_logit_gain"]["reasoning"]
+    assert saved["n"] == 60 and saved["ref_tokens"] == 256 and saved["gain"] >= 0
+    assert cli_router.main(["router", "retrain", "--redis-url", redis_url, "--out", str(out),
+                            "--min-think-rows", "100"]) == 0
+    text = capsys.readouterr().out
+    assert "300 single" in text and "60 think" in text and "40 skipped (best_of_n and others)" in text
+    assert "thinking gain fitted: none" in text

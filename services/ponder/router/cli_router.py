@@ -3,7 +3,8 @@
 - train: fit a classifier on outcome CSVs (weak and strong columns) and save a model directory.
 - eval: router metrics of a saved model on outcome CSVs; ``--plot`` draws the curves.
 - cv: K-fold cross-validation (optionally grouped by file) with random and length baselines.
-- retrain: fit from the outcome log and feedback in Redis (one target per pool).
+- retrain: fit from the outcome log and feedback in Redis: single-sample records train one target
+  per pool, think records fit each pool's thinking gain, best_of_n (and other) records are skipped.
 
 Every command prints a readable summary, or one JSON object with ``--json``;
 domain errors print ``error: ...`` and exit 2.
@@ -73,7 +74,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--redis-url", help="Redis URL; overrides the config and $REDIS_URL.")
     p.add_argument("--stream", help="Outcome stream key; default: the config's redis.outcome_stream.")
     p.add_argument("--feedback-key", default=None, help="Feedback hash key (default ponder:feedback).")
-    p.add_argument("--min-rows", type=int, default=50, help="Fewest labelled records per pool (default 50).")
+    p.add_argument("--min-rows", type=int, default=50, help="Fewest labelled single records per pool (default 50).")
+    p.add_argument("--think-ref-tokens", type=int, default=256, metavar="T",
+                   help="think_ref_tokens of the difficulty policy the thinking gain is fitted for (default 256).")
+    p.add_argument("--min-think-rows", type=int, default=30, metavar="N",
+                   help="Fewest labelled think records per pool to fit its thinking gain (default 30).")
     _classifier_args(p)
     p.add_argument("--out", required=True, metavar="DIR", help="Model directory to write.")
     p.add_argument("--json", action="store_true", help="Print one JSON object.")
@@ -186,12 +191,22 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         log = read_outcome_log(client, args.stream or cfg.redis.outcome_stream, args.feedback_key or S.FEEDBACK_HASH)
     finally:
         client.close()
-    clf = train_from_log(log, args.classifier, args.params, args.min_rows)
+    clf = train_from_log(log, args.classifier, args.params, args.min_rows, args.think_ref_tokens, args.min_think_rows)
     out = save_classifier(clf, args.out)
     res = {"model": str(out), "classifier": clf.name, "targets": clf.targets, "records": log.records,
-           "labelled": log.labelled, "per_pool": log.per_pool(), "calibration": clf.report.get("targets", {})}
-    _emit(args, res, lambda r: f"retrained {r['classifier']} on {r['labelled']} labelled of {r['records']} records "
-          f"(per pool {r['per_pool']}) -> {r['model']}")
+           "labelled": log.labelled, "used": log.kind_counts(), "per_pool": log.per_pool(),
+           "calibration": clf.report.get("targets", {}),
+           "think_logit_gain": clf.report.get("think_logit_gain", {}),
+           "think_gain_skipped": clf.report.get("think_gain_skipped", {})}
+
+    def text(r: dict[str, Any]) -> str:
+        u = r["used"]
+        gains = ", ".join(f"{p} {g['gain']:.3f} (n={g['n']})" for p, g in r["think_logit_gain"].items()) or "none"
+        return (f"retrained {r['classifier']} on {r['labelled']} labelled of {r['records']} records: "
+                f"{u['single']} single (per pool {r['per_pool']}), {u['think']} think, "
+                f"{u['skipped']} skipped (best_of_n and others); thinking gain fitted: {gains} -> {r['model']}")
+
+    _emit(args, res, text)
     return 0
 
 

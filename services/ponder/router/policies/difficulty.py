@@ -9,7 +9,12 @@ the pool is correct) given by the classifier (or a tier prior):
   that are each right with probability p and a binary vote (all wrong answers
   agree — pessimistic), ties broken by a coin: Σ_{k>n/2} C(n,k) p^k (1−p)^(n−k)
   + ½·C(n,n/2) p^(n/2) (1−p)^(n/2) for even n. Below p = ½ voting hurts.
-- think: logit(p_T) = logit(p) + think_logit_gain · log2(1 + T / think_ref_tokens).
+- think: logit(p_T) = logit(p) + g · log2(1 + T / think_ref_tokens), where g
+  is the pool's thinking gain fitted by ``ponder router retrain`` from its
+  think records (the classifier's ``report["think_logit_gain"][pool]``, used
+  when its ``ref_tokens`` equal ``think_ref_tokens``), else the
+  ``think_logit_gain`` prior. Think candidates' notes say which
+  ("gain 0.62 (fitted, n=140)" or "gain 0.50 (prior)").
 
 Expected cost and latency come from ``PoolCatalog.estimate``. A candidate
 over ``budget.max_compute_units`` or expected to take longer than
@@ -62,7 +67,9 @@ class DifficultyParams(BaseModel):
     thinking_multipliers: list[float] = Field(
         default_factory=lambda: [0.5, 1.0, 2.0], description="Thinking budgets tried, times the pool's budget_tokens."
     )
-    think_logit_gain: float = Field(0.5, ge=0, description="Logit gain per doubling of 1 + T/think_ref_tokens.")
+    think_logit_gain: float = Field(
+        0.5, ge=0, description="Logit gain per doubling of 1 + T/think_ref_tokens, for pools without a gain "
+        "fitted by `ponder router retrain` in the classifier's report.")
     think_ref_tokens: int = Field(256, ge=1, description="Thinking tokens that give one unit of log2 gain.")
 
 
@@ -101,6 +108,7 @@ class DifficultyPolicy(Policy):
         self.budget: LambdaSource | None = None
         self.classifier: Classifier | None = None
         self._targets: dict[str, int] = {}
+        self._gains: dict[str, tuple[float, int]] = {}
         if classifier is None and params.model_dir:
             classifier = load_classifier(params.model_dir)
         if classifier is not None:
@@ -121,7 +129,28 @@ class DifficultyPolicy(Policy):
             elif name in self.params.pool_targets:
                 raise ConfigError("routing", [(f"routing.policy.params.pool_targets.{name}",
                                                f"classifier has no target {t!r}; it predicts {clf.targets}")])
-        self.classifier, self._targets = clf, targets
+        self.classifier, self._targets, self._gains = clf, targets, self._fitted_gains(clf)
+
+    def _fitted_gains(self, clf: Classifier) -> dict[str, tuple[float, int]]:
+        """Pool -> (gain, n) from the classifier's report, for pools of the catalog fitted at our ref tokens."""
+        fitted = clf.report.get("think_logit_gain")
+        out: dict[str, tuple[float, int]] = {}
+        if not isinstance(fitted, dict):
+            return out
+        for pool, fit in fitted.items():
+            if pool not in self.catalog.pools or not isinstance(fit, dict):
+                continue
+            g, n, ref = fit.get("gain"), fit.get("n"), fit.get("ref_tokens")
+            if isinstance(g, (int, float)) and g >= 0 and ref == self.params.think_ref_tokens:
+                out[pool] = (float(g), int(n) if isinstance(n, (int, float)) else 0)
+        return out
+
+    def think_gain(self, pool: str) -> tuple[float, str]:
+        """The pool's thinking gain and where it came from (fitted, else the think_logit_gain prior)."""
+        if pool in self._gains:
+            g, n = self._gains[pool]
+            return g, f"fitted, n={n}"
+        return self.params.think_logit_gain, "prior"
 
     def set_budget(self, source: LambdaSource | None) -> None:
         self.budget = source
@@ -178,17 +207,20 @@ class DifficultyPolicy(Policy):
         cands: list[Candidate] = []
         for pool in pools:
             p, src = acc.get(pool, (self.params.prior_accuracy.get(self.catalog.pools[pool].tier, 0.5), "default"))
+            gain, gain_src = self.think_gain(pool)
             for st, n, t in self._variants(req, pool):
                 c = self.catalog.estimate(req, pool, st, n, t)
                 if st == "best_of_n":
                     c.expected_accuracy = majority_vote_accuracy(p, n)
                 elif st == "think":
-                    c.expected_accuracy = thinking_accuracy(p, t, self.params.think_logit_gain, self.params.think_ref_tokens)
+                    c.expected_accuracy = thinking_accuracy(p, t, gain, self.params.think_ref_tokens)
                 else:
                     c.expected_accuracy = p
                 c.expected_accuracy = round(c.expected_accuracy, 6)
                 c.score = round(c.expected_accuracy - lam * c.expected_compute_units, 6)
                 c.note = f"p={p:.3f} ({src})"
+                if st == "think":
+                    c.note += f"; gain {gain:.2f} ({gain_src})"
                 over = over_caps(c, req.max_compute_units, req.max_latency_ms)
                 if over:
                     c.feasible = False

@@ -1,12 +1,29 @@
 """Training from traffic: the outcome log (Redis stream) joined with feedback.
 
-Each answered request names the pool that served it; feedback says whether
-the answer was right. So every labelled record teaches one target (its pool),
-and the classifier gets one output per pool, trained on that pool's rows.
+Each answered request names the pool that served it and how (strategy and
+plan); feedback says whether the answer was right. A record teaches only what
+its answer measured:
+
+- ``single`` (one sample, thinking budget 0): one plain sample of its pool, so
+  a label for that pool's classifier target. Only these train the classifier;
+  it gets one output per pool, trained on that pool's single records.
+- ``think`` with a thinking budget T > 0: fits the pool's thinking gain g of
+  the ``difficulty`` policy's model logit(p_T) = logit(p) + g·log2(1 + T/ref),
+  with p from the newly trained classifier on the record's prompt, by maximum
+  likelihood of the labels (g ≥ 0; bounded golden-section search, the negative
+  log-likelihood is convex in g). A pool needs ``min_think_rows`` such records
+  with both outcomes and a classifier target, else it gets no fit (the policy
+  keeps its ``think_logit_gain`` prior). Fits go to
+  ``report["think_logit_gain"] = {pool: {"gain", "n", "ref_tokens"}}``,
+  saved with the model.
+- everything else (``best_of_n``, votes, single or think plans of another
+  shape) is skipped: a vote's correctness is neither one plain sample's nor
+  a thinking sample's. The counts per kind are in ``OutcomeLog.kinds()``.
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 import numpy as np
@@ -16,24 +33,62 @@ from ponder.router.classifiers.base import Classifier, build_classifier
 from ponder.router.training.outcomes import OutcomeError
 
 BATCH = 1000
+SINGLE, THINK, SKIPPED = "single", "think", "skipped"
+THINK_REF_TOKENS = 256  # the difficulty policy's default think_ref_tokens
+MIN_THINK_ROWS = 30
+MAX_GAIN = 20.0  # upper end of the gain search
+_P_CLIP = 1e-6  # as thinking_accuracy clips p
+
+
+def record_kind(strategy: str, plan: dict[str, Any]) -> tuple[str, int]:
+    """(single | think | skipped, thinking budget) of one outcome record."""
+    def _int(key: str, default: int) -> int:
+        v = plan.get(key, default)
+        return int(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else -1
+
+    budget, samples = _int("thinking_budget", 0), _int("samples", 1)
+    if strategy == SINGLE and budget == 0 and samples == 1:
+        return SINGLE, 0
+    if strategy == THINK and budget > 0 and samples == 1:
+        return THINK, budget
+    return SKIPPED, max(budget, 0)
 
 
 @dataclasses.dataclass
 class OutcomeLog:
+    """Labelled records (status ok, with feedback), aligned lists; ``kinds`` from ``record_kind``."""
+
     prompts: list[str]
     pools: list[str]
     correct: list[bool]
     records: int
     source: str
+    kinds: list[str] = dataclasses.field(default_factory=list)
+    thinking_budgets: list[int] = dataclasses.field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.kinds:  # built without kinds: plain single samples
+            self.kinds = [SINGLE] * len(self.prompts)
+        if not self.thinking_budgets:
+            self.thinking_budgets = [0] * len(self.prompts)
 
     @property
     def labelled(self) -> int:
         return len(self.prompts)
 
-    def per_pool(self) -> dict[str, int]:
+    def kind_counts(self) -> dict[str, int]:
+        """Labelled records per kind: single (train the classifier), think (fit the gain), skipped."""
+        out = {SINGLE: 0, THINK: 0, SKIPPED: 0}
+        for k in self.kinds:
+            out[k] = out.get(k, 0) + 1
+        return out
+
+    def per_pool(self, kind: str | None = SINGLE) -> dict[str, int]:
+        """Labelled records per pool, of one kind (default single; None: all)."""
         out: dict[str, int] = {}
-        for p in self.pools:
-            out[p] = out.get(p, 0) + 1
+        for p, k in zip(self.pools, self.kinds):
+            if kind is None or k == kind:
+                out[p] = out.get(p, 0) + 1
         return out
 
 
@@ -42,6 +97,8 @@ def read_outcome_log(client: Any, stream: str = S.OUTCOME_STREAM, feedback_key: 
     prompts: list[str] = []
     pools: list[str] = []
     correct: list[bool] = []
+    kinds: list[str] = []
+    budgets: list[int] = []
     records = 0
     start = "-"
     while True:
@@ -58,31 +115,97 @@ def read_outcome_log(client: Any, stream: str = S.OUTCOME_STREAM, feedback_key: 
             ok = S.feedback_correct(value)
             if ok is None:
                 continue
+            kind, budget = record_kind(r.strategy, r.plan)
             prompts.append(r.prompt)
             pools.append(r.pool)
             correct.append(ok)
+            kinds.append(kind)
+            budgets.append(budget)
         last = entries[-1][0]
         last = last.decode() if isinstance(last, bytes) else last
         start = "(" + last
         if len(entries) < BATCH:
             break
-    return OutcomeLog(prompts, pools, correct, records, f"redis stream {stream!r}")
+    return OutcomeLog(prompts, pools, correct, records, f"redis stream {stream!r}", kinds, budgets)
+
+
+def think_nll(gain: float, p: np.ndarray, budgets: np.ndarray, y: np.ndarray, ref_tokens: int) -> float:
+    """Negative log-likelihood of labels y under logit(p_T) = logit(p) + gain·log2(1 + T/ref)."""
+    p = np.clip(p, _P_CLIP, 1 - _P_CLIP)
+    z = np.log(p / (1 - p)) + gain * np.log2(1 + budgets / ref_tokens)
+    # -[y log σ(z) + (1-y) log σ(-z)] = softplus(z) - y z
+    return float(np.sum(np.logaddexp(0.0, z) - y * z))
+
+
+def fit_think_gain(p: np.ndarray, budgets: np.ndarray, y: np.ndarray, ref_tokens: int = THINK_REF_TOKENS,
+                   max_gain: float = MAX_GAIN, tol: float = 1e-6) -> float:
+    """Maximum-likelihood gain g in [0, max_gain]: golden-section search on the convex NLL."""
+    p, budgets, y = (np.asarray(a, dtype=np.float64) for a in (p, budgets, y))
+    f = lambda g: think_nll(g, p, budgets, y, ref_tokens)  # noqa: E731
+    inv_phi = (math.sqrt(5) - 1) / 2
+    a, b = 0.0, float(max_gain)
+    c, d = b - inv_phi * (b - a), a + inv_phi * (b - a)
+    fc, fd = f(c), f(d)
+    while b - a > tol:
+        if fc <= fd:
+            b, d, fd = d, c, fc
+            c = b - inv_phi * (b - a)
+            fc = f(c)
+        else:
+            a, c, fc = c, d, fd
+            d = a + inv_phi * (b - a)
+            fd = f(d)
+    g = (a + b) / 2
+    # The bracket never evaluates the ends; an optimum on the bound g = 0 is common (thinking does not help).
+    return 0.0 if f(0.0) <= f(g) else g
+
+
+def _fit_think_gains(log: OutcomeLog, clf: Classifier, ref_tokens: int, min_think_rows: int
+                     ) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    kinds, pools = np.array(log.kinds), np.array(log.pools)
+    y_all = np.array(log.correct, dtype=np.float64)
+    budgets_all = np.array(log.thinking_budgets, dtype=np.float64)
+    fits: dict[str, dict[str, Any]] = {}
+    skipped: dict[str, str] = {}
+    for pool in sorted(set(pools[kinds == THINK].tolist())):
+        idx = np.flatnonzero((kinds == THINK) & (pools == pool))
+        n, pos = len(idx), int(y_all[idx].sum())
+        if pool not in clf.targets:
+            skipped[pool] = "no classifier target for the pool (too few single records)"
+        elif n < min_think_rows:
+            skipped[pool] = f"{n} think records < min_think_rows {min_think_rows}"
+        elif pos in (0, n):
+            skipped[pool] = f"only one class (all {'correct' if pos else 'wrong'})"
+        else:
+            p = clf.predict_proba([log.prompts[i] for i in idx])[:, clf.targets.index(pool)]
+            g = fit_think_gain(p, budgets_all[idx], y_all[idx], ref_tokens)
+            fits[pool] = {"gain": round(g, 6), "n": n, "ref_tokens": ref_tokens}
+    return fits, skipped
 
 
 def train_from_log(log: OutcomeLog, classifier: str = "hashed-gbt", params: dict[str, Any] | None = None,
-                   min_rows: int = 50) -> Classifier:
-    """One target per pool with at least ``min_rows`` labelled records holding both outcomes."""
+                   min_rows: int = 50, think_ref_tokens: int = THINK_REF_TOKENS,
+                   min_think_rows: int = MIN_THINK_ROWS) -> Classifier:
+    """One target per pool with at least ``min_rows`` labelled single records holding both outcomes,
+    then the thinking gain per pool from its think records (see the module docstring)."""
     if log.labelled == 0:
         raise OutcomeError(log.source, f"no records with feedback among {log.records} records")
-    pools = np.array(log.pools)
-    y = np.array(log.correct, dtype=np.float64)
+    counts = log.kind_counts()
+    single = [i for i, k in enumerate(log.kinds) if k == SINGLE]
+    if not single:
+        raise OutcomeError(log.source, f"no single-sample records among {log.labelled} with feedback "
+                           f"(think {counts[THINK]}, skipped {counts[SKIPPED]}); only they train the classifier",
+                           column=S.STRATEGY)
+    prompts = [log.prompts[i] for i in single]
+    pools = np.array([log.pools[i] for i in single])
+    y = np.array([log.correct[i] for i in single], dtype=np.float64)
     labels: dict[str, np.ndarray] = {}
     skipped: dict[str, str] = {}
-    for pool in sorted(set(log.pools)):
+    for pool in sorted(set(pools.tolist())):
         mask = pools == pool
         n, pos = int(mask.sum()), int(y[mask].sum())
         if n < min_rows:
-            skipped[pool] = f"{n} labelled records < min_rows {min_rows}"
+            skipped[pool] = f"{n} labelled single records < min_rows {min_rows}"
         elif pos in (0, n):
             skipped[pool] = f"only one class (all {'correct' if pos else 'wrong'})"
         else:
@@ -90,7 +213,11 @@ def train_from_log(log: OutcomeLog, classifier: str = "hashed-gbt", params: dict
     if not labels:
         why = "; ".join(f"{p}: {r}" for p, r in skipped.items())
         raise OutcomeError(log.source, f"no pool has enough usable feedback ({why})", column=S.POOL)
-    clf = build_classifier(classifier, params).fit(log.prompts, labels)
+    clf = build_classifier(classifier, params).fit(prompts, labels)
     clf.report["skipped_pools"] = skipped
     clf.report["records"] = log.records
+    clf.report["records_used"] = counts
+    fits, think_skipped = _fit_think_gains(log, clf, think_ref_tokens, min_think_rows)
+    clf.report["think_logit_gain"] = fits
+    clf.report["think_gain_skipped"] = think_skipped
     return clf
