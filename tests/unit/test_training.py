@@ -318,3 +318,13 @@ def test_retrain_cli_counts_records_per_kind(redis_client, redis_url, tmp_path, 
     text = capsys.readouterr().out
     assert "300 single" in text and "60 think" in text and "40 skipped (best_of_n and others)" in text
     assert "thinking gain fitted: none" in text
+
+
+@pytest.mark.parametrize("flag", ["--think-ref-tokens", "--min-think-rows"])
+def test_retrain_refuses_a_non_positive_think_setting(flag, tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        cli_router.main(["router", "retrain", "--redis-url", "redis://127.0.0.1:1", flag, "0",
+                         "--out", str(tmp_path / "m")])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert flag in err and "must be >= 1, got 0" in err

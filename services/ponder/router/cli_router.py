@@ -31,6 +31,16 @@ def _params(text: str | None) -> dict[str, Any]:
     return d
 
 
+def _positive_int(s: str) -> int:
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {s!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
+    return v
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--outcomes", nargs="+", required=True, metavar="FILE", help="Outcome CSV files.")
     p.add_argument("--weak", required=True, metavar="COL", help="Column of the weak (cheap) model.")
@@ -75,9 +85,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--stream", help="Outcome stream key; default: the config's redis.outcome_stream.")
     p.add_argument("--feedback-key", default=None, help="Feedback hash key (default ponder:feedback).")
     p.add_argument("--min-rows", type=int, default=50, help="Fewest labelled single records per pool (default 50).")
-    p.add_argument("--think-ref-tokens", type=int, default=256, metavar="T",
-                   help="think_ref_tokens of the difficulty policy the thinking gain is fitted for (default 256).")
-    p.add_argument("--min-think-rows", type=int, default=30, metavar="N",
+    p.add_argument("--think-ref-tokens", type=_positive_int, default=None, metavar="T",
+                   help="think_ref_tokens of the difficulty policy the thinking gain is fitted for "
+                   "(default: that policy's default, 256).")
+    p.add_argument("--min-think-rows", type=_positive_int, default=30, metavar="N",
                    help="Fewest labelled think records per pool to fit its thinking gain (default 30).")
     _classifier_args(p)
     p.add_argument("--out", required=True, metavar="DIR", help="Model directory to write.")
@@ -178,7 +189,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     from ponder.common.config import load_config
     from ponder.router import outcome_schema as S
     from ponder.router.classifiers import save_classifier
-    from ponder.router.training.retrain import read_outcome_log, train_from_log
+    from ponder.router.training.retrain import THINK_REF_TOKENS, read_outcome_log, train_from_log
 
     cfg = load_config(args.config)
     url = args.redis_url or cfg.redis.url or os.environ.get("REDIS_URL")
@@ -191,7 +202,9 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         log = read_outcome_log(client, args.stream or cfg.redis.outcome_stream, args.feedback_key or S.FEEDBACK_HASH)
     finally:
         client.close()
-    clf = train_from_log(log, args.classifier, args.params, args.min_rows, args.think_ref_tokens, args.min_think_rows)
+    clf = train_from_log(log, args.classifier, args.params, args.min_rows,
+                         THINK_REF_TOKENS if args.think_ref_tokens is None else args.think_ref_tokens,
+                         args.min_think_rows)
     out = save_classifier(clf, args.out)
     res = {"model": str(out), "classifier": clf.name, "targets": clf.targets, "records": log.records,
            "labelled": log.labelled, "used": log.kind_counts(), "per_pool": log.per_pool(),

@@ -18,7 +18,7 @@ its answer measured:
   saved with the model.
 - everything else (``best_of_n``, votes, single or think plans of another
   shape) is skipped: a vote's correctness is neither one plain sample's nor
-  a thinking sample's. The counts per kind are in ``OutcomeLog.kinds()``.
+  a thinking sample's. The counts per kind are in ``OutcomeLog.kind_counts()``.
 """
 from __future__ import annotations
 
@@ -30,11 +30,12 @@ import numpy as np
 
 from ponder.router import outcome_schema as S
 from ponder.router.classifiers.base import Classifier, build_classifier
+from ponder.router.policies.difficulty import DifficultyParams
 from ponder.router.training.outcomes import OutcomeError
 
 BATCH = 1000
 SINGLE, THINK, SKIPPED = "single", "think", "skipped"
-THINK_REF_TOKENS = 256  # the difficulty policy's default think_ref_tokens
+THINK_REF_TOKENS: int = DifficultyParams.model_fields["think_ref_tokens"].default
 MIN_THINK_ROWS = 30
 MAX_GAIN = 20.0  # upper end of the gain search
 _P_CLIP = 1e-6  # as thinking_accuracy clips p
