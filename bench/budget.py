@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     from ponder.common.config import parse_config
     from ponder.router.budget import DualAscent
     from ponder.router.classifiers.base import Classifier
-    from ponder.router.policies.base import PoolCatalog
+    from ponder.router.catalog import PoolCatalog
     from ponder.router.policies.difficulty import DifficultyPolicy
     from ponder.router.training.evaluate import cross_validate
     from ponder.router.training.outcomes import load_outcomes
@@ -75,11 +75,11 @@ def main(argv: list[str] | None = None) -> int:
             {"name": "small", "tier": "small", "cost": {"prompt_token_cu": 0.1, "output_token_cu": 1.0}},
             {"name": "large", "tier": "reasoning", "cost": {"prompt_token_cu": 1.0, "output_token_cu": 10.0}},
         ],
-        "routing": {"policy": {"name": "difficulty", "params": {"strategies": ["single"]}}},
+        "routing": {"policy": {"name": "difficulty"}, "strategies": ["single"]},
     })
     catalog = PoolCatalog(cfg)
     clf = OutOfFold()
-    policy = DifficultyPolicy(DifficultyPolicy.Params.model_validate({"strategies": ["single"]}), catalog, clf)
+    policy = DifficultyPolicy(DifficultyPolicy.Params(), catalog, clf)
 
     rng = np.random.default_rng(0)
     rows = rng.choice(len(table), size=min(args.requests, len(table)), replace=args.requests > len(table))

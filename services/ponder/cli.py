@@ -130,13 +130,16 @@ def cmd_plan(args) -> int:
     print(f"pool={p.pool} strategy={p.strategy} samples={p.samples} thinking_budget={p.thinking_budget} "
           f"expected={p.expected_compute_units:.1f} CU, {p.expected_latency_ms:.0f} ms  (policy {p.policy})")
     print(f"reason: {p.reason}")
+    if p.clamped:
+        print(f"clamped: {p.clamped}")
     if len(p.candidates) > 1:
         print("candidates:")
         for c in p.candidates:
             flag = " " if c.feasible else "x"
             print(f" {flag} {c.pool}/{c.strategy} n={c.samples} think={c.thinking_budget} "
                   f"acc={c.expected_accuracy:.3f} cost={c.expected_compute_units:.1f} "
-                  f"latency={c.expected_latency_ms:.0f}ms score={c.score:.4f} {c.note}")
+                  f"latency={c.expected_latency_ms:.0f}ms score={c.score:.4f} {c.note}"
+                  + (f" [clamped {c.clamped}]" if c.clamped else ""))
     return 0
 
 

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from ponder.common.config import OpenAIBackend
-from ponder.common.errors import BackendError
+from ponder.common.errors import BackendError, BackendUnavailable
 from ponder.pools.backends.base import Delta, Done, GenParams
 from ponder.pools.backends.openai import OpenAICompatBackend
 
@@ -188,7 +188,7 @@ async def test_connection_refused_names_the_url():
     url = f"http://127.0.0.1:{free_port()}/v1"
     b = OpenAICompatBackend(OpenAIBackend(base_url=url, model=MODEL))
     try:
-        with pytest.raises(BackendError, match=f"cannot connect to {url}/completions"):
+        with pytest.raises(BackendUnavailable, match=f"cannot connect to {url}/completions"):
             await collect(b, GenParams(prompt=PROMPT, max_tokens=2))
     finally:
         await b.close()

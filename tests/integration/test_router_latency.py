@@ -51,20 +51,25 @@ async def test_observed_speed_replaces_the_declared_one(sim_stack):
     # Five answers of 8 tokens, 7 x 10 ms after the first: the estimate is at least 70 ms now.
     observed = (await sim_stack.stub.Plan(ask(max_tokens=8), timeout=10)).plan
     assert observed.expected_latency_ms > 60
+    on_small = ask(max_latency_ms=40, max_tokens=8)
+    on_small.hints.pool = "small"
     with pytest.raises(grpc.aio.AioRpcError) as exc:
-        await sim_stack.stub.Plan(ask(max_latency_ms=40, max_tokens=8), timeout=10)
+        await sim_stack.stub.Plan(on_small, timeout=10)
     assert exc.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert exc.value.details().startswith("budget.max_latency_ms: 40 ms")
+    # Unhinted, the plan moves to the pool still fast enough.
+    assert (await sim_stack.stub.Plan(ask(max_latency_ms=40, max_tokens=8), timeout=10)).plan.pool == "reasoning"
 
 
 async def test_plan_command_shows_expected_latency(sim_stack, capsys):
     # 5 prompt tokens; reasoning/think (T=8): 1 + (5 + 13) / 1e6 s + (8 + 64) / 1000 per s = 73.018 ms,
-    # over the cap; cut to reasoning/single: 1 + 5 / 1e6 s + 64 / 1000 per s = 65.005 ms.
+    # over the cap; the thinking budget is cut first: T=4 takes 1 + (5 + 9) / 1e6 s + (4 + 64) / 1000 per s = 69 ms.
     argv = ["plan", "Prove it step by step", "--max-latency-ms", "70", "--address", sim_stack.router.address]
     assert await asyncio.to_thread(ponder_main, argv) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].startswith("pool=reasoning strategy=single") and "65 ms" in out[0]
-    assert "budget.max_latency_ms=70" in out[1]
-    think, single = out[3:5]
-    assert think.startswith(" x reasoning/think") and "latency=73ms" in think and "takes ~73 ms > cap 70 ms" in think
-    assert single.startswith("   reasoning/single") and "latency=65ms" in single
+    assert out[0].startswith("pool=reasoning strategy=think samples=1 thinking_budget=4") and "69 ms" in out[0]
+    assert "cut to fit budget.max_latency_ms=70" in out[1]
+    lines = out[3:]
+    assert lines[0].startswith("   reasoning/think n=1 think=4") and "latency=69ms" in lines[0]
+    t8 = next(x for x in lines if x.startswith(" x reasoning/think n=1 think=8 "))
+    assert "latency=73ms" in t8 and "takes ~73 ms > cap 70 ms" in t8

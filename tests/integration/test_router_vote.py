@@ -16,9 +16,14 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 async def vote_stack(sim_stack):
-    """sim_stack's pools plus a voting service and a router that knows it."""
-    voting = await start_from_config(sim_stack.cfg, "127.0.0.1:0", Tracing("t"))
-    handle = await start_router(sim_stack.cfg, None, None, Tracing("t"), address="127.0.0.1:0",
+    """sim_stack's pools plus a voting service and a router that knows it.
+
+    Tasks are planned at their pessimistic voting cost (every sample writes its
+    whole allowance), so this router allows large plans."""
+    cfg = sim_stack.cfg.model_copy(deep=True)
+    cfg.routing.budget.max_cu_per_request = 1e6
+    voting = await start_from_config(cfg, "127.0.0.1:0", Tracing("t"))
+    handle = await start_router(cfg, None, None, Tracing("t"), address="127.0.0.1:0",
                                 voting_address=f"127.0.0.1:{voting.port}")
     ch = grpc.aio.insecure_channel(handle.address)
     yield router_pb2_grpc.RouterStub(ch)

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from ponder.common.config import OpenAIBackend
-from ponder.common.errors import BackendError
+from ponder.common.errors import BackendError, BackendUnavailable, grpc_status
 from ponder.pools.backends.base import Delta, Done, GenParams
 from ponder.pools.backends.openai import (
     ChunkReader,
@@ -226,14 +226,21 @@ async def test_http_error_carries_status_and_message():
     assert err.value.backend == "openai"
 
 
-async def test_connection_refused_names_the_url():
+async def test_connection_refused_is_unavailable_and_names_the_url():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     b = OpenAICompatBackend(OpenAIBackend(base_url=f"http://127.0.0.1:{port}/v1", model="m"))
-    with pytest.raises(BackendError, match=f"cannot connect to http://127.0.0.1:{port}/v1/completions"):
+    with pytest.raises(BackendUnavailable, match=f"cannot connect to http://127.0.0.1:{port}/v1/completions") as err:
         await collect(b, params())
+    assert grpc_status(err.value)[0].name == "UNAVAILABLE"  # the router falls back on it
     await b.close()
+
+
+async def test_an_overloaded_upstream_is_unavailable():
+    rec = Recorder(b'{"error": {"message": "busy"}}', status=503, content_type="application/json")
+    with pytest.raises(BackendUnavailable, match="HTTP 503"):
+        await collect(backend(rec), params())
 
 
 async def test_missing_api_key_fails_at_start(monkeypatch):

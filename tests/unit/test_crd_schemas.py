@@ -109,7 +109,7 @@ INVALID_SCHEMA = [
     (_pool(tolerations=[{"operator": "Maybe"}]), "spec.tolerations[0].operator"),
     (_pool(replica={"min": 1}), "spec"),  # unknown field (kubectl strict field validation)
     ({"apiVersion": "ponder.dev/v1alpha1", "kind": "RoutingPolicy", "metadata": {"name": "r"},
-      "spec": {"strategies": ["telepathy"]}}, "spec.strategies[0]"),
+      "spec": {"strategies": ["Tele pathy"]}}, "spec.strategies[0]"),
     ({"apiVersion": "ponder.dev/v1alpha1", "kind": "RoutingPolicy", "metadata": {"name": "r"},
       "spec": {"budget": {"target_cu_per_request": 0}}}, "spec.budget.target_cu_per_request"),
     ({"apiVersion": "ponder.dev/v1alpha1", "kind": "ConsolidationPolicy", "metadata": {"name": "c"},

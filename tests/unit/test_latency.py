@@ -8,7 +8,7 @@ import pytest
 
 from ponder.common.config import PoolConfig, Speed, parse_config
 from ponder.router.latency import LatencyTracker, SpeedEstimate, expected_latency_ms
-from ponder.router.policies.base import PoolCatalog
+from ponder.router.catalog import PoolCatalog
 from ponder.router.types import Plan, Request, SampleResult, Sampling
 
 # 100 ms to the first token, 5 ms per prompt token, 20 ms per output token, 2 samples at once.

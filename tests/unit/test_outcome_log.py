@@ -110,7 +110,7 @@ async def test_unreachable_redis_keeps_records_and_close_does_not_hang():
         assert time.monotonic() - t0 < 3.5
         assert log._task.done()
         assert log.written == 0 and log.dropped == 0
-        assert [r["i"] for r in log._buf] == ["0", "1", "2", "3", "4"]
+        assert [r["i"] for r in log._buf] == [0, 1, 2, 3, 4]
     finally:
         await down.aclose()
 

@@ -11,7 +11,7 @@ import contextlib
 import pytest
 
 from ponder.common.config import PoolConfig, SimBackend, Thinking
-from ponder.common.errors import InvalidArgument, PoolOverloaded
+from ponder.common.errors import InvalidArgument, PoolOverloaded, grpc_status
 from ponder.pools.backends import make_backend
 from ponder.pools.backends.base import Backend, Delta, Done, GenParams
 from ponder.pools.engine import PoolDelta, PoolEngine, PoolRequest, PoolResult
@@ -181,12 +181,15 @@ async def test_zero_budget_skips_the_thinking_phase():
     assert (res.text, res.thinking, res.thinking_tokens) == ("direct", "", 0)
 
 
-async def test_pool_without_thinking_ignores_the_budget():
+async def test_pool_without_thinking_refuses_a_budget_instead_of_dropping_it():
     double = ScriptedBackendDouble([["direct"]])
     engine = PoolEngine(pool(), double)
-    res = await engine.generate(PoolRequest(prompt="what?", thinking_budget=100))
-    assert [c.prompt for c in double.calls] == ["what?"]
-    assert res.thinking_tokens == 0
+    with pytest.raises(InvalidArgument) as ei:
+        await engine.generate(PoolRequest(prompt="what?", thinking_budget=100))
+    assert ei.value.field == "thinking_budget"
+    assert double.calls == []
+    res = await engine.generate(PoolRequest(prompt="what?", thinking_budget=0))
+    assert [c.prompt for c in double.calls] == ["what?"] and res.thinking_tokens == 0
 
 
 async def test_thinking_on_sim_reports_tokens_apart():
@@ -213,7 +216,7 @@ async def test_queue_limit_refuses_with_pool_overloaded():
     with pytest.raises(PoolOverloaded) as ei:
         await engine.generate(PoolRequest(prompt="c"))
     assert (ei.value.pool, ei.value.queued, ei.value.max_queued) == ("p", 1, 1)
-    assert ei.value.code.name == "RESOURCE_EXHAUSTED"
+    assert grpc_status(ei.value)[0].name == "RESOURCE_EXHAUSTED"
 
     double.hold.set()
     first, second = await asyncio.wait_for(asyncio.gather(running, waiting), 2)

@@ -2,7 +2,6 @@
 and the sample's duration measured around the pool call."""
 from __future__ import annotations
 
-import asyncio
 
 import pytest
 
@@ -58,7 +57,9 @@ def test_vote_single_sample():
 
 
 def test_registry_has_the_builtin_strategies():
-    assert {base.get(n).name for n in ("single", "think", "best_of_n")} == {"single", "think", "best_of_n"}
+    from ponder.router.strategies import build
+
+    assert set(build()) == {"single", "think", "best_of_n", "vote"}
 
 
 def test_pool_request_leaves_unset_sampling_unset():
@@ -104,28 +105,37 @@ def test_pool_request_seed_offset_stays_in_uint64():
     assert all(0 <= s < 2**64 for s in seeds)
 
 
-class SlowPool:
-    """A pool client that answers after ``delay_s``, unary or as one delta and the result."""
+class FakeClock:
+    def __init__(self):
+        self.now = 100.0
 
-    def __init__(self, delay_s: float):
-        self.delay_s = delay_s
+    def __call__(self) -> float:
+        return self.now
+
+
+class SlowPool:
+    """A pool client test double that takes ``delay_s`` of the injected clock, unary or as one delta and the result."""
+
+    def __init__(self, clock: FakeClock, delay_s: float):
+        self.clock, self.delay_s = clock, delay_s
         self.result = pool_pb2.PoolGenerateResponse(text="4", output_tokens=1, time_to_first_token_ms=1.0)
 
     async def generate(self, preq, timeout_s):
-        await asyncio.sleep(self.delay_s)
+        self.clock.now += self.delay_s
         return self.result
 
     async def stream(self, preq, timeout_s):
         yield pool_pb2.PoolGenerateChunk(delta=common_pb2.TokenDelta(text="4"))
-        await asyncio.sleep(self.delay_s)
+        self.clock.now += self.delay_s
         yield pool_pb2.PoolGenerateChunk(final=self.result)
 
 
 @pytest.mark.parametrize("stream", [False, True])
 async def test_draw_measures_the_samples_duration(stream):
     req, plan = Request(request_id="r", prompt="2+2?"), Plan(pool="small", strategy="single")
-    items = [x async for x in base.draw(req, plan, SlowPool(0.05), 1.0, 0, stream)]
+    clock = FakeClock()
+    items = [x async for x in base.draw(req, plan, SlowPool(clock, 0.05), 1.0, 0, stream, clock=clock)]
     result = items[-1]
     assert isinstance(result, SampleResult) and result.text == "4" and result.ttft_ms == 1.0
-    assert 49 <= result.duration_ms < 1000  # the pool's 50 ms, give or take the clock
+    assert result.duration_ms == pytest.approx(50.0)
     assert len(items) == (2 if stream else 1)

@@ -213,10 +213,6 @@ class PolicyConfig(_Model):
     params: dict[str, Any] = Field(default_factory=dict, description="Policy parameters; checked by the policy.")
 
 
-STRATEGIES = ("single", "best_of_n", "think", "softcot", "vote")
-Strategy = Literal["single", "best_of_n", "think", "softcot", "vote"]
-
-
 class TierPools(_Model):
     """Pools (ModelPool names in the same namespace) that serve each tier."""
 
@@ -236,19 +232,11 @@ class TierPools(_Model):
         return [*self.small, *self.reasoning, *self.softcot]
 
 
-class ClassifierSpec(_Model):
-    """Difficulty classifier that scores each prompt in [0, 1]."""
-
-    name: str = Field("heuristic", min_length=1, description="Registered classifier name.")
-    params: dict[str, Any] = Field(default_factory=dict, description="Classifier parameters; checked by the classifier.")
-
-
 class BudgetPolicy(_Model):
     """Compute budget in compute units (one output token of the small pool)."""
 
     target_cu_per_request: float = Field(200.0, gt=0, le=1e9, description="Average spend the policy aims at.")
     max_cu_per_request: float = Field(4000.0, gt=0, le=1e9, description="Hard cap on one request's plan.")
-    max_cu_per_s: float | None = Field(None, gt=0, le=1e12, description="Cap on the fleet's planned spend rate; unset: none.")
 
     @model_validator(mode="after")
     def _order(self) -> "BudgetPolicy":
@@ -270,12 +258,19 @@ class RoutingConfig(_Model):
     tiers: TierPools = Field(
         default_factory=TierPools, description="Pools per tier; empty: every pool serves the tier it declares."
     )
-    classifier: ClassifierSpec = Field(default_factory=ClassifierSpec, description="Difficulty classifier.")
     budget: BudgetPolicy = Field(default_factory=BudgetPolicy, description="Budget target and caps.")
-    strategies: list[Strategy] = Field(
+    strategies: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")]] = Field(
         default_factory=lambda: ["single", "best_of_n", "think", "vote"],
         min_length=1,
-        description="Strategies plans may use.",
+        description="Registered strategies plans may use (the router refuses unknown names at start).",
+    )
+    best_of_n_samples: list[int] = Field(
+        default_factory=lambda: [3, 5], min_length=1,
+        description="Sample counts best_of_n offers when a request does not hint one (those above max_samples are not offered).",
+    )
+    thinking_multipliers: list[float] = Field(
+        default_factory=lambda: [0.5, 1.0, 2.0], min_length=1,
+        description="Thinking budgets think offers, as multiples of the pool's thinking.budget_tokens.",
     )
 
     @field_validator("strategies")
@@ -285,6 +280,22 @@ class RoutingConfig(_Model):
         if dup:
             raise ValueError(f"strategies repeated: {dup}")
         return v
+
+    @field_validator("best_of_n_samples")
+    @classmethod
+    def _samples(cls, v: list[int]) -> list[int]:
+        bad = [n for n in v if not 2 <= n <= 256]
+        if bad:
+            raise ValueError(f"sample counts must be in 2..256, got {bad}")
+        return sorted(set(v))
+
+    @field_validator("thinking_multipliers")
+    @classmethod
+    def _multipliers(cls, v: list[float]) -> list[float]:
+        bad = [m for m in v if not 0 < m <= 64]
+        if bad:
+            raise ValueError(f"multipliers must be in (0, 64], got {bad}")
+        return sorted(set(v))
 
 
 class RouterConfig(_Model):

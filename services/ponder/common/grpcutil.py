@@ -1,7 +1,6 @@
-"""gRPC server helpers: health checking, reflection, and the error-to-status boundary."""
+"""gRPC server helpers: health checking, reflection, and the error-to-status boundary (``ErrorInterceptor``)."""
 from __future__ import annotations
 
-import functools
 import logging
 from typing import Any, Awaitable, Callable, Iterable
 
@@ -31,12 +30,12 @@ def create_server(
     service_names: Iterable[str],
     interceptors: list[grpc.aio.ServerInterceptor] | None = None,
 ) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
-    """Build a grpc.aio server with health and reflection; return (server, bound port, health).
+    """Build a grpc.aio server with health, reflection and the error boundary; return (server, bound port, health).
 
     ``address`` may end in ``:0`` to bind a free port. Services start SERVING
     once the caller has started the server and calls ``mark_serving``.
     """
-    server = grpc.aio.server(options=CHANNEL_OPTIONS, interceptors=interceptors or [])
+    server = grpc.aio.server(options=CHANNEL_OPTIONS, interceptors=[*(interceptors or []), ErrorInterceptor()])
     register(server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -62,38 +61,63 @@ async def stop_server(
     await server.stop(grace_s)
 
 
-def rpc_errors(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-    """Unary handler boundary: domain errors -> their status code; never a bare crash."""
+class ErrorInterceptor(grpc.aio.ServerInterceptor):
+    """The one error boundary of every ponder server: an exception escaping a handler
+    becomes the status ``errors.GRPC_STATUS`` gives its category, with its message.
 
-    @functools.wraps(fn)
-    async def wrapper(self, request, context: grpc.aio.ServicerContext):
+    Unary and server-streaming handlers are wrapped; an abort the handler made
+    itself passes through. Unknown exceptions are logged with their traceback
+    and answered INTERNAL without leaking internals beyond type and message.
+    """
+
+    async def intercept_service(self, continuation, handler_call_details):
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                _unary(handler.unary_unary, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                _stream(handler.unary_stream, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
+
+
+async def abort_with(context: grpc.aio.ServicerContext, err: BaseException, method: str = "") -> None:
+    """Abort the call with the status of ``err`` (logs the traceback of INTERNAL ones)."""
+    code, msg = grpc_status(err)
+    if code == grpc.StatusCode.INTERNAL:
+        log.error("unhandled error in %s", method or "handler", exc_info=err)
+    await context.abort(code, msg)
+
+
+def _unary(behavior, method: str):
+    async def handle(request, context):
         try:
-            return await fn(self, request, context)
+            return await behavior(request, context)
         except grpc.aio.AbortError:
             raise
         except Exception as e:  # noqa: BLE001 - this is the boundary
-            code, msg = grpc_status(e)
-            if code == grpc.StatusCode.INTERNAL:
-                log.exception("unhandled error in %s", fn.__name__)
-            await context.abort(code, msg)
+            await abort_with(context, e, method)
 
-    return wrapper
+    return handle
 
 
-def stream_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Server-streaming handler boundary (async generator)."""
-
-    @functools.wraps(fn)
-    async def wrapper(self, request, context: grpc.aio.ServicerContext):
+def _stream(behavior, method: str):
+    async def handle(request, context):
         try:
-            async for item in fn(self, request, context):
+            async for item in behavior(request, context):
                 yield item
         except grpc.aio.AbortError:
             raise
-        except Exception as e:  # noqa: BLE001
-            code, msg = grpc_status(e)
-            if code == grpc.StatusCode.INTERNAL:
-                log.exception("unhandled error in %s", fn.__name__)
-            await context.abort(code, msg)
+        except Exception as e:  # noqa: BLE001 - this is the boundary
+            await abort_with(context, e, method)
 
-    return wrapper
+    return handle

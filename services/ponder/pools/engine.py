@@ -136,6 +136,10 @@ class PoolEngine:
             raise InvalidArgument("prompt", "empty: give a prompt or messages")
         if req.thinking_budget < 0:
             raise InvalidArgument("thinking_budget", "must be >= 0")
+        if req.thinking_budget and self.cfg.thinking is None:
+            raise InvalidArgument(
+                "thinking_budget", f"pool {self.cfg.name!r} has no thinking phase; send 0, got {req.thinking_budget}"
+            )
         return max_tokens
 
     async def stream(self, req: PoolRequest) -> AsyncIterator[PoolDelta | PoolResult]:
@@ -156,7 +160,7 @@ class PoolEngine:
             phases: list[tuple[str, int, tuple[str, ...], bool]] = []
             th = self.cfg.thinking
             base_prompt = req.prompt or flatten_messages(req.messages)
-            budget = req.thinking_budget if th else 0
+            budget = req.thinking_budget
             if th and budget:
                 phases.append((th.prompt_template.format(prompt=base_prompt), budget, tuple(th.stop), True))
             phases.append(("", max_tokens, req.stop, False))

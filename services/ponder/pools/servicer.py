@@ -8,7 +8,7 @@ from __future__ import annotations
 import grpc
 
 from ponder.common.config import PoolConfig
-from ponder.common.grpcutil import create_server, mark_serving, rpc_errors, stream_errors
+from ponder.common.grpcutil import create_server, mark_serving
 from ponder.common.telemetry import Tracing, extract_metadata
 from ponder.pools.backends import make_backend
 from ponder.pools.convert import chunk_to_proto, request_from_proto, result_to_proto, stats_to_proto
@@ -30,18 +30,15 @@ class PoolServicer(pool_pb2_grpc.ModelPoolServicer):
             attributes={"ponder.pool": self.engine.cfg.name},
         )
 
-    @rpc_errors
     async def Generate(self, request, context):
         with self._span("pool.generate", context):
             return result_to_proto(await self.engine.generate(request_from_proto(request)))
 
-    @stream_errors
     async def GenerateStream(self, request, context):
         with self._span("pool.generate_stream", context):
             async for item in self.engine.stream(request_from_proto(request)):
                 yield chunk_to_proto(item)
 
-    @rpc_errors
     async def Stats(self, request, context):
         return stats_to_proto(self.engine.stats())
 

@@ -1,10 +1,16 @@
 """Domain -> proto for the router's responses (pure)."""
 from __future__ import annotations
 
-import dataclasses
-
-from ponder.router.types import Answer, Plan
+from ponder.router.types import Answer, Candidate, Plan
 from ponder.v1 import common_pb2, router_pb2
+
+
+def candidate_to_proto(c: Candidate) -> common_pb2.PlanCandidate:
+    return common_pb2.PlanCandidate(
+        pool=c.pool, strategy=c.strategy, samples=c.samples, thinking_budget=c.thinking_budget,
+        expected_accuracy=c.expected_accuracy, expected_compute_units=c.expected_compute_units,
+        expected_latency_ms=c.expected_latency_ms, score=c.score, feasible=c.feasible, note=c.note, clamped=c.clamped,
+    )
 
 
 def plan_to_proto(p: Plan) -> common_pb2.Plan:
@@ -17,15 +23,11 @@ def plan_to_proto(p: Plan) -> common_pb2.Plan:
         expected_latency_ms=p.expected_latency_ms,
         policy=p.policy,
         reason=p.reason,
-        candidates=[common_pb2.PlanCandidate(**dataclasses.asdict(c)) for c in p.candidates],
+        candidates=[candidate_to_proto(c) for c in p.candidates],
         context_id=p.context_id,
+        expected_accuracy=p.expected_accuracy,
+        clamped=p.clamped,
     )
-
-
-def plan_to_dict(p: Plan) -> dict:
-    d = dataclasses.asdict(p)
-    d.pop("candidates")
-    return d
 
 
 def response_to_proto(request_id: str, plan: Plan, answer: Answer, usage: common_pb2.Usage) -> router_pb2.GenerateResponse:
@@ -42,3 +44,13 @@ def response_to_proto(request_id: str, plan: Plan, answer: Answer, usage: common
     if answer.task_summary is not None:
         resp.task_summary.CopyFrom(answer.task_summary)
     return resp
+
+
+def plan_to_dict(p: Plan) -> dict:
+    """The plan as the outcome log stores it (candidates left out)."""
+    return {
+        "pool": p.pool, "strategy": p.strategy, "samples": p.samples, "thinking_budget": p.thinking_budget,
+        "expected_compute_units": p.expected_compute_units, "expected_latency_ms": p.expected_latency_ms,
+        "expected_accuracy": p.expected_accuracy, "policy": p.policy, "reason": p.reason,
+        "context_id": p.context_id, "clamped": p.clamped,
+    }

@@ -25,6 +25,10 @@ STRATEGY = "strategy"
 PLAN = "plan"
 USAGE = "usage"
 STATUS = "status"
+TS = "ts"
+LATENCY_MS = "latency_ms"
+LABELS = "labels"
+ERROR = "error"
 FIELDS = (REQUEST_ID, PROMPT, POOL, STRATEGY, PLAN, USAGE, STATUS)
 
 STATUS_OK = "OK"  # the gRPC status code name, as the router writes it
@@ -51,12 +55,23 @@ class OutcomeRecord:
 
 
 def encode_outcome(request_id: str, prompt: str, pool: str, strategy: str, plan: Mapping[str, Any],
-                   usage: Mapping[str, Any], status: str = STATUS_OK) -> dict[str, str]:
-    """Stream fields for XADD."""
-    return {
+                   usage: Mapping[str, Any], status: str = STATUS_OK, *, ts: float | None = None,
+                   latency_ms: float | None = None, labels: Mapping[str, str] | None = None,
+                   error: str = "") -> dict[str, str]:
+    """Stream fields for XADD; ``ts`` (unix seconds), ``latency_ms``, ``labels`` and ``error`` are optional."""
+    out = {
         REQUEST_ID: request_id, PROMPT: prompt, POOL: pool, STRATEGY: strategy,
         PLAN: json.dumps(dict(plan), sort_keys=True), USAGE: json.dumps(dict(usage), sort_keys=True), STATUS: status,
     }
+    if ts is not None:
+        out[TS] = f"{ts:.3f}"
+    if latency_ms is not None:
+        out[LATENCY_MS] = f"{latency_ms:.3f}"
+    if labels is not None:
+        out[LABELS] = json.dumps(dict(labels), sort_keys=True)
+    if error:
+        out[ERROR] = error
+    return out
 
 
 def _s(v: Any) -> str:

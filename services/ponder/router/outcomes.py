@@ -1,7 +1,8 @@
 """The outcome log: one Redis stream record per request (plan, usage, latency, status).
 
-Writes are off the request path: ``record`` only enqueues; a background task
-batches records into pipelined XADDs. When Redis is down the writer keeps
+Writes are off the request path: ``record`` only enqueues (an ``Outcome`` or a
+ready mapping); a background task encodes the records (``outcome_schema``)
+and batches them into pipelined XADDs. When Redis is down the writer keeps
 retrying with backoff and holds up to ``max_buffer`` records; past that the
 oldest are dropped and counted (``dropped``), never blocking requests.
 """
@@ -9,11 +10,51 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import json
 import logging
-from typing import Any
+import time
+from typing import Any, Mapping
+
+from ponder.router import outcome_schema as schema
+from ponder.router.convert import plan_to_dict
 
 log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(slots=True)
+class Outcome:
+    """One request's outcome as the request path leaves it; encoded by the writer, off the path."""
+
+    request_id: str
+    prompt: str
+    plan: Any  # ponder.router.types.Plan | None
+    usage: Any  # ponder.v1.common_pb2.Usage | None
+    latency_ms: float
+    status: str
+    labels: Mapping[str, str]
+    error: str = ""
+    ts: float = dataclasses.field(default_factory=time.time)
+
+    def fields(self) -> dict[str, str]:
+        p, u = self.plan, self.usage
+        plan = {} if p is None else plan_to_dict(p)
+        usage = {} if u is None else {
+            "prompt_tokens": u.prompt_tokens, "output_tokens": u.output_tokens, "thinking_tokens": u.thinking_tokens,
+            schema.USAGE_COMPUTE_UNITS: u.compute_units, "samples": u.samples,
+            "context_tokens_raw": u.context_tokens_raw, "context_tokens_sent": u.context_tokens_sent,
+            "consolidation_saved_cu": u.consolidation_saved_cu,
+        }
+        return schema.encode_outcome(
+            self.request_id, self.prompt, p.pool if p else "", p.strategy if p else "", plan, usage, self.status,
+            ts=self.ts, latency_ms=self.latency_ms, labels=self.labels, error=self.error,
+        )
+
+
+def _encode(item: Outcome | Mapping[str, Any]) -> dict[str, str]:
+    if isinstance(item, Outcome):
+        return item.fields()
+    return {k: v if isinstance(v, str) else json.dumps(v, separators=(",", ":")) for k, v in item.items()}
 
 
 class OutcomeLog:
@@ -23,7 +64,7 @@ class OutcomeLog:
         self.maxlen = maxlen
         self.max_buffer = max_buffer
         self.batch = batch
-        self._buf: collections.deque[dict[str, str]] = collections.deque()
+        self._buf: collections.deque[Outcome | Mapping[str, Any]] = collections.deque()
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._closing = False
@@ -33,13 +74,14 @@ class OutcomeLog:
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="outcome-log")
 
-    def record(self, fields: dict[str, Any]) -> None:
-        flat = {k: v if isinstance(v, str) else json.dumps(v, separators=(",", ":")) for k, v in fields.items()}
+    def record(self, item: Outcome | Mapping[str, Any]) -> None:
+        """Enqueue one record (an ``Outcome``, or a mapping whose non-string values are JSON-encoded)."""
         if len(self._buf) >= self.max_buffer:
             self._buf.popleft()
             self.dropped += 1
-        self._buf.append(flat)
-        self._wake.set()
+        self._buf.append(item)
+        if not self._wake.is_set():
+            self._wake.set()
 
     async def _flush_once(self) -> None:
         # Take the batch out before awaiting, so records arriving during the
@@ -47,8 +89,8 @@ class OutcomeLog:
         items = [self._buf.popleft() for _ in range(min(self.batch, len(self._buf)))]
         try:
             pipe = self.redis.pipeline(transaction=False)
-            for f in items:
-                pipe.xadd(self.stream, f, maxlen=self.maxlen, approximate=True)
+            for item in items:
+                pipe.xadd(self.stream, _encode(item), maxlen=self.maxlen, approximate=True)
             await pipe.execute()
         except BaseException:
             # Put the batch back in front, oldest first; what no longer fits is dropped and counted.
@@ -90,3 +132,13 @@ class OutcomeLog:
                 await asyncio.wait_for(self._task, timeout_s)
             except asyncio.TimeoutError:
                 self._task.cancel()
+
+
+class FeedbackStore:
+    """Correctness labels for answered requests, beside the outcome log (``outcome_schema.FEEDBACK_HASH``)."""
+
+    def __init__(self, redis_client, key: str = schema.FEEDBACK_HASH):
+        self.redis, self.key = redis_client, key
+
+    async def put(self, request_id: str, correct: bool | None, score: float | None) -> None:
+        await self.redis.hset(self.key, request_id, schema.encode_feedback(correct, score))

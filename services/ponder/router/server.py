@@ -14,7 +14,8 @@ from ponder.common.grpcutil import create_server, mark_serving, stop_server
 from ponder.common.telemetry import Tracing
 from ponder.router.clients import PoolClients
 from ponder.router.contexts import ContextStore
-from ponder.router.outcomes import OutcomeLog
+from ponder.router import strategies as strategy_registry
+from ponder.router.outcomes import FeedbackStore, OutcomeLog
 from ponder.router.policies.base import build_policy
 from ponder.router.metrics import RouterMetrics
 from ponder.router.servicer import RouterServicer, RouterState
@@ -34,6 +35,7 @@ class RouterHandle:
     pool_address: str | None = None
     metrics_server: object | None = None
     model_watcher: asyncio.Task | None = None
+    voting: object | None = None  # ponder.voting.client.VotingClient
 
     @property
     def address(self) -> str:
@@ -41,7 +43,7 @@ class RouterHandle:
 
     async def reload(self, cfg: PonderConfig) -> None:
         """Apply a new config without a restart; a bad one raises ConfigError and changes nothing."""
-        state = make_state(cfg, self.pool_address, self.redis)
+        state = make_state(cfg, self.pool_address, self.redis, self.voting)
         await self.servicer.reload(state, close_old_after_s=cfg.routing.default_timeout_s)
 
     async def stop(self, grace_s: float = 5.0) -> None:
@@ -52,25 +54,27 @@ class RouterHandle:
             self.metrics_server.shutdown()
         if self.servicer.outcomes:
             await self.servicer.outcomes.close()
-        await self.servicer.clients.close()
-        if self.servicer.voting is not None:
-            await self.servicer.voting.client.close()
+        await self.servicer.state.clients.close()
+        if self.voting is not None:
+            await self.voting.close()
         if self.redis is not None:
             await self.redis.aclose()
 
 
-def make_state(cfg: PonderConfig, pool_address: str | None, redis_client) -> RouterState:
-    """Policy (with a budget controller when it takes one and Redis is there) and pool clients.
+def make_state(cfg: PonderConfig, pool_address: str | None, redis_client, voting_client=None) -> RouterState:
+    """Strategies (the voting client injected), the policy over them (with a budget controller
+    when Redis is there) and pool clients.
 
     The policy's catalog starts a fresh latency tracker, so after a reload the
     pools are estimated at their declared speed until they are observed again.
     """
-    policy = build_policy(cfg)
-    if redis_client is not None and hasattr(policy, "set_budget"):
+    strategies = strategy_registry.build(voting_client)
+    policy = build_policy(cfg, strategies)
+    if redis_client is not None and policy.uses_budget:
         from ponder.router.budget import BudgetController
 
         policy.set_budget(BudgetController(redis_client, cfg.routing.budget.target_cu_per_request))
-    return RouterState(cfg, policy, PoolClients(cfg.pools, pool_address))
+    return RouterState(cfg, policy, PoolClients(cfg.pools, pool_address), strategies)
 
 
 async def watch_model(servicer: RouterServicer, poll_s: float) -> None:
@@ -123,7 +127,7 @@ async def start_router(
     ``address``. ``redis_url`` None runs without an outcome log or context store;
     ``voting_address`` None without voting workers (task requests are refused).
     """
-    redis_client = outcomes = contexts = None
+    redis_client = outcomes = contexts = feedback = None
     if redis_url:
         import redis.asyncio as aioredis
 
@@ -131,6 +135,7 @@ async def start_router(
         outcomes = OutcomeLog(redis_client, cfg.redis.outcome_stream, cfg.redis.outcome_maxlen)
         outcomes.start()
         contexts = ContextStore(redis_client)
+        feedback = FeedbackStore(redis_client)
     metrics = RouterMetrics(cfg.pools)
     metrics_server = None
     port_env = os.environ.get("PONDER_METRICS_PORT")
@@ -139,13 +144,12 @@ async def start_router(
         metrics_server, _ = metrics.serve(metrics_port, cfg.router.host)
     voting = None
     if voting_address:
-        from ponder.router.strategies.vote import Vote
         from ponder.voting.client import VotingClient
 
-        voting = Vote(VotingClient(voting_address))
-    state = make_state(cfg, pool_address, redis_client)
-    servicer = RouterServicer(cfg, state.policy, state.clients, tracing, outcomes, contexts, metrics, voting)
-    metrics.set_budget_source(lambda: getattr(servicer.state.policy, "budget", None))
+        voting = VotingClient(voting_address)
+    state = make_state(cfg, pool_address, redis_client, voting)
+    servicer = RouterServicer(state, tracing, outcomes, contexts, metrics, feedback)
+    metrics.set_budget_source(lambda: servicer.state.policy.budget)
     server, port, health = create_server(
         address or f"{cfg.router.host}:{cfg.router.port}",
         lambda s: router_pb2_grpc.add_RouterServicer_to_server(servicer, s),
@@ -154,7 +158,7 @@ async def start_router(
     await server.start()
     await mark_serving(health, [SERVICE])
     watcher = asyncio.create_task(watch_model(servicer, cfg.router.config_poll_s))
-    return RouterHandle(server, port, servicer, health, redis_client, pool_address, metrics_server, watcher)
+    return RouterHandle(server, port, servicer, health, redis_client, pool_address, metrics_server, watcher, voting)
 
 
 async def watch_config(path: str, handle: RouterHandle, poll_s: float) -> None:

@@ -32,6 +32,10 @@ class Request:
     labels: dict[str, str] = dataclasses.field(default_factory=dict)
     # A decomposed task for the voting workers (a ponder.v1.SolveRequest), or None.
     task: object | None = None
+    # The stored context prepended to the prompt (a ``contexts.ResolvedContext``), once resolved.
+    context: object | None = None
+    # Estimated prompt tokens, set once the request is final (context included); planning reads it.
+    prompt_tokens: int = 0
 
     @property
     def text(self) -> str:
@@ -53,6 +57,8 @@ class Candidate:
     score: float = 0.0
     feasible: bool = True
     note: str = ""
+    # What this candidate reduces from what the request asked ("hints.samples 5 -> 3"); "" when nothing.
+    clamped: str = ""
 
 
 @dataclasses.dataclass(slots=True)
@@ -67,6 +73,9 @@ class Plan:
     reason: str = ""
     candidates: list[Candidate] = dataclasses.field(default_factory=list)
     context_id: str = ""
+    expected_accuracy: float = 0.0
+    # What the plan reduces from what the request asked, and why ("" when nothing).
+    clamped: str = ""
 
 
 @dataclasses.dataclass(slots=True)

@@ -1,6 +1,9 @@
 """Request validation: proto in, a ``Request`` out, or InvalidArgument naming the field.
 
-Limits come from the config; each check names the exact proto field path so
+Shape only: types, ranges a value can never leave, sizes. Whether a value
+fits a pool or the routing config (pool names, sample and thinking limits, a
+pool's max_tokens) is planning's business and is checked once, in a filter
+(``router.policies.filters``). Each check names the exact proto field path so
 a client in any language knows what to fix.
 """
 from __future__ import annotations
@@ -9,7 +12,7 @@ import math
 import uuid
 
 from ponder.common.config import PonderConfig
-from ponder.common.errors import InvalidArgument, UnknownPool
+from ponder.common.errors import InvalidArgument
 from ponder.router.types import Request, Sampling
 from ponder.v1 import router_pb2
 
@@ -21,6 +24,7 @@ MAX_ID_CHARS = 128
 MAX_LABELS = 32
 MAX_COMPUTE_UNITS = 1e9
 MAX_LATENCY_MS = 24 * 3600 * 1000.0
+MAX_TOKENS = 131072
 
 
 def _finite(field: str, v: float) -> float:
@@ -60,9 +64,8 @@ def validate(msg: router_pb2.GenerateRequest, cfg: PonderConfig) -> Request:
     s = msg.sampling
     sampling = Sampling(stop=tuple(s.stop))
     if s.HasField("max_tokens"):
-        top = max(p.max_tokens_limit for p in cfg.pools)
-        if not 1 <= s.max_tokens <= top:
-            raise InvalidArgument("sampling.max_tokens", f"must be in 1..{top}, got {s.max_tokens}")
+        if not 1 <= s.max_tokens <= MAX_TOKENS:
+            raise InvalidArgument("sampling.max_tokens", f"must be in 1..{MAX_TOKENS}, got {s.max_tokens}")
         sampling.max_tokens = s.max_tokens
     if s.HasField("temperature"):
         if not 0.0 <= _finite("sampling.temperature", s.temperature) <= 2.0:
@@ -96,18 +99,16 @@ def validate(msg: router_pb2.GenerateRequest, cfg: PonderConfig) -> Request:
             raise InvalidArgument("budget.max_latency_ms", f"must be in (0, {MAX_LATENCY_MS:g}], got {max_lat}")
 
     h = msg.hints
-    if h.pool and h.pool not in cfg.pool_names:
-        raise UnknownPool("hints.pool", h.pool, cfg.pool_names)
+    if len(h.pool) > MAX_ID_CHARS:
+        raise InvalidArgument("hints.pool", f"at most {MAX_ID_CHARS} chars")
+    if len(h.strategy) > MAX_ID_CHARS:
+        raise InvalidArgument("hints.strategy", f"at most {MAX_ID_CHARS} chars")
     samples = thinking = None
     if h.HasField("samples"):
-        if not 1 <= h.samples <= cfg.routing.max_samples:
-            raise InvalidArgument("hints.samples", f"must be in 1..{cfg.routing.max_samples}, got {h.samples}")
+        if h.samples < 1:
+            raise InvalidArgument("hints.samples", f"must be >= 1, got {h.samples}")
         samples = h.samples
     if h.HasField("thinking_budget"):
-        if h.thinking_budget > cfg.routing.max_thinking_tokens:
-            raise InvalidArgument(
-                "hints.thinking_budget", f"must be <= {cfg.routing.max_thinking_tokens}, got {h.thinking_budget}"
-            )
         thinking = h.thinking_budget
 
     if len(msg.request_id) > MAX_ID_CHARS:

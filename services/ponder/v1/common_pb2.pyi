@@ -51,7 +51,7 @@ class Hints(_message.Message):
     def __init__(self, pool: _Optional[str] = ..., strategy: _Optional[str] = ..., samples: _Optional[int] = ..., thinking_budget: _Optional[int] = ...) -> None: ...
 
 class PlanCandidate(_message.Message):
-    __slots__ = ("pool", "strategy", "samples", "thinking_budget", "expected_accuracy", "expected_compute_units", "expected_latency_ms", "score", "feasible", "note")
+    __slots__ = ("pool", "strategy", "samples", "thinking_budget", "expected_accuracy", "expected_compute_units", "expected_latency_ms", "score", "feasible", "note", "clamped")
     POOL_FIELD_NUMBER: _ClassVar[int]
     STRATEGY_FIELD_NUMBER: _ClassVar[int]
     SAMPLES_FIELD_NUMBER: _ClassVar[int]
@@ -62,6 +62,7 @@ class PlanCandidate(_message.Message):
     SCORE_FIELD_NUMBER: _ClassVar[int]
     FEASIBLE_FIELD_NUMBER: _ClassVar[int]
     NOTE_FIELD_NUMBER: _ClassVar[int]
+    CLAMPED_FIELD_NUMBER: _ClassVar[int]
     pool: str
     strategy: str
     samples: int
@@ -72,10 +73,11 @@ class PlanCandidate(_message.Message):
     score: float
     feasible: bool
     note: str
-    def __init__(self, pool: _Optional[str] = ..., strategy: _Optional[str] = ..., samples: _Optional[int] = ..., thinking_budget: _Optional[int] = ..., expected_accuracy: _Optional[float] = ..., expected_compute_units: _Optional[float] = ..., expected_latency_ms: _Optional[float] = ..., score: _Optional[float] = ..., feasible: _Optional[bool] = ..., note: _Optional[str] = ...) -> None: ...
+    clamped: str
+    def __init__(self, pool: _Optional[str] = ..., strategy: _Optional[str] = ..., samples: _Optional[int] = ..., thinking_budget: _Optional[int] = ..., expected_accuracy: _Optional[float] = ..., expected_compute_units: _Optional[float] = ..., expected_latency_ms: _Optional[float] = ..., score: _Optional[float] = ..., feasible: _Optional[bool] = ..., note: _Optional[str] = ..., clamped: _Optional[str] = ...) -> None: ...
 
 class Plan(_message.Message):
-    __slots__ = ("pool", "strategy", "samples", "thinking_budget", "expected_compute_units", "expected_latency_ms", "policy", "reason", "candidates", "context_id")
+    __slots__ = ("pool", "strategy", "samples", "thinking_budget", "expected_compute_units", "expected_latency_ms", "policy", "reason", "candidates", "context_id", "expected_accuracy", "clamped")
     POOL_FIELD_NUMBER: _ClassVar[int]
     STRATEGY_FIELD_NUMBER: _ClassVar[int]
     SAMPLES_FIELD_NUMBER: _ClassVar[int]
@@ -86,6 +88,8 @@ class Plan(_message.Message):
     REASON_FIELD_NUMBER: _ClassVar[int]
     CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_ID_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    CLAMPED_FIELD_NUMBER: _ClassVar[int]
     pool: str
     strategy: str
     samples: int
@@ -96,10 +100,12 @@ class Plan(_message.Message):
     reason: str
     candidates: _containers.RepeatedCompositeFieldContainer[PlanCandidate]
     context_id: str
-    def __init__(self, pool: _Optional[str] = ..., strategy: _Optional[str] = ..., samples: _Optional[int] = ..., thinking_budget: _Optional[int] = ..., expected_compute_units: _Optional[float] = ..., expected_latency_ms: _Optional[float] = ..., policy: _Optional[str] = ..., reason: _Optional[str] = ..., candidates: _Optional[_Iterable[_Union[PlanCandidate, _Mapping]]] = ..., context_id: _Optional[str] = ...) -> None: ...
+    expected_accuracy: float
+    clamped: str
+    def __init__(self, pool: _Optional[str] = ..., strategy: _Optional[str] = ..., samples: _Optional[int] = ..., thinking_budget: _Optional[int] = ..., expected_compute_units: _Optional[float] = ..., expected_latency_ms: _Optional[float] = ..., policy: _Optional[str] = ..., reason: _Optional[str] = ..., candidates: _Optional[_Iterable[_Union[PlanCandidate, _Mapping]]] = ..., context_id: _Optional[str] = ..., expected_accuracy: _Optional[float] = ..., clamped: _Optional[str] = ...) -> None: ...
 
 class Usage(_message.Message):
-    __slots__ = ("prompt_tokens", "output_tokens", "thinking_tokens", "compute_units", "latency_ms", "time_to_first_token_ms", "samples")
+    __slots__ = ("prompt_tokens", "output_tokens", "thinking_tokens", "compute_units", "latency_ms", "time_to_first_token_ms", "samples", "context_tokens_raw", "context_tokens_sent", "consolidation_saved_cu")
     PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     THINKING_TOKENS_FIELD_NUMBER: _ClassVar[int]
@@ -107,6 +113,9 @@ class Usage(_message.Message):
     LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
     TIME_TO_FIRST_TOKEN_MS_FIELD_NUMBER: _ClassVar[int]
     SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_TOKENS_RAW_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_TOKENS_SENT_FIELD_NUMBER: _ClassVar[int]
+    CONSOLIDATION_SAVED_CU_FIELD_NUMBER: _ClassVar[int]
     prompt_tokens: int
     output_tokens: int
     thinking_tokens: int
@@ -114,7 +123,10 @@ class Usage(_message.Message):
     latency_ms: float
     time_to_first_token_ms: float
     samples: int
-    def __init__(self, prompt_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., thinking_tokens: _Optional[int] = ..., compute_units: _Optional[float] = ..., latency_ms: _Optional[float] = ..., time_to_first_token_ms: _Optional[float] = ..., samples: _Optional[int] = ...) -> None: ...
+    context_tokens_raw: int
+    context_tokens_sent: int
+    consolidation_saved_cu: float
+    def __init__(self, prompt_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., thinking_tokens: _Optional[int] = ..., compute_units: _Optional[float] = ..., latency_ms: _Optional[float] = ..., time_to_first_token_ms: _Optional[float] = ..., samples: _Optional[int] = ..., context_tokens_raw: _Optional[int] = ..., context_tokens_sent: _Optional[int] = ..., consolidation_saved_cu: _Optional[float] = ...) -> None: ...
 
 class TokenDelta(_message.Message):
     __slots__ = ("text", "sample_index", "thinking")

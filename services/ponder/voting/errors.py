@@ -6,25 +6,19 @@ others are request problems mapped to status codes by ``ponder.common.errors``.
 """
 from __future__ import annotations
 
-import grpc
-
-from ponder.common.errors import PonderError
+from ponder.common.errors import Aborted, FailedPrecondition, ResourceExhausted
 
 
-class StepFailed(PonderError):
+class StepFailed(Aborted):
     """A step could not be decided: sample cap hit, retries spent, or the sampler refused."""
-
-    code = grpc.StatusCode.ABORTED
 
     def __init__(self, step: int, reason: str, detail: str):
         self.step, self.reason, self.detail = step, reason, detail
         super().__init__(f"step {step} failed ({reason}): {detail}")
 
 
-class SampleCapReached(PonderError):
+class SampleCapReached(ResourceExhausted):
     """No answer led by k before ``max_samples`` samples were drawn for one step."""
-
-    code = grpc.StatusCode.RESOURCE_EXHAUSTED
 
     def __init__(self, max_samples: int, k: int, votes: dict, red_flags: int):
         self.max_samples, self.k, self.votes, self.red_flags = max_samples, k, votes, red_flags
@@ -35,20 +29,16 @@ class SampleCapReached(PonderError):
         )
 
 
-class SamplerRefused(PonderError):
+class SamplerRefused(FailedPrecondition):
     """The sampler failed in a way retrying will not fix (bad request, missing model)."""
-
-    code = grpc.StatusCode.FAILED_PRECONDITION
 
     def __init__(self, sampler: str, detail: str):
         self.sampler, self.detail = sampler, detail
         super().__init__(f"sampler {sampler} refused: {detail}")
 
 
-class CalibrationFailed(PonderError):
+class CalibrationFailed(FailedPrecondition):
     """The calibration sample puts p at or below 1/2, where voting cannot converge on the truth."""
-
-    code = grpc.StatusCode.FAILED_PRECONDITION
 
     def __init__(self, p_hat: float, correct: int, valid: int):
         self.p_hat, self.correct, self.valid = p_hat, correct, valid

@@ -15,7 +15,7 @@ import grpc
 
 from ponder.common.config import PonderConfig
 from ponder.common.grpcutil import create_server as _create_server
-from ponder.common.grpcutil import mark_serving, stop_server, stream_errors
+from ponder.common.grpcutil import mark_serving, stop_server
 from ponder.common.telemetry import Tracing, extract_metadata
 from ponder.v1 import voting_pb2, voting_pb2_grpc
 from ponder.voting.convert import config_from_proto, step_to_proto, summary_to_proto, task_from_proto
@@ -31,7 +31,6 @@ class VotingServicer(voting_pb2_grpc.VotingServicer):
         self.tracing = tracing or Tracing("ponder-voting")
         self.sleep = sleep
 
-    @stream_errors
     async def Solve(self, request, context):
         task = task_from_proto(request)
         cfg = config_from_proto(request)

@@ -19,7 +19,7 @@ from typing import AsyncIterator, Mapping
 import httpx
 
 from ponder.common.config import OpenAIBackend
-from ponder.common.errors import BackendError
+from ponder.common.errors import BackendError, BackendUnavailable
 from ponder.pools.backends.base import Backend, Delta, Done, GenParams, flatten_messages
 
 _ERROR_BODY_CHARS = 500
@@ -198,16 +198,17 @@ class OpenAICompatBackend(Backend):
         try:
             response = await self._client.send(request, stream=True)
         except httpx.ConnectError as e:
-            raise BackendError("openai", f"cannot connect to {url}: {e}") from e
+            raise BackendUnavailable("openai", f"cannot connect to {url}: {e}") from e
         except httpx.TimeoutException as e:
-            raise BackendError("openai", f"no answer from {url} within {self.cfg.request_timeout_s}s") from e
+            raise BackendUnavailable("openai", f"no answer from {url} within {self.cfg.request_timeout_s}s") from e
         except httpx.HTTPError as e:
             raise BackendError("openai", f"POST {url} failed: {type(e).__name__}: {e}") from e
         lines = response.aiter_lines()
         try:
             if response.status_code >= 400:
                 body = await response.aread()
-                raise BackendError("openai", f"POST {url} returned HTTP {response.status_code}: {error_message(body)}")
+                err = BackendUnavailable if response.status_code in (502, 503, 504) else BackendError
+                raise err("openai", f"POST {url} returned HTTP {response.status_code}: {error_message(body)}")
             reader = ChunkReader(chat=self.cfg.use_chat)
             parser = SSEParser()
             while True:

@@ -23,14 +23,14 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import BaseModel, ValidationError
 
-from ponder.common.errors import ConfigError, PonderError
+from ponder.common.errors import ConfigError, FailedPrecondition
 from ponder.router.classifiers.calibration import Calibrator
 
 FORMAT_VERSION = 1
 META_FILE = "model.json"
 
 
-class IncompatibleModel(PonderError):
+class IncompatibleModel(FailedPrecondition):
     """A model directory this version of ponder cannot load."""
 
     def __init__(self, path: str, reason: str):

@@ -1,28 +1,32 @@
 """``threshold``: a configurable rule. Long or reasoning-flavoured prompts go to the
 reasoning pool with a thinking budget, the rest to the small pool; hints override.
 
-Caps are applied to the chosen candidate: when it costs more than
-``budget.max_compute_units`` (or ``routing.budget.max_cu_per_request``, the
-lower of the two) or is expected to take longer than ``budget.max_latency_ms``,
-the thinking budget, then the sample count, is cut, then one plain sample on the
-same pool and last on the small pool is tried; the first variant within both
-caps is the plan, so a latency cap makes the router answer with less compute
-rather than miss the deadline. If none fits, the request is refused: naming the
-compute cap when no variant is cheap enough, else ``budget.max_latency_ms`` with
-the fastest affordable variant's estimate. The plan reports the estimate
-(``expected_latency_ms``) either way.
+The rule names a target plan: pool (``reasoning_pool`` for hard prompts, else
+``small_pool``; a task goes to the small pool), strategy (``think`` on a pool
+with a thinking config when allowed, else ``single``; ``vote`` for a task),
+thinking budget (the pool's ``budget_tokens``) and, for a hinted
+``best_of_n``, the smallest of ``routing.best_of_n_samples``. Each feasible candidate scores,
+in [0, 1]:
+
+    0.5·[same pool] + 0.25·[same strategy] + 0.25·closeness
+
+where closeness = 1 − min(1, |log2(size / target size)| / 8) compares the
+thinking budget (think) or sample count (best_of_n) and is 1 for a single
+sample. The shared filters have already removed what breaks a cap, so the
+pick is the plan most like the target that fits: a thinking budget cut first,
+then a plain sample on the same pool, then the small pool — the router answers
+with less compute rather than miss the cap.
 """
 from __future__ import annotations
 
+import math
 import re
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ponder.common.errors import ConfigError, InvalidArgument, UnknownPool
-from ponder.router.policies.base import Policy, PoolCatalog, infeasible, over_caps, register
-from ponder.router.types import Candidate, Plan, Request
-
-STRATEGIES = ("single", "best_of_n", "think")
+from ponder.common.errors import ConfigError
+from ponder.router.policies.base import Policy, register
+from ponder.router.types import Candidate, Request
 
 
 class ThresholdParams(BaseModel):
@@ -35,7 +39,12 @@ class ThresholdParams(BaseModel):
         default_factory=lambda: ["step by step", "prove", "derive", "solve", "calculate", "explain why"],
         description="Case-insensitive phrases that mark a prompt as hard.",
     )
-    best_of_n_samples: int = Field(3, ge=2, le=256, description="Samples when best_of_n is hinted without a count.")
+
+
+def _closeness(size: float, target: float) -> float:
+    if size <= 0 or target <= 0:
+        return 1.0 if size == target else 0.0
+    return 1.0 - min(1.0, abs(math.log2(size / target)) / 8)
 
 
 @register
@@ -43,7 +52,7 @@ class ThresholdPolicy(Policy):
     name = "threshold"
     Params = ThresholdParams
 
-    def __init__(self, params: ThresholdParams, catalog: PoolCatalog):
+    def __init__(self, params: ThresholdParams, catalog):
         super().__init__(params, catalog)
         self.small = self._pick(params.small_pool, "small", "small_pool")
         self.reasoning = self._pick(params.reasoning_pool, "reasoning", "reasoning_pool", required=False) or self.small
@@ -57,15 +66,10 @@ class ThresholdPolicy(Policy):
                     "routing", [(f"routing.policy.params.{field}", f"unknown pool {name!r}; known: {sorted(self.catalog.pools)}")]
                 )
             return name
-        listed = getattr(self.catalog.cfg.routing.tiers, tier)
-        if listed:
-            return listed[0]
-        tiered = self.catalog.by_tier(tier)
-        if tiered:
-            return tiered[0].name
-        if required:
-            return self.catalog.cfg.pools[0].name
-        return None
+        first = self.catalog.first_of_tier(tier)
+        if first is not None:
+            return first
+        return self.catalog.cfg.pools[0].name if required else None
 
     def _is_hard(self, req: Request) -> tuple[bool, str]:
         text = req.text
@@ -77,88 +81,38 @@ class ThresholdPolicy(Policy):
                 return True, f"prompt mentions {m.group(0)!r}"
         return False, f"prompt has {len(text)} chars < long_prompt_chars {self.params.long_prompt_chars} and no hard keyword"
 
-    def _default_thinking(self, pool: str) -> int:
-        th = self.catalog.pools[pool].thinking
-        return th.budget_tokens if th else 0
-
-    async def plan(self, req: Request) -> Plan:
+    def target(self, req: Request) -> tuple[str, str, int, int, str]:
+        """(pool, strategy, thinking budget, samples, why) the rule asks for."""
         cat = self.catalog
-        routing = cat.cfg.routing
-        if req.hint_pool and req.hint_pool not in cat.pools:
-            raise UnknownPool("hints.pool", req.hint_pool, sorted(cat.pools))
-        allowed = [x for x in STRATEGIES if x in routing.strategies]
-        if req.hint_strategy and req.hint_strategy not in allowed:
-            raise InvalidArgument(
-                "hints.strategy", f"strategy {req.hint_strategy!r} is not available; allowed: {', '.join(allowed)}"
-            )
-
+        if req.task is not None:
+            pool = req.hint_pool or self.small
+            return pool, "vote", 0, 0, f"decomposed task {getattr(req.task, 'task', '?')!r}: voting on pool {pool!r}"
         hard, why = self._is_hard(req)
         pool = req.hint_pool or (self.reasoning if hard else self.small)
         if req.hint_pool:
             why = f"hints.pool={req.hint_pool}"
-        thinks = cat.pools[pool].thinking is not None
-        strategy = req.hint_strategy or ("think" if thinks and "think" in allowed else "single")
+        th = cat.pools[pool].thinking
+        strategy = req.hint_strategy or ("think" if th is not None and "think" in cat.routing.strategies else "single")
         if req.hint_strategy:
             why += f"; hints.strategy={req.hint_strategy}"
-        if strategy == "think" and not thinks and req.hint_strategy:
-            raise InvalidArgument("hints.strategy", f"pool {pool!r} has no thinking config; use single or best_of_n")
-        samples = 1
-        if strategy == "best_of_n":
-            samples = req.hint_samples or self.params.best_of_n_samples
         thinking = 0
-        if strategy == "think":
-            thinking = req.hint_thinking_budget if req.hint_thinking_budget is not None else self._default_thinking(pool)
-            thinking = min(thinking, routing.max_thinking_tokens)
+        if strategy == "think" and th is not None:
+            thinking = req.hint_thinking_budget if req.hint_thinking_budget is not None else th.budget_tokens
+            thinking = min(thinking, cat.routing.max_thinking_tokens)
+        samples = (req.hint_samples or min(cat.routing.best_of_n_samples)) if strategy == "best_of_n" else 1
+        return pool, strategy, thinking, samples, why
 
-        cand = cat.estimate(req, pool, strategy, samples, thinking)
-        candidates = [cand]
-        cap, cap_field = routing.budget.max_cu_per_request, "routing.budget.max_cu_per_request"
-        if req.max_compute_units is not None and req.max_compute_units <= cap:
-            cap, cap_field = req.max_compute_units, "budget.max_compute_units"
-        over = over_caps(cand, cap, req.max_latency_ms)
-        if over:
-            cand.feasible = False
-            cand.note = over
-            broken = [f"{cap_field}={cap}"] if cand.expected_compute_units > cap else []
-            if req.max_latency_ms is not None and cand.expected_latency_ms > req.max_latency_ms:
-                broken.append(f"budget.max_latency_ms={req.max_latency_ms:g}")
-            cand = self._fit(req, pool, strategy, samples, thinking, cap, cap_field, candidates)
-            why += f"; cut to fit {' and '.join(broken)}"
-        return Plan(
-            pool=cand.pool,
-            strategy=cand.strategy,
-            samples=cand.samples,
-            thinking_budget=cand.thinking_budget,
-            expected_compute_units=cand.expected_compute_units,
-            expected_latency_ms=cand.expected_latency_ms,
-            policy=self.name,
-            reason=why,
-            candidates=candidates,
-            context_id=req.context_id,
-        )
-
-    def _fit(self, req: Request, pool: str, strategy: str, samples: int, thinking: int, cap: float, cap_field: str,
-             tried: list[Candidate]) -> Candidate:
-        """Cheaper variants of the plan, most similar first; the first within both caps wins."""
-        cat = self.catalog
-        variants: list[tuple[str, str, int, int]] = []
-        t = thinking // 2
-        while t >= 16:
-            variants.append((pool, strategy, samples, t))
-            t //= 2
-        s = samples - 1
-        while s >= 1:
-            variants.append((pool, "best_of_n" if s > 1 else "single", s, 0))
-            s -= 1
-        variants.append((pool, "single", 1, 0))
-        if not req.hint_pool:
-            variants.append((self.small, "single", 1, 0))
-        for v in variants:
-            c = cat.estimate(req, *v)
-            tried.append(c)
-            over = over_caps(c, cap, req.max_latency_ms)
-            if not over:
-                return c
-            c.feasible = False
-            c.note = over
-        raise infeasible(tried, cap, req.max_latency_ms, cap_field)
+    def score(self, req: Request, cands: list[Candidate]) -> str:
+        pool, strategy, thinking, samples, why = self.target(req)
+        for c in cands:
+            s = 0.5 * (c.pool == pool)
+            if c.strategy == strategy:
+                s += 0.25
+                if strategy == "think":
+                    s += 0.25 * _closeness(c.thinking_budget, thinking)
+                elif strategy == "best_of_n":
+                    s += 0.25 * _closeness(c.samples, samples)
+                else:
+                    s += 0.25
+            c.score = round(s, 6)
+        return why

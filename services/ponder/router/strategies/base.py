@@ -1,19 +1,31 @@
-"""The strategy plug-in kind: one async generator, ``run``.
+"""The strategy plug-in kind: a strategy offers candidate plans and runs the one that wins.
 
-``run`` draws the plan's samples from one pool and yields ``StreamDelta``
-items (only when streaming) and finally one ``Answer``. Registry by name;
-a duplicate name fails at import.
+- ``candidates(req, pool, catalog)``: the plans this strategy can make on one
+  pool, each priced by ``PoolCatalog.estimate`` (expected compute units and
+  latency). Policies never invent plans: they filter and score these.
+- ``accuracy(candidate, p, gains)``: the candidate's expected P(correct) from
+  p = P(one plain sample of its pool is correct), in [0, 1].
+- ``run(req, plan, pools, timeout_s, stream)``: draw the plan's samples and
+  yield ``StreamDelta`` items (only when streaming), then exactly one ``Answer``.
+
+Strategies are built once per router by ``ponder.router.strategies.build``
+from an explicit list, with what they need injected (the voting client).
 """
 from __future__ import annotations
 
 import abc
 import dataclasses
 import time
-from typing import AsyncIterator, ClassVar
+from typing import TYPE_CHECKING, AsyncIterator, Callable, ClassVar, Protocol
 
-from ponder.router.clients import PoolClient
-from ponder.router.types import Answer, Plan, Request, SampleResult
+from ponder.common.config import PoolConfig
+from ponder.router.types import Answer, Candidate, Plan, Request, SampleResult
 from ponder.v1 import common_pb2, pool_pb2
+
+if TYPE_CHECKING:
+    from ponder.pools.client import PoolClient
+    from ponder.router.catalog import PoolCatalog
+    from ponder.router.clients import PoolClients
 
 
 @dataclasses.dataclass(slots=True)
@@ -23,30 +35,31 @@ class StreamDelta:
     thinking: bool
 
 
+class Gains(Protocol):
+    """Where strategies read fitted or prior gains of test-time compute (per strategy and pool)."""
+
+    ref_tokens: int
+
+    def gain(self, strategy: str, pool: str) -> tuple[float, str]:
+        """(logit gain, where it came from: "fitted, n=…" or "prior")."""
+
+
 class Strategy(abc.ABC):
     name: ClassVar[str]
 
     @abc.abstractmethod
+    def candidates(self, req: Request, pool: PoolConfig, catalog: "PoolCatalog") -> list[Candidate]:
+        """The plans this strategy offers on ``pool`` for ``req``, priced; [] when none."""
+
+    def accuracy(self, cand: Candidate, p: float, gains: Gains) -> tuple[float, str]:
+        """(expected P(correct) of ``cand`` in [0, 1], a note on the model used). Default: one sample's p."""
+        return p, ""
+
+    @abc.abstractmethod
     def run(
-        self, req: Request, plan: Plan, client: PoolClient, timeout_s: float, stream: bool
+        self, req: Request, plan: Plan, pools: "PoolClients", timeout_s: float, stream: bool
     ) -> AsyncIterator[StreamDelta | Answer]:
         """Yield StreamDelta items (when ``stream``) then exactly one Answer."""
-
-
-_REGISTRY: dict[str, Strategy] = {}
-
-
-def register(cls: type[Strategy]) -> type[Strategy]:
-    if cls.name in _REGISTRY:
-        raise ValueError(f"strategy {cls.name!r} registered twice")
-    _REGISTRY[cls.name] = cls()
-    return cls
-
-
-def get(name: str) -> Strategy:
-    from ponder.router.strategies import best_of_n, single  # noqa: F401  (register)
-
-    return _REGISTRY[name]
 
 
 def pool_request(req: Request, plan: Plan, sample_index: int = 0) -> pool_pb2.PoolGenerateRequest:
@@ -88,21 +101,22 @@ def sample_from_proto(r: pool_pb2.PoolGenerateResponse, duration_ms: float) -> S
 
 
 async def draw(
-    req: Request, plan: Plan, client: PoolClient, timeout_s: float, index: int, stream: bool
+    req: Request, plan: Plan, client: "PoolClient", timeout_s: float, index: int, stream: bool,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> AsyncIterator[StreamDelta | SampleResult]:
     """One sample: unary when not streaming (cheaper), else deltas then the result.
 
     The result's ``duration_ms`` runs from sending the request to receiving the
-    result; a consumer that is slow to take the deltas lengthens it.
+    result (by ``clock``, seconds); a consumer that is slow to take the deltas lengthens it.
     """
     preq = pool_request(req, plan, index)
-    t0 = time.perf_counter()
+    t0 = clock()
     if not stream:
         resp = await client.generate(preq, timeout_s)
-        yield sample_from_proto(resp, (time.perf_counter() - t0) * 1000)
+        yield sample_from_proto(resp, (clock() - t0) * 1000)
         return
     async for chunk in client.stream(preq, timeout_s):
         if chunk.HasField("delta"):
             yield StreamDelta(chunk.delta.text, index, chunk.delta.thinking)
         else:
-            yield sample_from_proto(chunk.final, (time.perf_counter() - t0) * 1000)
+            yield sample_from_proto(chunk.final, (clock() - t0) * 1000)

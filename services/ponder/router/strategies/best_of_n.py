@@ -1,10 +1,12 @@
 """``best_of_n``: n samples in parallel, majority vote on the normalised answer.
 
-Answers are compared after normalisation (case, surrounding whitespace and
-punctuation, inner whitespace runs); the largest group wins and ties go to
-the group whose first member has the lowest sample index, so the result is
-deterministic given the samples. When streaming, deltas of every sample are
-interleaved, tagged with their sample index.
+Candidates: n in ``routing.best_of_n_samples`` without a hint; with
+``hints.samples`` N, N and every smaller n >= 1 (the smaller ones marked as
+clamped, for caps to fall back to). Answers are compared after normalisation
+(case, surrounding whitespace and punctuation, inner whitespace runs); the
+largest group wins and ties go to the group whose first member has the lowest
+sample index, so the result is deterministic given the samples. When
+streaming, deltas of every sample are interleaved, tagged with their index.
 """
 from __future__ import annotations
 
@@ -14,9 +16,10 @@ import contextlib
 import re
 from typing import AsyncIterator
 
-from ponder.router.clients import PoolClient
-from ponder.router.strategies.base import StreamDelta, Strategy, draw, register
-from ponder.router.types import Answer, Plan, Request, SampleResult
+from ponder.common.config import PoolConfig
+from ponder.router.strategies.accuracy import majority_vote_accuracy
+from ponder.router.strategies.base import Gains, StreamDelta, Strategy, draw
+from ponder.router.types import Answer, Candidate, Plan, Request, SampleResult
 
 _WS = re.compile(r"\s+")
 
@@ -37,13 +40,27 @@ def vote(samples: list[SampleResult]) -> int:
 _DONE = object()
 
 
-@register
 class BestOfN(Strategy):
     name = "best_of_n"
 
-    async def run(
-        self, req: Request, plan: Plan, client: PoolClient, timeout_s: float, stream: bool
-    ) -> AsyncIterator[StreamDelta | Answer]:
+    def candidates(self, req: Request, pool: PoolConfig, catalog) -> list[Candidate]:
+        if req.hint_samples is not None:
+            asked = req.hint_samples
+            out = []
+            for n in range(asked, 0, -1):
+                c = catalog.estimate(req, pool.name, self.name, n, 0)
+                if n != asked:
+                    c.clamped = f"hints.samples {asked} -> {n}"
+                out.append(c)
+            return out
+        top = catalog.routing.max_samples
+        return [catalog.estimate(req, pool.name, self.name, n, 0) for n in catalog.routing.best_of_n_samples if n <= top]
+
+    def accuracy(self, cand: Candidate, p: float, gains: Gains) -> tuple[float, str]:
+        return majority_vote_accuracy(p, cand.samples), ""
+
+    async def run(self, req: Request, plan: Plan, pools, timeout_s: float, stream: bool) -> AsyncIterator[StreamDelta | Answer]:
+        client = pools[plan.pool]
         n = plan.samples
         results: list[SampleResult | None] = [None] * n
         q: asyncio.Queue = asyncio.Queue()

@@ -21,10 +21,10 @@ import dataclasses
 
 import numpy as np
 
-from ponder.common.errors import PonderError
+from ponder.common.errors import FailedPrecondition
 
 
-class MetricUndefined(PonderError):
+class MetricUndefined(FailedPrecondition):
     def __init__(self, detail: str):
         super().__init__(f"router metric undefined: {detail}")
 

@@ -17,14 +17,14 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from ponder.common.errors import PonderError
+from ponder.common.errors import FailedPrecondition
 
 PROMPT_COLUMN = "prompt"
 TRUE_WORDS = frozenset({"true", "1", "yes", "t", "y", "1.0"})
 FALSE_WORDS = frozenset({"false", "0", "no", "f", "n", "0.0"})
 
 
-class OutcomeError(PonderError):
+class OutcomeError(FailedPrecondition):
     """An outcome table cannot be used; names the file and, where known, column and row."""
 
     def __init__(self, file: str, problem: str, column: str | None = None, row: int | None = None):

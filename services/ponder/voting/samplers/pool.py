@@ -11,23 +11,17 @@ from __future__ import annotations
 import asyncio
 from typing import Sequence
 
-import grpc
-
+from ponder.common import sampling
 from ponder.common.config import Cost
-from ponder.common.errors import PonderError, PoolUnavailable
-from ponder.router.clients import PoolClient
+from ponder.common.errors import Aborted, DeadlineExceeded, PonderError, PoolUnavailable, ResourceExhausted, Unavailable
+from ponder.pools.client import PoolClient
 from ponder.v1 import common_pb2, pool_pb2
 from ponder.voting.errors import SamplerRefused
 from ponder.voting.samplers.base import Sample, Sampler
 from ponder.voting.tasks.base import StepPrompt
 
-# Pool statuses worth retrying; any other refusal fails the step at once.
-TRANSIENT = {
-    grpc.StatusCode.UNAVAILABLE,
-    grpc.StatusCode.RESOURCE_EXHAUSTED,
-    grpc.StatusCode.DEADLINE_EXCEEDED,
-    grpc.StatusCode.ABORTED,
-}
+# Error categories worth retrying; any other refusal fails the step at once.
+TRANSIENT = (Unavailable, ResourceExhausted, DeadlineExceeded, Aborted)
 
 
 class PoolSampler(Sampler):
@@ -37,9 +31,9 @@ class PoolSampler(Sampler):
         address: str,
         metadata: Sequence[tuple[str, str]] = (),
         cost: Cost | None = None,
-        temperature: float = 0.7,
-        top_p: float = 0.95,
-        top_k: int = 40,
+        temperature: float = sampling.TEMPERATURE,
+        top_p: float = sampling.TOP_P,
+        top_k: int = sampling.TOP_K,
         timeout_s: float = 120.0,
         max_in_flight: int = 64,
     ):
@@ -69,11 +63,10 @@ class PoolSampler(Sampler):
         async with self._slots:
             try:
                 r = await self.client.generate(self.request(prompt, seed), self.timeout_s)
+            except TRANSIENT as e:
+                raise PoolUnavailable(self.pool, e.message) from None
             except PonderError as e:
-                code, details = e.rpc_code, e.rpc_details  # set by the client's status mapping
-                if code in TRANSIENT:
-                    raise PoolUnavailable(self.pool, f"{code.name}: {details}") from None
-                raise SamplerRefused(self.name, f"{code.name}: {details}") from None
+                raise SamplerRefused(self.name, e.message) from None
         return Sample(
             r.text, r.prompt_tokens, r.output_tokens, r.finish_reason,
             self.cost.units(r.prompt_tokens, r.output_tokens), r.simulated,
