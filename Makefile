@@ -29,7 +29,7 @@ test: $(STAMP) redis
 	$(PY) -m pytest -q
 
 test-unit: $(STAMP)
-	$(PY) -m pytest -q tests/unit
+	$(PY) -m pytest -q -m "not slow" tests/unit
 
 test-integration: $(STAMP) redis
 	$(PY) -m pytest -q tests/integration

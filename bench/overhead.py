@@ -44,7 +44,8 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def measure(routers: dict[str, tuple[str, int]], pool_addr: str, calls: int, concurrency: int) -> dict:
+async def measure(routers: dict[str, tuple[str, int]], pool_addr: str, calls: int, concurrency: int,
+                  pool_pid: int) -> dict:
     """Interleave calls through every router in ``routers`` (name -> (address, pid)) and direct to the pool."""
     channels = [grpc.aio.insecure_channel(a) for a, _ in routers.values()]
     stubs = {name: router_pb2_grpc.RouterStub(ch) for name, ch in zip(routers, channels)}
@@ -73,6 +74,7 @@ async def measure(routers: dict[str, tuple[str, int]], pool_addr: str, calls: in
             await f()
     lat = {k: [] for k in ["direct", *routers]}
     cpu0 = {name: cpu_s(pid) for name, (_, pid) in routers.items()}
+    pool_cpu0 = cpu_s(pool_pid)
 
     async def worker(n: int, offset: int):
         for i in range(n):
@@ -84,12 +86,15 @@ async def measure(routers: dict[str, tuple[str, int]], pool_addr: str, calls: in
     per = calls // concurrency
     await asyncio.gather(*(worker(per, j) for j in range(concurrency)))
     cpu1 = {name: cpu_s(pid) for name, (_, pid) in routers.items()}
+    pool_cpu1 = cpu_s(pool_pid)
     for ch in channels:
         await ch.close()
     await pch.close()
     d = lat["direct"]
+    # The pool serves every path's calls; its CPU per call is what one bare grpc.aio hop costs here.
+    pool_calls = len(d) + sum(len(lat[n]) for n in routers)
     out = {"calls": len(d), "direct_p50_ms": round(percentile(d, 50), 4), "direct_p99_ms": round(percentile(d, 99), 4),
-           "_direct": d}
+           "pool_cpu_us_per_request": round((pool_cpu1 - pool_cpu0) / pool_calls * 1e6, 1), "_direct": d}
     for name in routers:
         r = lat[name]
         out[name] = {
@@ -150,8 +155,8 @@ def main() -> None:
                 wait_port(base_port, proc=base)
             wait_port(pool_port, proc=pool)
             wait_port(router_port, proc=router)
-            c1 = asyncio.run(measure(routers, f"127.0.0.1:{pool_port}", args.calls, 1))
-            c16 = asyncio.run(measure(routers, f"127.0.0.1:{pool_port}", args.calls, 16))
+            c1 = asyncio.run(measure(routers, f"127.0.0.1:{pool_port}", args.calls, 1, pool.pid))
+            c16 = asyncio.run(measure(routers, f"127.0.0.1:{pool_port}", args.calls, 16, pool.pid))
         finally:
             for p in procs:
                 p.terminate()
@@ -185,6 +190,7 @@ def main() -> None:
         "added_p50_ms": cur1["added_p50_ms"],
         "added_p99_ms": cur1["added_p99_ms"],
         "router_cpu_us_per_request": cur1["router_cpu_us_per_request"],
+        "pool_cpu_us_per_request": c1["pool_cpu_us_per_request"],
         "concurrency_1": c1,
         "concurrency_16": {"added_p50_ms": cur16["added_p50_ms"], "added_p99_ms": cur16["added_p99_ms"],
                            "router_cpu_us_per_request": cur16["router_cpu_us_per_request"], **c16},

@@ -13,7 +13,8 @@ def candidate_to_proto(c: Candidate) -> common_pb2.PlanCandidate:
     )
 
 
-def plan_to_proto(p: Plan) -> common_pb2.Plan:
+def plan_to_proto(p: Plan, with_candidates: bool = True) -> common_pb2.Plan:
+    """The plan; ``with_candidates`` False leaves out the alternatives (answers carry only the choice)."""
     return common_pb2.Plan(
         pool=p.pool,
         strategy=p.strategy,
@@ -23,7 +24,7 @@ def plan_to_proto(p: Plan) -> common_pb2.Plan:
         expected_latency_ms=p.expected_latency_ms,
         policy=p.policy,
         reason=p.reason,
-        candidates=[candidate_to_proto(c) for c in p.candidates],
+        candidates=[candidate_to_proto(c) for c in p.candidates] if with_candidates else [],
         context_id=p.context_id,
         expected_accuracy=p.expected_accuracy,
         clamped=p.clamped,
@@ -34,7 +35,7 @@ def response_to_proto(request_id: str, plan: Plan, answer: Answer, usage: common
     resp = router_pb2.GenerateResponse(
         request_id=request_id,
         text=answer.text,
-        plan=plan_to_proto(plan),
+        plan=plan_to_proto(plan, with_candidates=False),
         usage=usage,
         finish_reason=answer.finish_reason,
         model=answer.model,

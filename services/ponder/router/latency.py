@@ -97,6 +97,8 @@ class LatencyTracker:
         self.alpha = alpha
         self.min_observations = min_observations
         self._pools: dict[str, _PoolMeans] = {}
+        # pool name -> (the PoolConfig it was computed for, its SpeedEstimate); dropped on observe.
+        self._speeds: dict[str, tuple[PoolConfig, SpeedEstimate]] = {}
 
     def observe(self, pool: PoolConfig, prompt_tokens: int, max_tokens: int, samples: Sequence[SampleResult]) -> None:
         """Fold one answered request's samples from ``pool`` into its means.
@@ -108,6 +110,7 @@ class LatencyTracker:
         ok = [s for s in samples if 0 < s.duration_ms < math.inf and 0 <= s.ttft_ms <= s.duration_ms]
         if not ok:
             return
+        self._speeds.pop(pool.name, None)
         means = self._pools.get(pool.name)
         if means is None:
             means = self._pools[pool.name] = _PoolMeans(_Mean(self.alpha), _Mean(self.alpha), _Mean(self.alpha))
@@ -123,7 +126,18 @@ class LatencyTracker:
                 means.ms_per_token.add(decode_ms / s.output_tokens)
 
     def speed(self, pool: PoolConfig) -> SpeedEstimate:
-        """The pool's speed now: each observed mean once it has enough observations, else the declared figure."""
+        """The pool's speed now: each observed mean once it has enough observations, else the declared figure.
+
+        Computed once per observation: every candidate of every request between two answers reads the cache.
+        """
+        hit = self._speeds.get(pool.name)
+        if hit is not None and hit[0] is pool:
+            return hit[1]
+        est = self._speed(pool)
+        self._speeds[pool.name] = (pool, est)
+        return est
+
+    def _speed(self, pool: PoolConfig) -> SpeedEstimate:
         declared = SpeedEstimate.declared(pool.speed)
         means = self._pools.get(pool.name)
         if means is None:

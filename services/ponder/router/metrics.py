@@ -58,6 +58,7 @@ class RouterMetrics:
             "ponder_router_latency_seconds", "Router receive to answer.", ["pool"], registry=self.registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
         )
+        self._request_children: dict[tuple[str, str, str], object] = {}
         self._budget_source: Callable[[], object | None] = lambda: None
         self.registry.register(self)
 
@@ -85,7 +86,11 @@ class RouterMetrics:
             return self._planned[pool].read()
 
     def answered(self, pool: str, strategy: str, code: str, compute_units: float, latency_s: float) -> None:
-        self.requests.labels(pool or "-", strategy or "-", code).inc()
+        key = (pool or "-", strategy or "-", code)
+        child = self._request_children.get(key)
+        if child is None:
+            child = self._request_children[key] = self.requests.labels(*key)
+        child.inc()
         if pool:
             self.compute_units.labels(pool).inc(compute_units)
             self.latency.labels(pool).observe(latency_s)

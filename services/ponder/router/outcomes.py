@@ -58,12 +58,16 @@ def _encode(item: Outcome | Mapping[str, Any]) -> dict[str, str]:
 
 
 class OutcomeLog:
-    def __init__(self, redis_client, stream: str, maxlen: int, max_buffer: int = 50_000, batch: int = 256):
+    def __init__(self, redis_client, stream: str, maxlen: int, max_buffer: int = 50_000, batch: int = 256,
+                 linger_s: float = 0.05):
         self.redis = redis_client
         self.stream = stream
         self.maxlen = maxlen
         self.max_buffer = max_buffer
         self.batch = batch
+        # Wait this long for more records before a write, so a busy router sends one
+        # pipelined batch per interval instead of one round trip per request.
+        self.linger_s = linger_s
         self._buf: collections.deque[Outcome | Mapping[str, Any]] = collections.deque()
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
@@ -110,6 +114,8 @@ class OutcomeLog:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
+            if len(self._buf) < self.batch and not self._closing and self.linger_s:
+                await asyncio.sleep(self.linger_s)
             try:
                 await self._flush_once()
                 backoff = 0.1

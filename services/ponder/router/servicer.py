@@ -17,6 +17,7 @@ import time
 from typing import Callable
 
 import grpc
+from opentelemetry import trace
 
 import ponder
 from ponder.common.config import PonderConfig
@@ -120,10 +121,11 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
         return req
 
     async def _plan(self, st: RouterState, req: Request) -> Plan:
-        with self.tracer.start_as_current_span("router.plan") as span:
-            plan = await st.policy.plan(req)
-            span.set_attribute("ponder.pool", plan.pool)
-            span.set_attribute("ponder.strategy", plan.strategy)
+        plan = await st.policy.plan(req)
+        span = trace.get_current_span()
+        if span.is_recording():
+            span.set_attributes({"ponder.pool": plan.pool, "ponder.strategy": plan.strategy,
+                                 "ponder.plan.expected_compute_units": plan.expected_compute_units})
         if self.metrics:
             self.metrics.planned(plan.pool, plan.expected_compute_units)
         return plan
