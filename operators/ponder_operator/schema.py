@@ -25,9 +25,15 @@ from pydantic import BaseModel
 _DROP = {"title", "discriminator", "$defs"}
 
 
-def structural(model: type[BaseModel]) -> dict[str, Any]:
+def structural(model: type[BaseModel], rules: dict[str, list[dict[str, str]]] | None = None) -> dict[str, Any]:
+    """The structural schema of ``model``; ``rules`` (model name -> CEL rules) become
+    ``x-kubernetes-validations`` on the node of each named model (root included)."""
     js = model.model_json_schema(mode="validation")
     defs = js.pop("$defs", {})
+    if rules:
+        for name, node in [(model.__name__, js), *defs.items()]:
+            if name in rules:
+                node["x-kubernetes-validations"] = [dict(r) for r in rules[name]]
     return _convert(js, defs)
 
 
@@ -157,3 +163,68 @@ def to_jsonschema(openapi: dict[str, Any]) -> dict[str, Any]:
         if "enum" in out:
             out["enum"] = [*out["enum"], None]
     return out
+
+
+def apply_defaults(openapi: dict[str, Any], obj: Any) -> Any:
+    """A copy of ``obj`` with the schema's defaults filled in where fields are
+    absent, as the API server does before it evaluates validation rules."""
+    if isinstance(obj, dict) and openapi.get("type") == "object":
+        out = dict(obj)
+        for name, sub in (openapi.get("properties") or {}).items():
+            if name not in out and "default" in sub:
+                out[name] = copy.deepcopy(sub["default"])
+            if name in out:
+                out[name] = apply_defaults(sub, out[name])
+        extra = openapi.get("additionalProperties")
+        if isinstance(extra, dict):
+            for name in set(out) - set(openapi.get("properties") or {}):
+                out[name] = apply_defaults(extra, out[name])
+        return out
+    if isinstance(obj, list) and "items" in openapi:
+        return [apply_defaults(openapi["items"], x) for x in obj]
+    return obj
+
+
+def cel_violations(openapi: dict[str, Any], obj: Any, path: str = "") -> list[tuple[str, str]]:
+    """Evaluate every ``x-kubernetes-validations`` rule of a structural schema on
+    ``obj`` (defaults applied first) with cel-python, offline; returns
+    ``[(path, message)]`` of the rules that fail. A rule that does not compile or
+    evaluate raises ``ValueError`` naming it."""
+    return _violations(openapi, apply_defaults(openapi, obj), path)
+
+
+def _violations(openapi: dict[str, Any], obj: Any, path: str) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    if obj is None:
+        return out
+    for r in openapi.get("x-kubernetes-validations") or []:
+        if not _cel(r["rule"], obj):
+            out.append((path + r.get("fieldPath", ""), r.get("message", r["rule"])))
+    if isinstance(obj, dict):
+        for name, sub in (openapi.get("properties") or {}).items():
+            if name in obj:
+                out += _violations(sub, obj[name], f"{path}.{name}")
+    elif isinstance(obj, list) and "items" in openapi:
+        for i, x in enumerate(obj):
+            out += _violations(openapi["items"], x, f"{path}[{i}]")
+    return out
+
+
+_PROGRAMS: dict[str, Any] = {}
+
+
+def _cel(rule: str, value: Any) -> bool:
+    import celpy
+
+    prog = _PROGRAMS.get(rule)
+    if prog is None:
+        env = celpy.Environment()
+        try:
+            prog = env.program(env.compile(rule))
+        except Exception as e:
+            raise ValueError(f"CEL rule does not compile: {rule!r}: {e}") from None
+        _PROGRAMS[rule] = prog
+    result = prog.evaluate({"self": celpy.json_to_cel(value)})
+    if isinstance(result, Exception):
+        raise ValueError(f"CEL rule {rule!r} failed to evaluate on {value!r}: {result}")
+    return bool(result)
