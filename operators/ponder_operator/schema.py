@@ -1,7 +1,9 @@
 """Pydantic JSON schema -> Kubernetes structural OpenAPI v3 schema, and back to
 a JSON schema for offline validation.
 
-``structural(model)`` inlines ``$ref``s, turns ``X | None`` into ``nullable``,
+``structural(model)`` inlines ``$ref``s, turns ``X | None`` into an optional
+``X`` (not ``nullable``: the API server then prunes an explicit null, so CEL
+rules see the field as absent, as pydantic sees None as unset),
 numeric ``exclusiveMinimum`` into OpenAPI 3.0's boolean form, ``const`` into a
 one-value ``enum``, free-form dicts into ``x-kubernetes-preserve-unknown-fields``
 and a discriminated union into one object holding every variant's fields (no
@@ -99,10 +101,7 @@ def _nullable(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     if len(options) != 1:
         raise ValueError(f"only 'X | None' unions are supported, got {node['anyOf']!r}")
     rest = {k: v for k, v in node.items() if k != "anyOf"}
-    out = _convert({**options[0], **rest}, defs)
-    if len(options) < len(node["anyOf"]):
-        out["nullable"] = True
-    return out
+    return _convert({**options[0], **rest}, defs)
 
 
 def _union(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
@@ -185,12 +184,35 @@ def apply_defaults(openapi: dict[str, Any], obj: Any) -> Any:
     return obj
 
 
+def prune_nulls(openapi: dict[str, Any], obj: Any) -> Any:
+    """A copy of ``obj`` without null fields where the schema is not ``nullable``,
+    as the API server prunes them before defaulting."""
+    if isinstance(obj, dict):
+        props = openapi.get("properties") or {}
+        extra = openapi.get("additionalProperties") if isinstance(openapi.get("additionalProperties"), dict) else {}
+        out = {}
+        for k, v in obj.items():
+            sub = props.get(k, extra)
+            if v is None and not sub.get("nullable"):
+                continue
+            out[k] = prune_nulls(sub, v)
+        return out
+    if isinstance(obj, list):
+        return [prune_nulls(openapi.get("items") or {}, x) for x in obj]
+    return obj
+
+
+def admitted(openapi: dict[str, Any], obj: Any) -> Any:
+    """``obj`` as the API server holds it before validation: nulls pruned, defaults applied."""
+    return apply_defaults(openapi, prune_nulls(openapi, obj))
+
+
 def cel_violations(openapi: dict[str, Any], obj: Any, path: str = "") -> list[tuple[str, str]]:
     """Evaluate every ``x-kubernetes-validations`` rule of a structural schema on
-    ``obj`` (defaults applied first) with cel-python, offline; returns
-    ``[(path, message)]`` of the rules that fail. A rule that does not compile or
-    evaluate raises ``ValueError`` naming it."""
-    return _violations(openapi, apply_defaults(openapi, obj), path)
+    ``obj`` (as ``admitted``) with cel-python, offline; returns ``[(path, message)]``
+    of the rules that fail. A rule that does not compile or evaluate raises
+    ``ValueError`` naming it."""
+    return _violations(openapi, admitted(openapi, obj), path)
 
 
 def _violations(openapi: dict[str, Any], obj: Any, path: str) -> list[tuple[str, str]]:

@@ -23,10 +23,12 @@ from pydantic.json_schema import SkipJsonSchema
 
 from ponder.common.config import (
     NAME_RE,
+    STRATEGIES,
     PoolConfig,
     ReplicaRange,
     Replicas,
     RoutingConfig,
+    Strategy,
     VLLMBackend,
 )
 
@@ -150,13 +152,13 @@ class Volume(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    name: str = Field(..., pattern=NAME_RE, description="Volume name (DNS-1123 label), unique in the pod.")
+    name: str = Field(..., pattern=NAME_RE, max_length=63, description="Volume name (DNS-1123 label), unique in the pod.")
 
 
 class VolumeMount(_Model):
     """Where a pod volume appears in the Ray containers (Kubernetes ``VolumeMount``)."""
 
-    name: str = Field(..., pattern=NAME_RE, description="Name of a volume in pod.volumes.")
+    name: str = Field(..., pattern=NAME_RE, max_length=63, description="Name of a volume in pod.volumes.")
     mountPath: str = Field(..., pattern=r"^/", description="Absolute path in the container.")
     readOnly: bool = Field(False, description="Mount read-only.")
     subPath: str | None = Field(None, description="Sub-path of the volume to mount.")
@@ -220,14 +222,16 @@ class ModelPoolSpec(PoolConfig):
     softcot: SoftCoT | None = Field(None, description="Assistant and projection; required for tier softcot only.")
     autoscaling: Autoscaling = Field(default_factory=Autoscaling, description="Serve autoscaling policy.")
     resources: PoolResources = Field(default_factory=PoolResources, description="Resources of each worker pod.")
-    node_selector: dict[str, str] = Field(default_factory=dict, description="Node labels the worker pods require.")
+    node_selector: dict[str, str] = Field(
+        default_factory=dict, max_length=64, description="Node labels the worker pods require."
+    )
     tolerations: list[Toleration] = Field(default_factory=list, max_length=64, description="Tolerations of the worker pods.")
     pod: PodOverrides = Field(
         default_factory=lambda: PodOverrides(), description="Additions to the Ray pods: env, service account, volumes, model cache."
     )
     image: str | None = Field(None, min_length=1, description="Pool image; unset: the operator's default for the engine.")
     ray_version: str = Field(
-        RAY_VERSION, pattern=r"^\d+\.\d+\.\d+$", description="Ray version inside the image (the pool images ship "
+        RAY_VERSION, pattern=r"^\d+\.\d+\.\d+$", max_length=32, description="Ray version inside the image (the pool images ship "
         f"{RAY_VERSION}); fields an older Ray would ignore are refused."
     )
 
@@ -310,6 +314,11 @@ class RoutingPolicySpec(RoutingConfig):
 
     config_map: str = Field(
         "ponder-config", pattern=NAME_RE, description="ConfigMap the operator writes ponder.yaml into."
+    )
+    # Bounded so that the API server's cost estimate of the uniqueness rule stays small.
+    strategies: list[Strategy] = Field(
+        default_factory=RoutingConfig.model_fields["strategies"].default_factory,
+        min_length=1, max_length=len(STRATEGIES), description=RoutingConfig.model_fields["strategies"].description,
     )
 
     def to_routing_config(self) -> RoutingConfig:
@@ -418,7 +427,9 @@ class PolicyStatus(_Model):
 
 # ----------------------------------------------------------------- server-side rules
 def _unset(path: str) -> str:
-    return f"(!has({path}) || {path} == null)"
+    # The CRD schema has no nullable fields: the API server prunes an explicit null,
+    # so an unset field is simply absent.
+    return f"!has({path})"
 
 
 # Every cross-field rule of the models above as a CEL rule the API server checks
@@ -434,32 +445,31 @@ CEL_RULES: dict[str, list[dict[str, str]]] = {
          "message": "target_cu_per_request must be <= max_cu_per_request"},
     ],
     "RoutingPolicySpec": [
-        {"rule": "self.strategies.all(s, self.strategies.filter(t, t == s).size() == 1)",
+        {"rule": "!has(self.strategies) || self.strategies.all(s, self.strategies.filter(t, t == s).size() == 1)",
          "message": "strategies must not repeat", "fieldPath": ".strategies"},
     ],
     "PodOverrides": [
-        {"rule": "self.volumes.all(v, v.name != 'dshm' && v.name != 'model-cache')",
+        {"rule": "!has(self.volumes) || self.volumes.all(v, v.name != 'dshm' && v.name != 'model-cache')",
          "message": "volume names dshm and model-cache are reserved", "fieldPath": ".volumes"},
-        {"rule": "self.volumes.all(v, self.volumes.filter(w, w.name == v.name).size() == 1)",
+        {"rule": "!has(self.volumes) || self.volumes.all(v, self.volumes.filter(w, w.name == v.name).size() == 1)",
          "message": "volume names must be unique", "fieldPath": ".volumes"},
-        {"rule": "self.volumeMounts.all(m, self.volumes.exists(v, v.name == m.name))",
+        {"rule": "!has(self.volumeMounts) || "
+                 "self.volumeMounts.all(m, has(self.volumes) && self.volumes.exists(v, v.name == m.name))",
          "message": "volumeMounts must name volumes in pod.volumes", "fieldPath": ".volumeMounts"},
     ],
     "ModelPoolSpec": [
         {"rule": "self.max_tokens_default <= self.max_tokens_limit",
          "message": "max_tokens_default must be <= max_tokens_limit", "fieldPath": ".max_tokens_default"},
-        {"rule": f"self.tier == 'softcot' ? !{_unset('self.softcot')} : {_unset('self.softcot')}",
+        {"rule": f"self.tier == 'softcot' ? has(self.softcot) : {_unset('self.softcot')}",
          "message": "softcot is required for tier softcot and only valid there", "fieldPath": ".softcot"},
-        {"rule": "self.replicas.min > 0 || self.autoscaling.scale_to_zero",
+        {"rule": "!has(self.replicas) || self.replicas.min > 0 || (has(self.autoscaling) && self.autoscaling.scale_to_zero)",
          "message": "replicas.min 0 needs autoscaling.scale_to_zero: true", "fieldPath": ".replicas.min"},
-        {"rule": "self.backend.kind != 'vllm' || self.resources.gpus >= "
+        {"rule": "!has(self.backend) || self.backend.kind != 'vllm' || (has(self.resources) ? self.resources.gpus : 0) >= "
                  "(has(self.backend.tensor_parallel_size) ? self.backend.tensor_parallel_size : 1)",
          "message": "resources.gpus must be >= backend.tensor_parallel_size for vllm", "fieldPath": ".resources.gpus"},
-        {"rule": f"{_unset('self.autoscaling.downscale_to_zero_delay_s')} || "
+        {"rule": f"!has(self.autoscaling) || {_unset('self.autoscaling.downscale_to_zero_delay_s')} || "
                  "self.ray_version.matches('^([3-9]|[1-9][0-9]+)[.]|^2[.](4[1-9]|[5-9][0-9]|[1-9][0-9][0-9]+)[.]')",
          "message": "autoscaling.downscale_to_zero_delay_s needs ray_version >= 2.41.0",
          "fieldPath": ".autoscaling.downscale_to_zero_delay_s"},
-        {"rule": f"self.node_selector.all(k, k.matches('{LABEL_KEY_RE}'))",
-         "message": "node_selector keys must be label keys", "fieldPath": ".node_selector"},
     ],
 }
