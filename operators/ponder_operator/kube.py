@@ -181,6 +181,18 @@ class Kube:
             if e.status != 404:
                 raise ApiFailure(plural, name, e.status, e.reason) from None
 
+    def remove_finalizer(self, ns: str, plural: str, name: str, finalizer: str) -> None:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            obj = self.custom.get_namespaced_custom_object(GROUP, VERSION, ns, plural, name, _request_timeout=self.t)
+            keep = [f for f in obj["metadata"].get("finalizers") or [] if f != finalizer]
+            body = {"metadata": {"finalizers": keep, "resourceVersion": obj["metadata"]["resourceVersion"]}}
+            self.custom.patch_namespaced_custom_object(GROUP, VERSION, ns, plural, name, body, _request_timeout=self.t)
+        except ApiException as e:
+            if e.status not in (404, 409):
+                raise ApiFailure(plural, name, e.status, e.reason) from None
+
     def list_rayservices(self, ns: str | None, label_selector: str) -> list[dict]:
         from kubernetes.client.exceptions import ApiException
 

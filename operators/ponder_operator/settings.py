@@ -13,7 +13,7 @@ class Settings:
     cuda_image: str = "ghcr.io/ponder-dev/ponder-pool-cuda:0.1.0"
     image_pull_policy: str = "IfNotPresent"
     image_pull_secrets: tuple[str, ...] = ()
-    redis_url: str = "redis://ponder-redis:6379/0"
+    outcome_maxlen: int = 100_000
     router_port: int = 50051
     router_metrics_service: str = "ponder-router"
     router_metrics_port: int = 9464
@@ -39,7 +39,7 @@ class Settings:
             cuda_image=e.get("PONDER_POOL_IMAGE_CUDA", d.cuda_image),
             image_pull_policy=e.get("PONDER_IMAGE_PULL_POLICY", d.image_pull_policy),
             image_pull_secrets=secrets,
-            redis_url=e.get("PONDER_REDIS_URL", d.redis_url),
+            outcome_maxlen=int(e.get("PONDER_OUTCOME_MAXLEN", d.outcome_maxlen)),
             router_port=int(e.get("PONDER_ROUTER_PORT", d.router_port)),
             router_metrics_service=e.get("PONDER_ROUTER_METRICS_SERVICE", d.router_metrics_service),
             router_metrics_port=int(e.get("PONDER_ROUTER_METRICS_PORT", d.router_metrics_port)),

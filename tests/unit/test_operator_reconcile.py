@@ -14,7 +14,7 @@ from ponder_operator.kube import classify, covers
 from ponder_operator.modelpool import InvalidSpec
 from ponder_operator.settings import Settings
 
-S = Settings(namespace="ponder", cpu_image="reg/pool:1", cuda_image="reg/pool-cuda:1", redis_url="redis://r:6379/0")
+S = Settings(namespace="ponder", cpu_image="reg/pool:1", cuda_image="reg/pool-cuda:1", outcome_maxlen=5000)
 NOW = dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc)
 
 CPU = {"tier": "small", "backend": {"kind": "llamacpp"}, "replicas": {"min": 1, "max": 3},
@@ -309,7 +309,8 @@ def test_config_map_from_policies():
     assert cfg.pool_names == ["reasoning", "small"]
     assert cfg.pool("small").address == "ponder-pool-small.ns.svc:9000"
     assert cfg.routing.fallback_pool == "small" and cfg.routing.budget.target_cu_per_request == 100
-    assert cfg.router.host == "0.0.0.0" and cfg.redis.url == "redis://r:6379/0"
+    assert cfg.router.host == "0.0.0.0" and cfg.redis.url is None and cfg.redis.outcome_maxlen == 5000
+    assert "redis://" not in cm["data"]["ponder.yaml"]  # the URL holds the password: env only
     cons = yaml.safe_load(cm["data"]["consolidation.yaml"])
     assert [p["name"] for p in cons["policies"]] == ["nightly"]
     assert routing.consolidation_doc(st)[1] == {"orphan": ["gone"]}
