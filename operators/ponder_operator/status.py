@@ -21,6 +21,7 @@ import datetime as dt
 from typing import Any
 
 from ponder_operator import names
+from ponder_operator.modelpool import active_cluster
 
 _APP_REASONS = {
     "RUNNING": ("True", "Ready"),
@@ -124,12 +125,8 @@ def observed_status(
         "rayService": names.rayservice_name(pool),
         "address": names.pool_address(pool, namespace, grpc_port),
         "applicationStatus": app_status,
-        "activeCluster": _active(rayservice),
+        "activeCluster": active_cluster(rayservice),
     }
-
-
-def _active(rayservice: dict | None) -> str | None:
-    return (((rayservice or {}).get("status") or {}).get("activeServiceStatus") or {}).get("rayClusterName") or None
 
 
 def reconciled_status(generation: int | None, old: dict | None, now: dt.datetime, reason: str = "Applied",

@@ -91,6 +91,9 @@ def test_doc_examples_valid(name, doc):
     errors = list(_validator(doc["kind"]).iter_errors(doc))
     assert not errors, [e.message for e in errors]
     validate(MODELS[doc["kind"]], doc["kind"], doc["metadata"]["name"], doc["spec"])
+    from ponder_operator.schema import cel_violations
+
+    assert not cel_violations(_spec_schema(doc["kind"]), doc["spec"], "spec")
 
 
 def _pool(**spec):

@@ -16,7 +16,7 @@ from helm_python.errors import HelmError  # noqa: E402
 from ponder.common.config import PonderConfig  # noqa: E402
 from ponder.common.crd_models import ConsolidationPolicySpec, ModelPoolSpec, RoutingPolicySpec  # noqa: E402
 from ponder_operator.crds import all_crds  # noqa: E402
-from ponder_operator.schema import to_jsonschema  # noqa: E402
+from ponder_operator.schema import cel_violations, to_jsonschema  # noqa: E402
 
 CHART = pathlib.Path(__file__).resolve().parents[2] / "helm" / "ponder"
 VALUES = {"default": {}} | {p.stem: yaml.safe_load(p.read_text()) for p in sorted((CHART / "examples").glob("*.yaml"))}
@@ -69,6 +69,9 @@ def test_every_object_valid(rendered, version):
             errors = [e.message for e in crds[d["kind"]].iter_errors(d)]
             assert not errors, (d["metadata"]["name"], errors)
             PONDER_MODELS[d["kind"]].model_validate(d["spec"])
+            schema = next(c for c in all_crds() if c["spec"]["names"]["kind"] == d["kind"])
+            spec_schema = schema["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+            assert not cel_violations(spec_schema, d["spec"], "spec"), d["metadata"]["name"]  # server-side rules
         elif d["kind"] == "ServiceMonitor":
             jsonschema.Draft7Validator(SERVICE_MONITOR).validate(d)
         else:
