@@ -149,7 +149,7 @@ def _pod_template(
     env: list[dict[str, Any]] = [{"name": "PONDER_POOL", "value": name}]
     volumes: list[dict[str, Any]] = []
     mounts: list[dict[str, Any]] = []
-    if o.model_cache is not None:
+    if worker and o.model_cache is not None:  # the head hosts no replica: no weights, no claim to attach
         mc = o.model_cache
         src = ({"persistentVolumeClaim": {"claimName": mc.claim_name}} if mc.claim_name
                else {"emptyDir": {"sizeLimit": mc.size}})

@@ -147,16 +147,20 @@ def test_pod_overrides_on_head_and_workers():
     for pod in (head, worker):
         c = pod["containers"][0]
         env = {e["name"]: e for e in c["env"]}
-        assert env["HF_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "hf"
-        assert env["HF_HOME"]["value"] == "/models/huggingface" and env["PONDER_POOL"]["value"] == "reasoning"
+        assert env["HF_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "hf" and env["PONDER_POOL"]["value"] == "reasoning"
         assert c["envFrom"] == [{"secretRef": {"name": "openai-key"}}]
         assert pod["serviceAccountName"] == "models-reader"
         vols = {v["name"]: v for v in pod["volumes"]}
-        assert vols["model-cache"] == {"name": "model-cache", "persistentVolumeClaim": {"claimName": "models"}}
         assert vols["certs"]["secret"] == {"secretName": "ca"}
-        mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
-        assert mounts["model-cache"] == "/models" and mounts["certs"] == "/etc/ssl/ponder"
-    assert "dshm" in {v["name"] for v in worker["volumes"]} and "dshm" not in {v["name"] for v in head["volumes"]}
+        assert {m["name"]: m["mountPath"] for m in c["volumeMounts"]}["certs"] == "/etc/ssl/ponder"
+    wc = worker["containers"][0]
+    assert {e["name"]: e.get("value") for e in wc["env"]}["HF_HOME"] == "/models/huggingface"
+    assert {v["name"]: v for v in worker["volumes"]}["model-cache"] == {
+        "name": "model-cache", "persistentVolumeClaim": {"claimName": "models"}}
+    assert {m["name"]: m["mountPath"] for m in wc["volumeMounts"]}["model-cache"] == "/models"
+    head_vols = {v["name"] for v in head["volumes"]}
+    assert "model-cache" not in head_vols and "dshm" not in head_vols  # a ReadWriteOnce claim attaches once
+    assert "dshm" in {v["name"] for v in worker["volumes"]}
     assert "nodeSelector" in worker and "nodeSelector" not in head
 
 
