@@ -352,3 +352,22 @@ def test_rayservice_event_sets_ready_and_moves_the_service():
     handlers.rayservice_changed(event={"type": "DELETED"}, body=rs, namespace="ns",
                                 labels={names.POOL_LABEL: "small"}, memo=memo, logger=log)
     assert [c["reason"] for c in kube.pools[("ns", "small")]["status"]["conditions"]] == ["Deploying"]
+
+
+def test_router_exposition_reaches_the_operator_per_namespace():
+    """The router's real gauge, rendered by prometheus_client, parsed by the operator."""
+    from prometheus_client import generate_latest
+
+    from ponder.common.config import PoolConfig
+    from ponder.router.metrics import RouterMetrics
+
+    t = {"now": 0.0}
+    pools = [PoolConfig(name="small"), PoolConfig(name="reasoning", tier="reasoning")]
+    texts = []
+    for ns, cu in (("team-a", 6000.0), ("team-b", 600.0), ("", 60.0)):
+        m = RouterMetrics(pools, clock=lambda: t["now"], namespace=ns)
+        m.planned("small", cu)
+        texts.append(generate_latest(m.registry).decode())
+    got = demand.parse_demand(texts, namespace="ponder")
+    assert got[("team-a", "small")] == 100.0 and got[("team-b", "small")] == 10.0  # cu / tau (60 s)
+    assert got[("ponder", "small")] == 1.0 and got[("team-a", "reasoning")] == 0.0
