@@ -371,3 +371,25 @@ def test_router_exposition_reaches_the_operator_per_namespace():
     got = demand.parse_demand(texts, namespace="ponder")
     assert got[("team-a", "small")] == 100.0 and got[("team-b", "small")] == 10.0  # cu / tau (60 s)
     assert got[("ponder", "small")] == 1.0 and got[("team-a", "reasoning")] == 0.0
+
+
+async def test_standby_answers_healthz_until_it_leads():
+    import socket
+    import urllib.request
+
+
+    from ponder_operator.__main__ import standby_health
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    runner = await standby_health(f"http://127.0.0.1:{port}/healthz")
+    try:
+        import asyncio
+
+        body = await asyncio.to_thread(lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5).read())
+        assert b'"leader": false' in body
+    finally:
+        await runner.cleanup()
+    with socket.socket() as s:  # the port is free again for kopf's own endpoint
+        s.bind(("127.0.0.1", port))
