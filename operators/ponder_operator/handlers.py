@@ -7,7 +7,7 @@
   ``TemporaryError`` with the delay from ``kube.classify``.
 - RayService events (a watch on the RayServices the operator owns): the owning
   ModelPool's Ready condition, application status and active cluster; the pool
-  Service follows the active cluster.
+  Service follows the active cluster; a RayService deleted by hand is recreated.
 - One demand loop per operator (not per object): every ``demand_poll_s`` it reads
   the routers' planned demand and moves each pool's replica floor.
 - RoutingPolicy / ConsolidationPolicy and ModelPool deletion: refresh the
@@ -125,10 +125,21 @@ def rayservice_changed(event: dict, body: Any, namespace: str, labels: Any, memo
         owner = memo.kube.get_ponder(namespace, POOLS, pool)
         if owner is None or owner["metadata"].get("deletionTimestamp"):
             return
-        rs = None if event.get("type") == "DELETED" else dict(body)
         old = owner.get("status") or {}
         gen = owner["metadata"].get("generation")
         s: Settings = memo.settings
+        rs = dict(body)
+        if event.get("type") == "DELETED":  # removed by hand while its ModelPool lives: recreate it
+            rs = None
+            try:
+                spec = modelpool.parse_spec(pool, owner.get("spec"))
+            except InvalidSpec:
+                spec = None  # reported by reconcile_pool
+            if spec is not None:
+                rs = modelpool.rayservice(pool, namespace, spec, s, demand.floor_for(spec, old), gen)
+                kopf.adopt(rs, owner=owner)
+                memo.kube.apply(rs)
+                logger.info("RayService of pool %s/%s recreated", namespace, pool)
         new = st.observed_status(pool, namespace, gen, rs, old, _now(), s.pool_grpc_port)
         if new["activeCluster"] != old.get("activeCluster"):
             svc = modelpool.service(pool, namespace, s, new["activeCluster"])

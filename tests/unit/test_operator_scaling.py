@@ -349,8 +349,12 @@ def test_rayservice_event_sets_ready_and_moves_the_service():
     handlers.rayservice_changed(event={"type": "MODIFIED"}, body=rs, namespace="ns",
                                 labels={names.POOL_LABEL: "small"}, memo=memo, logger=log)
     assert len(kube.patches) == n  # nothing changed: no write
+    kube.rayservices.clear()
     handlers.rayservice_changed(event={"type": "DELETED"}, body=rs, namespace="ns",
                                 labels={names.POOL_LABEL: "small"}, memo=memo, logger=log)
+    again = kube.rayservices[("ns", "ponder-small")]  # deleted by hand: recreated for generation 3
+    assert again["metadata"]["annotations"][names.POOL_GENERATION] == "3"
+    assert again["metadata"]["ownerReferences"][0]["uid"] == "uid-ns-small"
     assert [c["reason"] for c in kube.pools[("ns", "small")]["status"]["conditions"]] == ["Deploying"]
 
 
