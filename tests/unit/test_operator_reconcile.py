@@ -332,3 +332,30 @@ def test_config_map_missing_pools_and_empty_namespace():
 ])
 def test_api_error_classification(code, outcome):
     assert classify(code) == outcome
+
+
+def test_modelpool_spec_is_pool_config_and_round_trips():
+    """Every field ModelPoolSpec shares with PoolConfig (softcot too, once PoolConfig declares
+    it) reaches the pool config unchanged; the hidden ones are derived, not declared twice."""
+    from ponder.common.config import PoolConfig
+
+    assert issubclass(ModelPoolSpec, PoolConfig)
+    spec = ModelPoolSpec.model_validate({
+        **SOFTCOT, "cost": {"prompt_token_cu": 0.3, "output_token_cu": 2.5}, "thinking": {"budget_tokens": 77},
+        "speed": {"ttft_ms": 9, "decode_tokens_per_s": 99}, "max_tokens_default": 11, "max_tokens_limit": 222,
+        "max_queued_requests": 33, "replicas": {"min": 2, "max": 5}, "resources": {"cpu": "3", "gpus": 1},
+        "autoscaling": {"target": 7},
+    })
+    pool = spec.to_pool_config("sc", address="a:1")
+    shared = (set(PoolConfig.model_fields) & set(ModelPoolSpec.model_fields)) - {"name", "address", "num_cpus",
+                                                                                   "num_gpus", "replicas"}
+    assert {"tier", "backend", "cost", "thinking", "speed", "max_tokens_limit"} <= shared
+    for f in shared:
+        assert getattr(pool, f) == getattr(spec, f), f
+    assert (pool.name, pool.address, pool.num_cpus, pool.num_gpus) == ("sc", "a:1", 3.0, 1.0)
+    assert (pool.replicas.min, pool.replicas.max, pool.replicas.target_ongoing_requests) == (2, 5, 7.0)
+    crd_fields = set(ModelPoolSpec.model_json_schema()["properties"])
+    assert not {"name", "address", "num_cpus", "num_gpus"} & crd_fields and "softcot" in crd_fields
+    rs, _ = modelpool.children("sc", "ns", spec.model_dump(mode="json", exclude_none=True), S)
+    args = _serve(rs)["applications"][0]["args"]
+    assert args["softcot"] == spec.softcot.model_dump(mode="json")  # reaches the Serve application
