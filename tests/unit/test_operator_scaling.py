@@ -395,5 +395,6 @@ async def test_standby_answers_healthz_until_it_leads():
         assert b'"leader": false' in body
     finally:
         await runner.cleanup()
-    with socket.socket() as s:  # the port is free again for kopf's own endpoint
+    with socket.socket() as s:  # the port is free again for kopf's own endpoint (aiohttp reuses addresses too)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("127.0.0.1", port))
