@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 EXTRAS ?= cpu,embed,k8s,dev
 
-.PHONY: up test test-unit test-integration protos crds bench clean venv redis
+.PHONY: up test test-unit test-integration protos crds bench clean venv redis images images-push
 
 venv: $(STAMP)
 
@@ -42,3 +42,11 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# The four container images (router, operator, pool CPU, pool CUDA); REGISTRY and VERSION override.
+images:
+	docker/build.sh
+
+# Build, push, and write docker/image-digests.yaml (chart values pinning each image by digest).
+images-push:
+	docker/build.sh --push

@@ -1,7 +1,8 @@
 # Pool image, CPU: Ray Serve + llama.cpp (GGUF), OpenAI-compatible and sim backends.
-# KubeRay runs it for ModelPools without GPUs; rayVersion in the ModelPool must match RAY_VERSION.
+# KubeRay runs it for ModelPools without GPUs; RAY_VERSION must equal ModelPool.spec.ray_version
+# (its default, ponder.common.crd_models.RAY_VERSION; a test checks they agree).
 # Build from the repository root: docker build -f docker/pool-cpu.Dockerfile -t ponder-pool:0.1.0 .
-ARG RAY_VERSION=2.40.0
+ARG RAY_VERSION=2.44.1
 ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS wheel

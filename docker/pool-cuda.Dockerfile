@@ -1,6 +1,6 @@
 # Pool image, CUDA: Ray Serve + vLLM (and the CPU backends) for GPU ModelPools.
 # Build from the repository root: docker build -f docker/pool-cuda.Dockerfile -t ponder-pool-cuda:0.1.0 .
-ARG RAY_VERSION=2.40.0
+ARG RAY_VERSION=2.44.1
 ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS wheel

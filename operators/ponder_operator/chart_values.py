@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ponder.common.config import NAME_RE, PonderConfig
 from ponder.common.crd_models import ConsolidationPolicySpec, ModelPoolSpec, RoutingPolicySpec
@@ -43,9 +43,22 @@ class Pdb(_V):
 
 
 class Placement(_V):
+    """Where a component's pods run, and what is added to them (pod-template overrides)."""
+
     nodeSelector: dict[str, str] = Field(default_factory=dict, description="Node labels the pods require.")
     tolerations: list[dict[str, Any]] = Field(default_factory=list, description="Pod tolerations.")
     affinity: dict[str, Any] = Field(default_factory=dict, description="Pod affinity rules.")
+    podAnnotations: dict[str, str] = Field(default_factory=dict, description="Annotations on the pods.")
+    podLabels: dict[str, str] = Field(default_factory=dict, description="Extra labels on the pods.")
+    extraEnv: list[dict[str, Any]] = Field(default_factory=list, description="Extra container env entries.")
+    extraEnvFrom: list[dict[str, Any]] = Field(
+        default_factory=list, description="Extra envFrom entries (secretRef, configMapRef)."
+    )
+    extraVolumes: list[dict[str, Any]] = Field(default_factory=list, description="Extra pod volumes.")
+    extraVolumeMounts: list[dict[str, Any]] = Field(default_factory=list, description="Mounts of the extra volumes.")
+    serviceAccountAnnotations: dict[str, str] = Field(
+        default_factory=dict, description="Annotations on the component's ServiceAccount (workload identity)."
+    )
 
 
 class Router(Placement):
@@ -56,7 +69,6 @@ class Router(Placement):
     serviceType: Literal["ClusterIP", "NodePort", "LoadBalancer"] = Field("ClusterIP", description="Service type.")
     resources: Resources = Field(default_factory=Resources, description="Container resources.")
     pdb: Pdb = Field(default_factory=Pdb, description="PodDisruptionBudget.")
-    extraEnv: list[dict[str, Any]] = Field(default_factory=list, description="Extra container env entries.")
 
 
 class Consolidator(Placement):
@@ -70,8 +82,18 @@ class Consolidator(Placement):
 
 class LeaderElection(_V):
     enabled: bool = Field(True, description="Elect one active replica through a Lease.")
-    leaseDurationS: int = Field(15, ge=5, le=300, description="Lease validity.")
-    renewPeriodS: int = Field(5, ge=1, le=100, description="How often the leader renews and others retry.")
+    leaseDurationS: int = Field(15, ge=5, le=300, description="How long a Lease record must stay unchanged before "
+                                "a candidate takes over (judged on the candidate's own clock).")
+    renewDeadlineS: int = Field(10, ge=2, le=299, description="The leader stops after this long without a "
+                                "successful renewal; must lie between renewPeriodS and leaseDurationS.")
+    renewPeriodS: int = Field(2, ge=1, le=100, description="How often the leader renews and others retry.")
+
+    @model_validator(mode="after")
+    def _order(self) -> "LeaderElection":
+        if not self.renewPeriodS < self.renewDeadlineS < self.leaseDurationS:
+            raise ValueError(f"need renewPeriodS ({self.renewPeriodS}) < renewDeadlineS ({self.renewDeadlineS}) "
+                             f"< leaseDurationS ({self.leaseDurationS})")
+        return self
 
 
 class PoolImages(_V):
@@ -89,6 +111,14 @@ class Operator(Placement):
     leaderElection: LeaderElection = Field(default_factory=LeaderElection, description="Leader election.")
     poolImages: PoolImages = Field(..., description="Default images for ModelPools without spec.image.")
     demandPollS: int = Field(30, ge=5, le=3600, description="How often planned demand is read.")
+    workerCeiling: int = Field(
+        1000, ge=1, le=100000, description="Fixed maxReplicas of every pool's Ray worker group; Serve's "
+        "autoscaler, bounded by each ModelPool's replicas, decides how many pods run."
+    )
+    healthPort: int = Field(8080, ge=1, le=65535, description="Port of /healthz (liveness and readiness probes).")
+    uninstallTimeoutS: int = Field(
+        600, ge=30, le=3600, description="How long the pre-delete hook waits for ponder objects and RayServices to go."
+    )
     resources: Resources = Field(default_factory=Resources, description="Container resources.")
     pdb: Pdb = Field(default_factory=Pdb, description="PodDisruptionBudget.")
 
@@ -99,11 +129,28 @@ class Persistence(_V):
     storageClass: str = Field("", description="StorageClass; empty: the cluster default.")
 
 
+class RedisAuth(_V):
+    existingSecret: str = Field(
+        "", description="Secret holding the password (key existingSecretKey); empty: the chart creates "
+        "<release>-ponder-redis with a random password, kept across upgrades."
+    )
+    existingSecretKey: str = Field("password", min_length=1, description="Key of the password in the Secret.")
+
+
 class Redis(_V):
     enabled: bool = Field(True, description="Run Redis in the release; false: use externalUrl.")
     externalUrl: str = Field("", pattern=r"^(rediss?://.*)?$", description="redis:// URL of an external Redis.")
     image: Image = Field(..., description="Redis image.")
     appendonly: bool = Field(True, description="Append-only persistence (appendfsync everysec).")
+    auth: RedisAuth = Field(default_factory=RedisAuth, description="Password (requirepass) from a Secret.")
+    maxmemoryMb: int = Field(
+        768, ge=16, le=1_000_000, description="Redis maxmemory in MiB; keep it under the memory limit. With the "
+        "noeviction policy, writes fail when full instead of evicting stored contexts."
+    )
+    outcomeMaxlen: int = Field(
+        100_000, ge=1000, le=100_000_000, description="Outcome records kept (the stream is trimmed by length); "
+        "size it with maxmemoryMb (a record takes about 0.5-1 KiB)."
+    )
     persistence: Persistence = Field(default_factory=Persistence, description="Data volume.")
     resources: Resources = Field(default_factory=Resources, description="Container resources.")
 

@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from ponder.common.crd_models import (
+    CEL_RULES,
     GROUP,
     VERSION,
     ConsolidationPolicySpec,
@@ -58,14 +59,16 @@ KINDS: tuple[Kind, ...] = (
             ("Min", "integer", ".spec.replicas.min", "Minimum replicas."),
             ("Max", "integer", ".spec.replicas.max", "Maximum replicas."),
             ("Floor", "integer", ".status.replicasFloor", "Minimum after difficulty-aware scaling."),
+            ("Reconciled", "string", '.status.conditions[?(@.type=="Reconciled")].status',
+             "Children written for the current generation."),
             *_COMMON_TAIL,
         ),
     ),
     Kind(
         "RoutingPolicy", "routingpolicies", "rpolicy", RoutingPolicySpec, PolicyStatus,
-        "How the router plans requests: pools per tier, classifier, budget and strategies.",
+        "How the router plans requests: pools per tier, policy, budget and strategies.",
         (
-            ("Classifier", "string", ".spec.classifier.name", "Difficulty classifier."),
+            ("Policy", "string", ".spec.policy.name", "Allocation policy."),
             ("Target", "number", ".spec.budget.target_cu_per_request", "Budget target in compute units per request."),
             ("ConfigMap", "string", ".status.configMap", "ConfigMap holding ponder.yaml."),
             *_COMMON_TAIL,
@@ -91,9 +94,8 @@ def kind(name: str) -> Kind:
 
 
 def crd(k: Kind) -> dict[str, Any]:
-    spec = structural(k.spec)
+    spec = structural(k.spec, CEL_RULES)
     status = structural(k.status)
-    status["x-kubernetes-preserve-unknown-fields"] = True
     root = {
         "type": "object",
         "description": k.description,

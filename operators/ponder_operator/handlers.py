@@ -1,12 +1,22 @@
 """kopf handlers: they only wire the pure reconcile functions to the API.
 
 - ModelPool create/update/resume: validate, render RayService + Service, adopt,
-  apply, then refresh the namespace's ConfigMap. Invalid spec: Ready=False
-  (InvalidSpec) and ``PermanentError``; API errors: Ready=False (ApiError) and
+  apply, then refresh the namespace's ConfigMap; status ``observedGeneration`` and
+  ``Reconciled``. Invalid spec: Reconciled=False (InvalidSpec) and
+  ``PermanentError``; API errors: Reconciled=False (ApiError) and
   ``TemporaryError`` with the delay from ``kube.classify``.
-- ModelPool timer: status from the RayService and difficulty-aware floor.
+- RayService events (a watch on the RayServices the operator owns): the owning
+  ModelPool's Ready condition, application status and active cluster; the pool
+  Service follows the active cluster; a RayService deleted by hand is recreated.
+- One demand loop per operator (not per object): every ``demand_poll_s`` it reads
+  the routers' planned demand and moves each pool's replica floor.
 - RoutingPolicy / ConsolidationPolicy and ModelPool deletion: refresh the
   namespace's ConfigMap.
+
+No handler needs a finalizer (no timers or daemons, deletion handlers are
+optional), so deleting a ModelPool never waits for the operator: Kubernetes'
+garbage collector removes its RayService and Service through the owner
+references, even after the operator is gone.
 
 Run with ``python -m ponder_operator`` (Lease leader election, then kopf), or
 ``kopf run -m ponder_operator.handlers --all-namespaces --standalone`` for one
@@ -14,6 +24,7 @@ replica.
 """
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import time
@@ -21,7 +32,7 @@ from typing import Any
 
 import kopf
 
-from ponder.common.crd_models import GROUP, VERSION, ConsolidationPolicySpec, ModelPoolSpec, RoutingPolicySpec
+from ponder.common.crd_models import GROUP, VERSION, ConsolidationPolicySpec, RoutingPolicySpec
 from ponder_operator import demand, modelpool, names, routing
 from ponder_operator import status as st
 from ponder_operator.kube import ApiFailure, Kube, classify
@@ -29,6 +40,7 @@ from ponder_operator.modelpool import InvalidSpec
 from ponder_operator.settings import Settings
 
 POOLS, ROUTING, CONSOLIDATION = "modelpools", "routingpolicies", "consolidationpolicies"
+log = logging.getLogger("ponder.operator")
 
 
 def _now() -> dt.datetime:
@@ -43,16 +55,26 @@ def _retry(e: ApiFailure) -> Exception:
 
 
 @kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 270
+    settings.watching.client_timeout = 300
+    settings.networking.request_timeout = 60
     settings.networking.error_backoffs = [1, 2, 5, 10, 30, 60]
     if "settings" not in memo:
         memo.settings = Settings.from_env()
     if "kube" not in memo:
-        memo.kube = Kube.from_env()
+        memo.kube = Kube.from_env(memo.settings.request_timeout_s)
+    memo.demand_task = asyncio.create_task(demand_loop(memo))
+
+
+@kopf.on.cleanup()
+async def stop_demand_loop(memo: kopf.Memo, **_: Any) -> None:
+    task = memo.get("demand_task")
+    if task is not None:
+        task.cancel()
 
 
 # ----------------------------------------------------------------- ModelPool
@@ -63,20 +85,29 @@ def reconcile_pool(name: str, namespace: str, spec: Any, status: Any, meta: Any,
                    memo: kopf.Memo, patch: kopf.Patch, logger: logging.Logger, **_: Any) -> None:
     gen = meta.get("generation")
     old = dict(status or {})
+    s: Settings = memo.settings
     try:
-        children = modelpool.children(name, namespace, dict(spec), memo.settings, old.get("replicasFloor"))
+        parsed = modelpool.parse_spec(name, dict(spec))
     except InvalidSpec as e:
-        patch.status.update(st.invalid_status(gen, old, str(e), _now()))
+        patch.status.update(st.reconciled_status(gen, old, _now(), "InvalidSpec", str(e)))
         raise kopf.PermanentError(f"invalid ModelPool spec: {e}") from None
+    floor = demand.floor_for(parsed, old)
+    rs = modelpool.rayservice(name, namespace, parsed, s, floor, gen)
     try:
-        for child in children:
-            kopf.adopt(child, owner=body)
-            memo.kube.apply(child)
-        rs = memo.kube.get_rayservice(namespace, names.rayservice_name(name))
+        kopf.adopt(rs, owner=body)
+        memo.kube.apply(rs)
+        live = memo.kube.get_rayservice(namespace, names.rayservice_name(name))
+        svc = modelpool.service(name, namespace, s, modelpool.active_cluster(live))
+        kopf.adopt(svc, owner=body)
+        memo.kube.apply(svc)
     except ApiFailure as e:
-        patch.status.update(st.invalid_status(gen, old, str(e), _now(), reason="ApiError"))
+        patch.status.update(st.reconciled_status(gen, old, _now(), "ApiError", str(e)))
         raise _retry(e) from None
-    patch.status.update(st.pool_status(name, namespace, gen, rs, old, _now(), memo.settings.pool_grpc_port))
+    new = st.reconciled_status(gen, old, _now())
+    new.update(st.observed_status(name, namespace, gen, live, {**old, **new}, _now(), s.pool_grpc_port))
+    if not parsed.autoscaling.demand.enabled and old.get("replicasFloor") is not None:
+        new.update(demand.CLEARED)
+    patch.status.update(new)
     _sync_quietly(namespace, memo, logger)
 
 
@@ -85,51 +116,84 @@ def pool_deleted(namespace: str, memo: kopf.Memo, logger: logging.Logger, **_: A
     _sync_quietly(namespace, memo, logger)
 
 
-@kopf.timer(GROUP, VERSION, POOLS, interval=15, initial_delay=5, idle=None)
-def observe_pool(name: str, namespace: str, spec: Any, status: Any, meta: Any, body: Any,
-                 memo: kopf.Memo, patch: kopf.Patch, logger: logging.Logger, **_: Any) -> None:
+@kopf.on.event("ray.io", "v1", "rayservices", labels={names.POOL_LABEL: kopf.PRESENT})
+def rayservice_changed(event: dict, body: Any, namespace: str, labels: Any, memo: kopf.Memo,
+                       logger: logging.Logger, **_: Any) -> None:
+    """Status of the owning ModelPool from its RayService, on every change KubeRay makes."""
+    pool = labels[names.POOL_LABEL]
     try:
-        parsed = modelpool.parse_spec(name, dict(spec))
-    except InvalidSpec:
-        return  # reported by reconcile_pool
-    old = dict(status or {})
-    gen = meta.get("generation")
-    try:
-        rs = memo.kube.get_rayservice(namespace, names.rayservice_name(name))
+        owner = memo.kube.get_ponder(namespace, POOLS, pool)
+        if owner is None or owner["metadata"].get("deletionTimestamp"):
+            return
+        old = owner.get("status") or {}
+        gen = owner["metadata"].get("generation")
+        s: Settings = memo.settings
+        rs = dict(body)
+        if event.get("type") == "DELETED":  # removed by hand while its ModelPool lives: recreate it
+            rs = None
+            try:
+                spec = modelpool.parse_spec(pool, owner.get("spec"))
+            except InvalidSpec:
+                spec = None  # reported by reconcile_pool
+            if spec is not None:
+                rs = modelpool.rayservice(pool, namespace, spec, s, demand.floor_for(spec, old), gen)
+                kopf.adopt(rs, owner=owner)
+                memo.kube.apply(rs)
+                logger.info("RayService of pool %s/%s recreated", namespace, pool)
+        new = st.observed_status(pool, namespace, gen, rs, old, _now(), s.pool_grpc_port)
+        if new["activeCluster"] != old.get("activeCluster"):
+            svc = modelpool.service(pool, namespace, s, new["activeCluster"])
+            kopf.adopt(svc, owner=owner)
+            memo.kube.apply(svc)
+            logger.info("pool %s/%s now serves from cluster %s", namespace, pool, new["activeCluster"])
+        if any(old.get(k) != v for k, v in new.items()):
+            memo.kube.patch_status(POOLS, namespace, pool, new)
     except ApiFailure as e:
-        raise _retry(e) from None
-    new = st.pool_status(name, namespace, gen, rs, old, _now(), memo.settings.pool_grpc_port)
-    if parsed.autoscaling.demand.enabled:
-        new.update(_demand_floor(name, namespace, parsed, old, body, memo, logger))
-    patch.status.update(new)
+        logger.warning("status of ModelPool %s/%s not refreshed: %s", namespace, pool, e)
 
 
-def _demand_floor(name: str, namespace: str, spec: ModelPoolSpec, old: dict, body: Any,
-                  memo: kopf.Memo, logger: logging.Logger) -> dict:
+async def demand_loop(memo: kopf.Memo) -> None:
+    """Every ``demand_poll_s``: one ``demand_pass`` in a worker thread; errors are logged."""
     s: Settings = memo.settings
-    now = time.time()
-    if old.get("plannedDemandAt") and now - float(old["plannedDemandAt"]) < s.demand_poll_s:
-        return {}
-    try:
-        texts = memo.kube.router_metrics(s.namespace, s.router_metrics_service, s.router_metrics_port)
-    except Exception as e:  # router down or unreachable: keep the current floor
-        logger.warning("planned demand unavailable: %s", e)
-        return {}
-    prev = None
-    if old.get("plannedDemandAt") is not None and old.get("replicasFloor") is not None:
-        prev = demand.Floor(int(old["replicasFloor"]), float(old.get("plannedDemandCuPerS") or 0.0),
-                            float(old["plannedDemandAt"]), old.get("floorRaisedAt"))
-    f = demand.next_floor(spec, demand.parse_demand(texts).get(name, 0.0), now, prev)
-    if prev is None or f.floor != prev.floor:
-        rs = modelpool.rayservice(name, namespace, spec, s, f.floor)
-        kopf.adopt(rs, owner=body)
+    while True:
         try:
-            memo.kube.apply(rs)
-        except ApiFailure as e:
-            raise _retry(e) from None
-        logger.info("replica floor of %s set to %d (planned %.1f cu/s)", name, f.floor, f.demand)
-    return {"replicasFloor": f.floor, "plannedDemandCuPerS": f.demand, "plannedDemandAt": f.at,
-            "floorRaisedAt": f.raised_at}
+            await asyncio.to_thread(demand_pass, memo.kube, s, time.time())
+        except Exception as e:  # keep the loop alive; the next pass retries
+            log.warning("demand pass failed: %s", e)
+        await asyncio.sleep(s.demand_poll_s)
+
+
+def demand_pass(kube: Kube, s: Settings, now: float) -> None:
+    """Read planned demand once and apply ``demand.step`` to every ModelPool."""
+    pools = [p for ns in (s.watch_namespaces or (None,)) for p in kube.list_ponder(ns, POOLS)]
+    readings: dict[tuple[str, str], float] | None = None
+    if any((p.get("spec") or {}).get("autoscaling", {}).get("demand", {}).get("enabled") for p in pools):
+        try:
+            texts = kube.router_metrics(s.namespace, s.router_metrics_service, s.router_metrics_port)
+            readings = demand.parse_demand(texts, namespace=s.namespace)
+        except Exception as e:  # router down or unreachable: keep the current floors
+            log.warning("planned demand unavailable: %s", e)
+    for p in pools:
+        meta = p["metadata"]
+        ns, name = meta["namespace"], meta["name"]
+        if meta.get("deletionTimestamp"):
+            continue
+        try:
+            spec = modelpool.parse_spec(name, p.get("spec"))
+        except InvalidSpec:
+            continue  # reported by reconcile_pool
+        status = p.get("status") or {}
+        if not (spec.autoscaling.demand.enabled or status.get("replicasFloor") is not None):
+            continue
+        value = None if readings is None else readings.get((ns, name), 0.0)
+        render, floor, patch = demand.step(spec, status, value, now)
+        if render:
+            rs = modelpool.rayservice(name, ns, spec, s, floor, meta.get("generation"))
+            kopf.adopt(rs, owner=p)
+            kube.apply(rs)
+            log.info("replica floor of %s/%s set to %s (planned %s cu/s)", ns, name, floor, patch.get("plannedDemandCuPerS"))
+        if patch:
+            kube.patch_status(POOLS, ns, name, patch)
 
 
 # ----------------------------------------------------------------- policies

@@ -2,15 +2,22 @@
 
 The RayService runs one Serve application named after the pool, built by
 ``ponder.pools.serve_app:build_app`` with ``{"pool": PoolConfig}`` and reached
-through Serve's gRPC proxy on every Ray node. The Serve deployment's autoscaling
-comes from ``spec.autoscaling`` (see ``Autoscaling.target_ongoing_requests`` for
-the metric translation); the worker group mirrors the replica bounds because one
-worker pod hosts one replica (its CPUs and GPUs are the replica's reservation),
-and KubeRay's in-tree autoscaler adds pods for pending replicas.
+through Serve's gRPC proxy on every Ray node.
 
-The Service selects the pool's Ray pods that KubeRay marks ``ray.io/serve=true``
-(a healthy Serve proxy), so clients reach ready proxies of the active cluster
-and of a pending one during an upgrade.
+Scaling. KubeRay leaves a worker group's ``replicas``/``minReplicas``/``maxReplicas``
+out of the hash that decides on a new cluster, so changing them on a running
+RayService changes nothing. The operator therefore never moves them: the worker
+group is ``minReplicas: 0`` up to a fixed ceiling (``Settings.worker_ceiling``)
+with the Ray autoscaler on, and every bound the user can change (``replicas``,
+``autoscaling``, the demand floor) lives in ``serveConfigV2``, which KubeRay
+applies to the running cluster in place. Serve's autoscaler then decides the
+replica count and the Ray autoscaler adds or removes a pod per replica (one
+worker pod hosts one replica: its CPUs and GPUs are the replica's reservation).
+Node idle timeout is fixed too, for the same reason.
+
+The Service selects the Serve-ready pods (``ray.io/serve=true``) of the active
+Ray cluster only (``ray.io/cluster``), so during an upgrade traffic stays on the
+cluster that serves until KubeRay switches over.
 
 ``parse_spec`` raises ``InvalidSpec`` listing ``spec.<path>: message``.
 """
@@ -136,33 +143,61 @@ _CONTAINER_SECURITY = {"allowPrivilegeEscalation": False, "capabilities": {"drop
 
 def _pod_template(
     name: str, container: str, image: str, resources: dict, settings: Settings, ports: list[dict],
-    spec: ModelPoolSpec | None = None,
+    spec: ModelPoolSpec, worker: bool,
 ) -> dict[str, Any]:
+    o = spec.pod
+    env: list[dict[str, Any]] = [{"name": "PONDER_POOL", "value": name}]
+    volumes: list[dict[str, Any]] = []
+    mounts: list[dict[str, Any]] = []
+    if worker and o.model_cache is not None:  # the head hosts no replica: no weights, no claim to attach
+        mc = o.model_cache
+        src = ({"persistentVolumeClaim": {"claimName": mc.claim_name}} if mc.claim_name
+               else {"emptyDir": {"sizeLimit": mc.size}})
+        volumes.append({"name": "model-cache", **src})
+        mounts.append({"name": "model-cache", "mountPath": mc.mount_path})
+        env += [{"name": "HF_HOME", "value": f"{mc.mount_path}/huggingface"},
+                {"name": "PONDER_MODEL_CACHE", "value": mc.mount_path}]
+    if worker and spec.resources.shared_memory:
+        volumes.append({"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": spec.resources.shared_memory}})
+        mounts.append({"name": "dshm", "mountPath": "/dev/shm"})
+    env += [e.model_dump(exclude_none=True) for e in o.env]
+    volumes += [v.model_dump(mode="json") for v in o.volumes]
+    mounts += [m.model_dump(exclude_none=True, exclude_defaults=False) for m in o.volumeMounts]
     c: dict[str, Any] = {
         "name": container,
         "image": image,
         "imagePullPolicy": settings.image_pull_policy,
         "resources": resources,
         "ports": copy.deepcopy(ports),
-        "env": [{"name": "PONDER_POOL", "value": name}],
+        "env": env,
         "securityContext": copy.deepcopy(_CONTAINER_SECURITY),
     }
+    if o.envFrom:
+        c["envFrom"] = copy.deepcopy(o.envFrom)
+    if mounts:
+        c["volumeMounts"] = mounts
     pod: dict[str, Any] = {"containers": [c], "securityContext": copy.deepcopy(_POD_SECURITY)}
+    if volumes:
+        pod["volumes"] = volumes
+    if o.serviceAccountName:
+        pod["serviceAccountName"] = o.serviceAccountName
     if settings.image_pull_secrets:
         pod["imagePullSecrets"] = [{"name": s} for s in settings.image_pull_secrets]
-    if spec is not None:
+    if worker:
         if spec.node_selector:
             pod["nodeSelector"] = dict(spec.node_selector)
         if spec.tolerations:
             pod["tolerations"] = [t.model_dump(exclude_none=True) for t in spec.tolerations]
-        if spec.resources.shared_memory:
-            pod["volumes"] = [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": spec.resources.shared_memory}}]
-            c["volumeMounts"] = [{"name": "dshm", "mountPath": "/dev/shm"}]
     return {"metadata": {"labels": names.pool_labels(name)}, "spec": pod}
 
 
-def rayservice(name: str, namespace: str, spec: ModelPoolSpec, settings: Settings, floor: int | None = None) -> dict:
-    """The pool's RayService manifest (no owner reference; the handler adopts it)."""
+def rayservice(name: str, namespace: str, spec: ModelPoolSpec, settings: Settings, floor: int | None = None,
+               generation: int | None = None) -> dict:
+    """The pool's RayService manifest (no owner reference; the handler adopts it).
+
+    ``generation`` (the ModelPool's) is recorded in an annotation so that status
+    can tell whether the running RayService reflects the current spec.
+    """
     image = pool_image(spec, settings)
     res = spec.resources
     limits: dict[str, Any] = {"cpu": res.cpu, "memory": res.memory}
@@ -183,31 +218,31 @@ def rayservice(name: str, namespace: str, spec: ModelPoolSpec, settings: Setting
         {"name": "client", "containerPort": 10001},
         *serve_ports,
     ]
-    r = spec.replicas
-    auto = autoscaling_config(spec, floor)
-    low = auto["min_replicas"] if auto else r.max
+    annotations = {} if generation is None else {names.POOL_GENERATION: str(generation)}
     return {
         "apiVersion": "ray.io/v1",
         "kind": "RayService",
-        "metadata": {"name": names.rayservice_name(name), "namespace": namespace, "labels": names.pool_labels(name)},
+        "metadata": {"name": names.rayservice_name(name), "namespace": namespace, "labels": names.pool_labels(name),
+                     "annotations": annotations},
         "spec": {
             "serveConfigV2": yaml.safe_dump(serve_config(name, namespace, spec, settings, floor), sort_keys=False),
             "rayClusterConfig": {
                 "rayVersion": spec.ray_version,
                 "enableInTreeAutoscaling": True,
-                "autoscalerOptions": {"upscalingMode": "Default", "idleTimeoutSeconds": int(spec.autoscaling.downscale_delay_s)},
+                "autoscalerOptions": {"upscalingMode": "Default", "idleTimeoutSeconds": settings.node_idle_timeout_s},
                 "headGroupSpec": {
                     "rayStartParams": {"num-cpus": "0", "dashboard-host": "0.0.0.0"},
-                    "template": _pod_template(name, "ray-head", image, head_resources, settings, head_ports),
+                    "template": _pod_template(name, "ray-head", image, head_resources, settings, head_ports, spec, False),
                 },
                 "workerGroupSpecs": [
                     {
                         "groupName": "pool",
-                        "replicas": low,
-                        "minReplicas": low,
-                        "maxReplicas": r.max,
+                        "replicas": 0,
+                        "minReplicas": 0,
+                        "maxReplicas": settings.worker_ceiling,
                         "rayStartParams": {},
-                        "template": _pod_template(name, "ray-worker", image, worker_resources, settings, serve_ports, spec),
+                        "template": _pod_template(name, "ray-worker", image, worker_resources, settings, serve_ports,
+                                                  spec, True),
                     }
                 ],
             },
@@ -215,15 +250,17 @@ def rayservice(name: str, namespace: str, spec: ModelPoolSpec, settings: Setting
     }
 
 
-def service(name: str, namespace: str, settings: Settings) -> dict:
-    """ClusterIP Service for the pool's Serve gRPC (and HTTP) proxies."""
+def service(name: str, namespace: str, settings: Settings, active_cluster: str | None = None) -> dict:
+    """ClusterIP Service for the pool's Serve gRPC (and HTTP) proxies of the active
+    Ray cluster (``activeServiceStatus.rayClusterName``); before any cluster is
+    active it selects no pod."""
     return {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": {"name": names.service_name(name), "namespace": namespace, "labels": names.pool_labels(name)},
         "spec": {
             "type": "ClusterIP",
-            "selector": {names.POOL_LABEL: name, "ray.io/serve": "true"},
+            "selector": {names.POOL_LABEL: name, "ray.io/serve": "true", "ray.io/cluster": active_cluster or ""},
             "ports": [
                 {"name": "grpc", "port": settings.pool_grpc_port, "targetPort": settings.pool_grpc_port, "appProtocol": "grpc"},
                 {"name": "http", "port": settings.pool_http_port, "targetPort": settings.pool_http_port},
@@ -232,7 +269,14 @@ def service(name: str, namespace: str, settings: Settings) -> dict:
     }
 
 
-def children(name: str, namespace: str, spec: Any, settings: Settings, floor: int | None = None) -> list[dict]:
+def active_cluster(rayservice: dict | None) -> str | None:
+    """Name of the RayCluster that serves traffic, from the RayService status (None: none yet)."""
+    status = (rayservice or {}).get("status") or {}
+    return (status.get("activeServiceStatus") or {}).get("rayClusterName") or None
+
+
+def children(name: str, namespace: str, spec: Any, settings: Settings, floor: int | None = None,
+             generation: int | None = None, active: str | None = None) -> list[dict]:
     """Validate the spec and render every child of the ModelPool (RayService first)."""
     parsed = parse_spec(name, spec)
-    return [rayservice(name, namespace, parsed, settings, floor), service(name, namespace, settings)]
+    return [rayservice(name, namespace, parsed, settings, floor, generation), service(name, namespace, settings, active)]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 POOL_LABEL = "ponder.dev/pool"
+POOL_GENERATION = "ponder.dev/pool-generation"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "ponder-operator", "app.kubernetes.io/part-of": "ponder"}
 IMPORT_PATH = "ponder.pools.serve_app:build_app"
 SERVICER_FUNCTION = "ponder.v1.pool_pb2_grpc.add_ModelPoolServicer_to_server"

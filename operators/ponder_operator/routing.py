@@ -69,7 +69,9 @@ def ponder_config(state: NamespaceState, policy: RoutingPolicySpec, settings: Se
         pools=pools or [],
         routing=policy.to_routing_config(),
         router=RouterConfig(host="0.0.0.0", port=settings.router_port),
-        redis=RedisConfig(url=settings.redis_url),
+        # No URL: it carries the Redis password, so the router and the consolidator
+        # take it from their env (PONDER_REDIS_URL), never from this ConfigMap.
+        redis=RedisConfig(outcome_maxlen=settings.outcome_maxlen),
     )
 
 

@@ -1,7 +1,9 @@
 """Pydantic JSON schema -> Kubernetes structural OpenAPI v3 schema, and back to
 a JSON schema for offline validation.
 
-``structural(model)`` inlines ``$ref``s, turns ``X | None`` into ``nullable``,
+``structural(model)`` inlines ``$ref``s, turns ``X | None`` into an optional
+``X`` (not ``nullable``: the API server then prunes an explicit null, so CEL
+rules see the field as absent, as pydantic sees None as unset),
 numeric ``exclusiveMinimum`` into OpenAPI 3.0's boolean form, ``const`` into a
 one-value ``enum``, free-form dicts into ``x-kubernetes-preserve-unknown-fields``
 and a discriminated union into one object holding every variant's fields (no
@@ -25,9 +27,15 @@ from pydantic import BaseModel
 _DROP = {"title", "discriminator", "$defs"}
 
 
-def structural(model: type[BaseModel]) -> dict[str, Any]:
+def structural(model: type[BaseModel], rules: dict[str, list[dict[str, str]]] | None = None) -> dict[str, Any]:
+    """The structural schema of ``model``; ``rules`` (model name -> CEL rules) become
+    ``x-kubernetes-validations`` on the node of each named model (root included)."""
     js = model.model_json_schema(mode="validation")
     defs = js.pop("$defs", {})
+    if rules:
+        for name, node in [(model.__name__, js), *defs.items()]:
+            if name in rules:
+                node["x-kubernetes-validations"] = [dict(r) for r in rules[name]]
     return _convert(js, defs)
 
 
@@ -93,10 +101,7 @@ def _nullable(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     if len(options) != 1:
         raise ValueError(f"only 'X | None' unions are supported, got {node['anyOf']!r}")
     rest = {k: v for k, v in node.items() if k != "anyOf"}
-    out = _convert({**options[0], **rest}, defs)
-    if len(options) < len(node["anyOf"]):
-        out["nullable"] = True
-    return out
+    return _convert({**options[0], **rest}, defs)
 
 
 def _union(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
@@ -157,3 +162,91 @@ def to_jsonschema(openapi: dict[str, Any]) -> dict[str, Any]:
         if "enum" in out:
             out["enum"] = [*out["enum"], None]
     return out
+
+
+def apply_defaults(openapi: dict[str, Any], obj: Any) -> Any:
+    """A copy of ``obj`` with the schema's defaults filled in where fields are
+    absent, as the API server does before it evaluates validation rules."""
+    if isinstance(obj, dict) and openapi.get("type") == "object":
+        out = dict(obj)
+        for name, sub in (openapi.get("properties") or {}).items():
+            if name not in out and "default" in sub:
+                out[name] = copy.deepcopy(sub["default"])
+            if name in out:
+                out[name] = apply_defaults(sub, out[name])
+        extra = openapi.get("additionalProperties")
+        if isinstance(extra, dict):
+            for name in set(out) - set(openapi.get("properties") or {}):
+                out[name] = apply_defaults(extra, out[name])
+        return out
+    if isinstance(obj, list) and "items" in openapi:
+        return [apply_defaults(openapi["items"], x) for x in obj]
+    return obj
+
+
+def prune_nulls(openapi: dict[str, Any], obj: Any) -> Any:
+    """A copy of ``obj`` without null fields where the schema is not ``nullable``,
+    as the API server prunes them before defaulting."""
+    if isinstance(obj, dict):
+        props = openapi.get("properties") or {}
+        extra = openapi.get("additionalProperties") if isinstance(openapi.get("additionalProperties"), dict) else {}
+        out = {}
+        for k, v in obj.items():
+            sub = props.get(k, extra)
+            if v is None and not sub.get("nullable"):
+                continue
+            out[k] = prune_nulls(sub, v)
+        return out
+    if isinstance(obj, list):
+        return [prune_nulls(openapi.get("items") or {}, x) for x in obj]
+    return obj
+
+
+def admitted(openapi: dict[str, Any], obj: Any) -> Any:
+    """``obj`` as the API server holds it before validation: nulls pruned, defaults applied."""
+    return apply_defaults(openapi, prune_nulls(openapi, obj))
+
+
+def cel_violations(openapi: dict[str, Any], obj: Any, path: str = "") -> list[tuple[str, str]]:
+    """Evaluate every ``x-kubernetes-validations`` rule of a structural schema on
+    ``obj`` (as ``admitted``) with cel-python, offline; returns ``[(path, message)]``
+    of the rules that fail. A rule that does not compile or evaluate raises
+    ``ValueError`` naming it."""
+    return _violations(openapi, admitted(openapi, obj), path)
+
+
+def _violations(openapi: dict[str, Any], obj: Any, path: str) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    if obj is None:
+        return out
+    for r in openapi.get("x-kubernetes-validations") or []:
+        if not _cel(r["rule"], obj):
+            out.append((path + r.get("fieldPath", ""), r.get("message", r["rule"])))
+    if isinstance(obj, dict):
+        for name, sub in (openapi.get("properties") or {}).items():
+            if name in obj:
+                out += _violations(sub, obj[name], f"{path}.{name}")
+    elif isinstance(obj, list) and "items" in openapi:
+        for i, x in enumerate(obj):
+            out += _violations(openapi["items"], x, f"{path}[{i}]")
+    return out
+
+
+_PROGRAMS: dict[str, Any] = {}
+
+
+def _cel(rule: str, value: Any) -> bool:
+    import celpy
+
+    prog = _PROGRAMS.get(rule)
+    if prog is None:
+        env = celpy.Environment()
+        try:
+            prog = env.program(env.compile(rule))
+        except Exception as e:
+            raise ValueError(f"CEL rule does not compile: {rule!r}: {e}") from None
+        _PROGRAMS[rule] = prog
+    result = prog.evaluate({"self": celpy.json_to_cel(value)})
+    if isinstance(result, Exception):
+        raise ValueError(f"CEL rule {rule!r} failed to evaluate on {value!r}: {result}")
+    return bool(result)

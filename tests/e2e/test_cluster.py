@@ -119,12 +119,37 @@ def test_pool_policy_request_scale(release):
     finally:
         pf.terminate()
 
+    # Scale: the new range must reach the Serve config the cluster runs and the Ray
+    # pods, not only the RayService spec (KubeRay ignores worker-group replica edits).
     sh("kubectl", "-n", NS, "patch", "modelpool", "small", "--type", "merge", "-p",
-       json.dumps({"spec": {"replicas": {"min": 2, "max": 2}}}))
+       json.dumps({"spec": {"replicas": {"min": 2, "max": 3}}}))
+    gen = json.loads(sh("kubectl", "-n", NS, "get", "modelpool", "small", "-o", "json"))["metadata"]["generation"]
 
-    def two_workers():
+    def scaled():
+        import yaml
+
         rs = json.loads(sh("kubectl", "-n", NS, "get", "rayservice", "ponder-small", "-o", "json"))
-        group = rs["spec"]["rayClusterConfig"]["workerGroupSpecs"][0]
-        return group["minReplicas"] == 2 and _ready("modelpool", "small")
+        if rs["metadata"].get("annotations", {}).get("ponder.dev/pool-generation") != str(gen):
+            return False
+        serve = yaml.safe_load(rs["spec"]["serveConfigV2"])
+        auto = serve["applications"][0]["deployments"][0]["autoscaling_config"]
+        active = ((rs.get("status") or {}).get("activeServiceStatus") or {}).get("rayClusterName")
+        pods = json.loads(sh("kubectl", "-n", NS, "get", "pods", "-l",
+                             f"ray.io/cluster={active},ray.io/node-type=worker", "-o", "json"))["items"]
+        running = [p for p in pods if p["status"].get("phase") == "Running"]
+        return (auto["min_replicas"], auto["max_replicas"]) == (2, 3) and len(running) >= 2 \
+            and _ready("modelpool", "small")
 
-    wait(two_workers, 900, "ModelPool scaled to 2 replicas")
+    wait(scaled, 900, "ModelPool scaled to 2 replicas in the running cluster")
+
+
+def test_uninstall_leaves_nothing(release):
+    sh("helm", "uninstall", RELEASE, "--namespace", NS, "--wait", "--timeout", "10m", timeout=900)
+
+    def gone():
+        left = sh("kubectl", "-n", NS, "get", "modelpools,routingpolicies,consolidationpolicies,rayservices",
+                  "-o", "name").split()
+        pods = sh("kubectl", "-n", NS, "get", "pods", "-l", "ponder.dev/pool", "-o", "name").split()
+        return not left and not pods
+
+    wait(gone, 600, "no ponder object, RayService or Ray pod left")

@@ -91,6 +91,9 @@ def test_doc_examples_valid(name, doc):
     errors = list(_validator(doc["kind"]).iter_errors(doc))
     assert not errors, [e.message for e in errors]
     validate(MODELS[doc["kind"]], doc["kind"], doc["metadata"]["name"], doc["spec"])
+    from ponder_operator.schema import cel_violations
+
+    assert not cel_violations(_spec_schema(doc["kind"]), doc["spec"], "spec")
 
 
 def _pool(**spec):
@@ -160,3 +163,95 @@ def test_name_length_limit():
 
 def test_every_kind_listed():
     assert {k.kind for k in KINDS} == set(MODELS)
+
+
+def test_conditions_are_a_bounded_map_and_status_is_closed():
+    for c in all_crds():
+        status = c["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]
+        assert "x-kubernetes-preserve-unknown-fields" not in status
+        conds = status["properties"]["conditions"]
+        assert conds["x-kubernetes-list-type"] == "map" and conds["x-kubernetes-list-map-keys"] == ["type"]
+        assert conds["maxItems"] == 8
+        item = conds["items"]
+        assert {"type", "status", "reason", "lastTransitionTime"} <= set(item["required"])
+        assert item["properties"]["lastTransitionTime"]["format"] == "date-time"
+    cols = {col["name"] for col in kind("RoutingPolicy").columns and
+            next(c for c in all_crds() if c["spec"]["names"]["kind"] == "RoutingPolicy")
+            ["spec"]["versions"][0]["additionalPrinterColumns"]}
+    assert "Classifier" not in cols
+
+
+# ----------------------------------------------------------------- CEL rules == pydantic validators
+def _spec_schema(kind_name: str) -> dict:
+    c = next(c for c in all_crds() if c["spec"]["names"]["kind"] == kind_name)
+    return c["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+
+
+VLLM = {"kind": "vllm", "model": "m"}
+# (kind, spec); each invalid one breaks exactly one cross-field rule the field schema cannot express.
+CROSS_FIELD = [
+    ("ModelPool", {}, True),
+    ("ModelPool", {"replicas": {"min": 3, "max": 3}}, True),
+    ("ModelPool", {"replicas": {"min": 5, "max": 1}}, False),
+    ("ModelPool", {"max_tokens_default": 100, "max_tokens_limit": 50}, False),
+    ("ModelPool", {"max_tokens_default": 50, "max_tokens_limit": 50}, True),
+    ("ModelPool", {"tier": "softcot"}, False),
+    ("ModelPool", {"tier": "softcot", "softcot": {"assistant_model": "a", "projection_path": "p"}}, True),
+    ("ModelPool", {"tier": "small", "softcot": {"assistant_model": "a", "projection_path": "p"}}, False),
+    ("ModelPool", {"tier": "small", "softcot": None}, True),
+    ("ModelPool", {"replicas": {"min": 0, "max": 2}}, False),
+    ("ModelPool", {"replicas": {"min": 0, "max": 2}, "autoscaling": {"scale_to_zero": True}}, True),
+    ("ModelPool", {"backend": VLLM}, False),
+    ("ModelPool", {"backend": VLLM, "resources": {"gpus": 1}}, True),
+    ("ModelPool", {"backend": {**VLLM, "tensor_parallel_size": 4}, "resources": {"gpus": 2}}, False),
+    ("ModelPool", {"backend": {**VLLM, "tensor_parallel_size": 4}, "resources": {"gpus": 4}}, True),
+    ("ModelPool", {"autoscaling": {"downscale_to_zero_delay_s": 60}, "ray_version": "2.40.0"}, False),
+    ("ModelPool", {"autoscaling": {"downscale_to_zero_delay_s": 60}, "ray_version": "2.41.0"}, True),
+    ("ModelPool", {"autoscaling": {"downscale_to_zero_delay_s": 60}, "ray_version": "2.100.3"}, True),
+    ("ModelPool", {"autoscaling": {"downscale_to_zero_delay_s": 60}, "ray_version": "3.0.0"}, True),
+    ("ModelPool", {"autoscaling": {"downscale_to_zero_delay_s": 60}, "ray_version": "1.99.0"}, False),
+    ("ModelPool", {"ray_version": "2.9.0"}, True),
+    ("ModelPool", {"node_selector": {"nvidia.com/gpu.present": "true"}}, True),
+    ("ModelPool", {"pod": {"volumes": [{"name": "c", "emptyDir": {}}],
+                           "volumeMounts": [{"name": "c", "mountPath": "/c"}]}}, True),
+    ("ModelPool", {"pod": {"volumeMounts": [{"name": "c", "mountPath": "/c"}]}}, False),
+    ("ModelPool", {"pod": {"volumes": [{"name": "c", "emptyDir": {}}, {"name": "c", "secret": {}}]}}, False),
+    ("ModelPool", {"pod": {"volumes": [{"name": "model-cache", "emptyDir": {}}]}}, False),
+    ("RoutingPolicy", {}, True),
+    ("RoutingPolicy", {"budget": {"target_cu_per_request": 500, "max_cu_per_request": 100}}, False),
+    ("RoutingPolicy", {"strategies": ["single", "single"]}, False),
+    ("RoutingPolicy", {"strategies": ["single", "vote"]}, True),
+    ("ConsolidationPolicy", {"pool": "small"}, True),
+]
+
+
+@pytest.mark.parametrize("kind_name,spec,valid", CROSS_FIELD, ids=[f"{k}-{i}" for i, (k, _, _) in enumerate(CROSS_FIELD)])
+def test_cel_rules_and_pydantic_agree(kind_name, spec, valid):
+    pytest.importorskip("celpy")
+    from ponder_operator.schema import cel_violations
+
+    from ponder_operator.schema import prune_nulls
+
+    schema = _spec_schema(kind_name)
+    assert not list(jsonschema.Draft4Validator(to_jsonschema(schema)).iter_errors(prune_nulls(schema, spec)))
+    try:
+        MODELS[kind_name].model_validate(spec)
+        by_pydantic = True
+    except Exception:
+        by_pydantic = False
+    problems = cel_violations(schema, spec, "spec")
+    assert by_pydantic is valid
+    assert (not problems) is valid, problems
+
+
+def test_every_cel_rule_compiles_and_is_exercised():
+    pytest.importorskip("celpy")
+    from ponder.common.crd_models import CEL_RULES
+    from ponder_operator.schema import cel_violations
+
+    fired = set()
+    for kind_name, spec, valid in CROSS_FIELD:
+        for _, message in cel_violations(_spec_schema(kind_name), spec, "spec"):
+            fired.add(message)
+    declared = {r["message"] for rules in CEL_RULES.values() for r in rules}
+    assert declared == fired, declared - fired

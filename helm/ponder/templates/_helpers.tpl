@@ -15,14 +15,35 @@
 {{- end -}}
 {{- end -}}
 
-{{- define "ponder.labels" -}}
+{{- define "ponder.commonLabels" -}}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
-app.kubernetes.io/name: {{ include "ponder.name" . }}
-app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: ponder
 {{- end -}}
+
+{{- define "ponder.labels" -}}
+app.kubernetes.io/name: {{ include "ponder.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{ include "ponder.commonLabels" . }}
+{{- end -}}
+
+{{/* Labels of a component's pods, each key once: (dict "ctx" $ "component" "router" "values" .Values.router) */}}
+{{- define "ponder.podLabels" -}}
+{{- $l := mustMergeOverwrite (dict) (.values.podLabels | default dict) (include "ponder.commonLabels" .ctx | fromYaml) (include "ponder.selector" . | fromYaml) -}}
+{{- toYaml $l -}}
+{{- end -}}
+
+{{/* Pod metadata of a component: labels and annotations. Same argument as ponder.podLabels. */}}
+{{- define "ponder.podMeta" -}}
+labels:
+  {{- include "ponder.podLabels" . | nindent 2 }}
+{{- with .values.podAnnotations }}
+annotations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
 
 {{/* Selector labels of one component: (dict "ctx" $ "component" "router") */}}
 {{- define "ponder.selector" -}}
@@ -41,14 +62,30 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 {{- end -}}
 
+{{- define "ponder.redisSecret" -}}
+{{- .Values.redis.auth.existingSecret | default (printf "%s-redis" (include "ponder.fullname" .)) -}}
+{{- end -}}
+
+{{/* Redis URL for the env; $(REDIS_PASSWORD) is expanded by the kubelet from the entry before it. */}}
 {{- define "ponder.redisUrl" -}}
 {{- if .Values.redis.enabled -}}
-{{- printf "redis://%s-redis.%s.svc:6379/0" (include "ponder.fullname" .) .Release.Namespace -}}
+{{- printf "redis://:$(REDIS_PASSWORD)@%s-redis.%s.svc:6379/0" (include "ponder.fullname" .) .Release.Namespace -}}
 {{- else if .Values.redis.externalUrl -}}
 {{- .Values.redis.externalUrl -}}
 {{- else -}}
 {{- fail "set redis.enabled=true or redis.externalUrl" -}}
 {{- end -}}
+{{- end -}}
+
+{{/* Env entries that give a container the Redis URL (with the password from the Secret). */}}
+{{- define "ponder.redisEnv" -}}
+{{- if .Values.redis.enabled -}}
+- name: REDIS_PASSWORD
+  valueFrom:
+    secretKeyRef: {name: {{ include "ponder.redisSecret" . }}, key: {{ .Values.redis.auth.existingSecretKey }}}
+{{ end -}}
+- name: PONDER_REDIS_URL
+  value: {{ include "ponder.redisUrl" . | quote }}
 {{- end -}}
 
 {{- define "ponder.pullSecrets" -}}

@@ -261,7 +261,8 @@ class RoutingConfig(_Model):
     budget: BudgetPolicy = Field(default_factory=BudgetPolicy, description="Budget target and caps.")
     strategies: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")]] = Field(
         default_factory=lambda: ["single", "best_of_n", "think", "vote"],
-        min_length=1,
+        # Bounded so that the API server's cost estimate of the CRD's uniqueness rule stays small.
+        min_length=1, max_length=16,
         description="Registered strategies plans may use (the router refuses unknown names at start).",
     )
     best_of_n_samples: list[int] = Field(

@@ -16,19 +16,17 @@ from __future__ import annotations
 import re
 from typing import Literal
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from ponder.common.config import (
     NAME_RE,
-    Backend,
-    Cost,
-    LlamaCppBackend,
     PoolConfig,
     ReplicaRange,
     Replicas,
     RoutingConfig,
-    Speed,
-    Thinking,
     VLLMBackend,
 )
 
@@ -40,6 +38,8 @@ Tier = Literal["small", "reasoning", "softcot"]
 QUANTITY_RE = r"^([+]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$"
 LABEL_KEY_RE = r"^([a-z0-9A-Z]([-a-z0-9A-Z_.]*[a-z0-9A-Z])?/)?[a-zA-Z0-9]([-a-zA-Z0-9_.]{0,61}[a-zA-Z0-9])?$"
 CRON_RE = r"^(\S+\s+){4}\S+$"
+# Ray inside the pool images (docker/pool-*.Dockerfile RAY_VERSION).
+RAY_VERSION = "2.44.1"
 
 
 class _Model(BaseModel):
@@ -68,6 +68,10 @@ class DemandScaling(_Model):
     headroom: float = Field(1.2, ge=1.0, le=10.0, description="Multiplier on demand before dividing by capacity.")
     lookahead_s: float = Field(
         120.0, ge=0, le=3600, description="Extrapolate the demand trend this far ahead (0 = current demand only)."
+    )
+    dead_band: float = Field(
+        0.05, ge=0, lt=1, description="Projected demand below this fraction of one replica's capacity counts as "
+        "none, so the router's decaying demand rate lets an idle pool reach replicas.min (and zero)."
     )
 
 
@@ -131,30 +135,103 @@ class PoolResources(_Model):
     )
 
 
-class ModelPoolSpec(_Model):
+class EnvVar(_Model):
+    """A container environment variable (Kubernetes ``EnvVar``)."""
+
+    name: str = Field(..., min_length=1, pattern=r"^[-._a-zA-Z][-._a-zA-Z0-9]*$", description="Variable name.")
+    value: str | None = Field(None, description="Literal value.")
+    valueFrom: dict[str, Any] | None = Field(
+        None, description="Source of the value (secretKeyRef, configMapKeyRef, fieldRef, resourceFieldRef)."
+    )
+
+
+class Volume(BaseModel):
+    """A Kubernetes ``Volume``: a name plus one volume source, passed through as written."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field(..., pattern=NAME_RE, max_length=63, description="Volume name (DNS-1123 label), unique in the pod.")
+
+
+class VolumeMount(_Model):
+    """Where a pod volume appears in the Ray containers (Kubernetes ``VolumeMount``)."""
+
+    name: str = Field(..., pattern=NAME_RE, max_length=63, description="Name of a volume in pod.volumes.")
+    mountPath: str = Field(..., pattern=r"^/", description="Absolute path in the container.")
+    readOnly: bool = Field(False, description="Mount read-only.")
+    subPath: str | None = Field(None, description="Sub-path of the volume to mount.")
+
+
+class ModelCache(_Model):
+    """A volume the pool's model weights are downloaded to and read from, so replicas
+    added later (or restarted) skip the download. ``HF_HOME`` points into it."""
+
+    claim_name: str | None = Field(
+        None, pattern=NAME_RE, description="PersistentVolumeClaim to mount (ReadWriteMany to share it between "
+        "replicas); unset: an emptyDir per pod."
+    )
+    size: str = Field("50Gi", pattern=QUANTITY_RE, description="emptyDir size limit when no claim is named.")
+    mount_path: str = Field("/models", pattern=r"^/", description="Mount path in the Ray containers.")
+
+
+class PodOverrides(_Model):
+    """Additions to the pool's Ray pods (head and workers): credentials for gated
+    models and API keys, a service account for cloud storage (``s3://``), volumes."""
+
+    env: list[EnvVar] = Field(default_factory=list, max_length=256, description="Extra environment variables.")
+    envFrom: list[dict[str, Any]] = Field(
+        default_factory=list, max_length=64, description="Kubernetes EnvFromSource entries (secretRef, configMapRef)."
+    )
+    serviceAccountName: str | None = Field(
+        None, pattern=NAME_RE, description="Service account of the pods (workload identity for object storage)."
+    )
+    volumes: list[Volume] = Field(
+        default_factory=list, max_length=64, description="Kubernetes Volume entries added to the pods."
+    )
+    volumeMounts: list[VolumeMount] = Field(default_factory=list, max_length=64, description="Mounts of those volumes.")
+    model_cache: ModelCache | None = Field(None, description="Model cache volume; unset: none.")
+
+    @model_validator(mode="after")
+    def _volumes(self) -> "PodOverrides":
+        names = [v.name for v in self.volumes]
+        reserved = {"dshm", "model-cache"} & set(names)
+        if reserved or len(set(names)) != len(names):
+            raise ValueError(f"volume names must be unique and not {sorted({'dshm', 'model-cache'})}, got {names}")
+        unknown = sorted({m.name for m in self.volumeMounts} - set(names))
+        if unknown:
+            raise ValueError(f"volumeMounts name volumes that pod.volumes lacks: {unknown}")
+        return self
+
+
+class ModelPoolSpec(PoolConfig):
     """Desired state of a ``ModelPool``: one Ray Serve application on KubeRay.
 
-    The CR's name is the pool's name (and its Serve application's name).
+    It is ``PoolConfig`` (the pool of ``ponder.yaml``) with the fields Kubernetes
+    decides instead hidden: ``name`` is the CR's name, ``address`` its Service,
+    ``num_cpus``/``num_gpus`` come from ``resources`` and the autoscaling target
+    from ``autoscaling``. Setting one of those in a spec is refused with its path.
     """
 
-    tier: Tier = Field("small", description="Role of the pool in plans.")
-    backend: Backend = Field(default_factory=LlamaCppBackend, description="Engine serving the model.")
+    name: SkipJsonSchema[str | None] = Field(None, description="Set from metadata.name.")
+    address: SkipJsonSchema[str | None] = Field(None, description="Set to the pool's Service.")
+    num_cpus: SkipJsonSchema[float | None] = Field(None, description="Set from resources.cpu.")
+    num_gpus: SkipJsonSchema[float | None] = Field(None, description="Set from resources.gpus.")
+    replicas: ReplicaRange = Field(default_factory=ReplicaRange, description="Replica bounds.")  # type: ignore[assignment]
     softcot: SoftCoT | None = Field(None, description="Assistant and projection; required for tier softcot only.")
-    cost: Cost = Field(default_factory=Cost, description="Token prices in compute units.")
-    thinking: Thinking | None = Field(None, description="Thinking phase; unset: the pool answers directly.")
-    speed: Speed = Field(
-        default_factory=Speed, description="Declared speed; latency estimates use it until the pool is observed."
-    )
-    max_tokens_default: int = Field(64, ge=1, le=131072, description="max_tokens when a request sets none.")
-    max_tokens_limit: int = Field(1024, ge=1, le=131072, description="Largest max_tokens a request may ask.")
-    max_queued_requests: int = Field(256, ge=1, le=100000, description="Requests a replica queues before refusing.")
-    replicas: ReplicaRange = Field(default_factory=ReplicaRange, description="Replica bounds.")
     autoscaling: Autoscaling = Field(default_factory=Autoscaling, description="Serve autoscaling policy.")
     resources: PoolResources = Field(default_factory=PoolResources, description="Resources of each worker pod.")
-    node_selector: dict[str, str] = Field(default_factory=dict, description="Node labels the worker pods require.")
+    node_selector: dict[str, str] = Field(
+        default_factory=dict, max_length=64, description="Node labels the worker pods require."
+    )
     tolerations: list[Toleration] = Field(default_factory=list, max_length=64, description="Tolerations of the worker pods.")
+    pod: PodOverrides = Field(
+        default_factory=lambda: PodOverrides(), description="Additions to the Ray pods: env, service account, volumes, model cache."
+    )
     image: str | None = Field(None, min_length=1, description="Pool image; unset: the operator's default for the engine.")
-    ray_version: str = Field("2.40.0", pattern=r"^\d+\.\d+\.\d+$", description="Ray version inside the image.")
+    ray_version: str = Field(
+        RAY_VERSION, pattern=r"^\d+\.\d+\.\d+$", max_length=32, description="Ray version inside the image (the pool images ship "
+        f"{RAY_VERSION}); fields an older Ray would ignore are refused."
+    )
 
     @field_validator("node_selector")
     @classmethod
@@ -166,10 +243,9 @@ class ModelPoolSpec(_Model):
 
     @model_validator(mode="after")
     def _consistent(self) -> "ModelPoolSpec":
-        if self.max_tokens_default > self.max_tokens_limit:
-            raise ValueError(
-                f"max_tokens_default ({self.max_tokens_default}) must be <= max_tokens_limit ({self.max_tokens_limit})"
-            )
+        derived = [f for f in ("name", "address", "num_cpus", "num_gpus") if getattr(self, f) is not None]
+        if derived:
+            raise ValueError(f"{derived} are set by the operator (metadata.name, the Service, resources); remove them")
         if self.tier == "softcot" and self.softcot is None:
             raise ValueError("tier 'softcot' needs softcot (assistant_model, projection_path)")
         if self.tier != "softcot" and self.softcot is not None:
@@ -182,6 +258,11 @@ class ModelPoolSpec(_Model):
                     f"resources.gpus ({self.resources.gpus}) must be >= backend.tensor_parallel_size "
                     f"({self.backend.tensor_parallel_size}) for vllm"
                 )
+        if self.autoscaling.downscale_to_zero_delay_s is not None and _version(self.ray_version) < DOWNSCALE_TO_ZERO_RAY:
+            raise ValueError(
+                f"autoscaling.downscale_to_zero_delay_s needs Ray >= {'.'.join(map(str, DOWNSCALE_TO_ZERO_RAY))}, "
+                f"ray_version is {self.ray_version}"
+            )
         return self
 
     def gpus_per_replica(self) -> float:
@@ -192,26 +273,28 @@ class ModelPoolSpec(_Model):
         return max(cpu_quantity(self.resources.cpu), 0.1)
 
     def to_pool_config(self, name: str, address: str | None = None) -> PoolConfig:
-        """The ``PoolConfig`` the Serve application and the router use for this pool."""
-        return PoolConfig(
-            name=name,
-            tier=self.tier,
-            backend=self.backend,
-            cost=self.cost,
-            thinking=self.thinking,
-            speed=self.speed,
-            max_tokens_default=self.max_tokens_default,
-            max_tokens_limit=self.max_tokens_limit,
-            max_queued_requests=self.max_queued_requests,
-            replicas=Replicas(
-                min=self.replicas.min,
-                max=self.replicas.max,
-                target_ongoing_requests=self.autoscaling.target_ongoing_requests(),
-            ),
-            num_cpus=self.cpus_per_replica(),
-            num_gpus=self.gpus_per_replica(),
-            address=address,
+        """The ``PoolConfig`` the Serve application and the router use for this pool.
+
+        Every field the two models share is carried over as written (``softcot``
+        too, where ``PoolConfig`` declares it); the hidden ones are derived.
+        """
+        shared = {f for f in PoolConfig.model_fields if f in type(self).model_fields} - _DERIVED
+        data = {f: getattr(self, f) for f in shared}
+        data["replicas"] = Replicas(
+            min=self.replicas.min, max=self.replicas.max,
+            target_ongoing_requests=self.autoscaling.target_ongoing_requests(),
         )
+        return PoolConfig(
+            **data, name=name, address=address, num_cpus=self.cpus_per_replica(), num_gpus=self.gpus_per_replica()
+        )
+
+
+_DERIVED = frozenset({"name", "address", "num_cpus", "num_gpus", "replicas"})
+DOWNSCALE_TO_ZERO_RAY = (2, 41, 0)
+
+
+def _version(v: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in v.split("."))
 
 
 def cpu_quantity(q: str) -> float:
@@ -224,7 +307,7 @@ def cpu_quantity(q: str) -> float:
 # ----------------------------------------------------------------- RoutingPolicy
 class RoutingPolicySpec(RoutingConfig):
     """Desired routing: ``ponder.yaml``'s ``routing`` section (pools per tier,
-    classifier, budget, allowed strategies, limits) plus the ConfigMap it goes to.
+    budget, allowed strategies, limits) plus the ConfigMap it goes to.
     One RoutingPolicy per namespace configures the router."""
 
     config_map: str = Field(
@@ -287,21 +370,34 @@ class ConsolidationPolicySpec(_Model):
 class Condition(_Model):
     """A standard Kubernetes condition (``metav1.Condition``)."""
 
-    type: str = Field(..., description="Condition type, e.g. Ready.")
+    type: str = Field(..., min_length=1, max_length=316, description="Condition type: Ready or Reconciled.")
     status: Literal["True", "False", "Unknown"] = Field(..., description="True, False or Unknown.")
-    reason: str = Field(..., description="CamelCase reason; see the CRD documentation for the list.")
-    message: str = Field("", description="Human-readable detail.")
-    lastTransitionTime: str | None = Field(None, description="RFC 3339 time the status last changed.")
+    reason: str = Field(
+        ..., min_length=1, max_length=1024, pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$",
+        description="CamelCase reason; see the CRD documentation for the list.",
+    )
+    message: str = Field("", max_length=32768, description="Human-readable detail.")
+    lastTransitionTime: str = Field(
+        ..., json_schema_extra={"format": "date-time"}, description="RFC 3339 time the status last changed."
+    )
     observedGeneration: int | None = Field(None, ge=0, description="Generation the condition was computed for.")
 
 
+CONDITIONS = {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]}
+
+
 class ModelPoolStatus(_Model):
-    """Observed state of a ModelPool; reasons of the Ready condition: ``Ready``,
-    ``Deploying``, ``DeployFailed``, ``Unhealthy``, ``InvalidSpec``, ``ApiError``."""
+    """Observed state of a ModelPool. Reasons of ``Reconciled``: ``Applied``,
+    ``InvalidSpec``, ``ApiError``; of ``Ready``: ``Ready``, ``Deploying``,
+    ``Updating``, ``NoEndpoints``, ``DeployFailed``, ``Unhealthy``, ``InvalidSpec``."""
 
     observedGeneration: int | None = Field(None, description="Generation of the spec last reconciled.")
-    conditions: list[Condition] = Field(default_factory=list, description="Ready and Scaling conditions.")
+    conditions: list[Condition] = Field(
+        default_factory=list, max_length=8, json_schema_extra=CONDITIONS,
+        description="Reconciled (children written for this generation) and Ready (serving this generation).",
+    )
     rayService: str | None = Field(None, description="Name of the RayService.")
+    activeCluster: str | None = Field(None, description="RayCluster serving traffic; the pool Service selects it only.")
     address: str | None = Field(None, description="host:port of the pool's gRPC Service.")
     applicationStatus: str | None = Field(None, description="Serve application status reported by KubeRay.")
     replicasFloor: int | None = Field(None, description="Current min replicas after difficulty-aware scaling.")
@@ -315,6 +411,58 @@ class PolicyStatus(_Model):
     Ready condition: ``Applied``, ``PoolNotFound``, ``Conflict``, ``InvalidSpec``, ``ApiError``."""
 
     observedGeneration: int | None = Field(None, description="Generation of the spec last applied.")
-    conditions: list[Condition] = Field(default_factory=list, description="Ready condition.")
+    conditions: list[Condition] = Field(
+        default_factory=list, max_length=8, json_schema_extra=CONDITIONS, description="Ready condition."
+    )
     configMap: str | None = Field(None, description="ConfigMap holding the applied config.")
 
+
+
+# ----------------------------------------------------------------- server-side rules
+def _unset(path: str) -> str:
+    # The CRD schema has no nullable fields: the API server prunes an explicit null,
+    # so an unset field is simply absent.
+    return f"!has({path})"
+
+
+# Every cross-field rule of the models above as a CEL rule the API server checks
+# (``x-kubernetes-validations``), keyed by the model it sits on; ``crdgen`` puts
+# each on that model's node of the schema. Tests evaluate them offline and check
+# they accept and refuse the same specs as the pydantic validators.
+CEL_RULES: dict[str, list[dict[str, str]]] = {
+    "ReplicaRange": [
+        {"rule": "self.min <= self.max", "message": "min must be <= max", "fieldPath": ".min"},
+    ],
+    "BudgetPolicy": [
+        {"rule": "self.target_cu_per_request <= self.max_cu_per_request",
+         "message": "target_cu_per_request must be <= max_cu_per_request"},
+    ],
+    "RoutingPolicySpec": [
+        {"rule": "!has(self.strategies) || self.strategies.all(s, self.strategies.filter(t, t == s).size() == 1)",
+         "message": "strategies must not repeat", "fieldPath": ".strategies"},
+    ],
+    "PodOverrides": [
+        {"rule": "!has(self.volumes) || self.volumes.all(v, v.name != 'dshm' && v.name != 'model-cache')",
+         "message": "volume names dshm and model-cache are reserved", "fieldPath": ".volumes"},
+        {"rule": "!has(self.volumes) || self.volumes.all(v, self.volumes.filter(w, w.name == v.name).size() == 1)",
+         "message": "volume names must be unique", "fieldPath": ".volumes"},
+        {"rule": "!has(self.volumeMounts) || "
+                 "self.volumeMounts.all(m, has(self.volumes) && self.volumes.exists(v, v.name == m.name))",
+         "message": "volumeMounts must name volumes in pod.volumes", "fieldPath": ".volumeMounts"},
+    ],
+    "ModelPoolSpec": [
+        {"rule": "self.max_tokens_default <= self.max_tokens_limit",
+         "message": "max_tokens_default must be <= max_tokens_limit", "fieldPath": ".max_tokens_default"},
+        {"rule": f"self.tier == 'softcot' ? has(self.softcot) : {_unset('self.softcot')}",
+         "message": "softcot is required for tier softcot and only valid there", "fieldPath": ".softcot"},
+        {"rule": "!has(self.replicas) || self.replicas.min > 0 || (has(self.autoscaling) && self.autoscaling.scale_to_zero)",
+         "message": "replicas.min 0 needs autoscaling.scale_to_zero: true", "fieldPath": ".replicas.min"},
+        {"rule": "!has(self.backend) || self.backend.kind != 'vllm' || (has(self.resources) ? self.resources.gpus : 0) >= "
+                 "(has(self.backend.tensor_parallel_size) ? self.backend.tensor_parallel_size : 1)",
+         "message": "resources.gpus must be >= backend.tensor_parallel_size for vllm", "fieldPath": ".resources.gpus"},
+        {"rule": f"!has(self.autoscaling) || {_unset('self.autoscaling.downscale_to_zero_delay_s')} || "
+                 "self.ray_version.matches('^([3-9]|[1-9][0-9]+)[.]|^2[.](4[1-9]|[5-9][0-9]|[1-9][0-9][0-9]+)[.]')",
+         "message": "autoscaling.downscale_to_zero_delay_s needs ray_version >= 2.41.0",
+         "fieldPath": ".autoscaling.downscale_to_zero_delay_s"},
+    ],
+}

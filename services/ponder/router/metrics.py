@@ -6,10 +6,13 @@ exponentially weighted rate with time constant ``tau_s`` (rate(t) =
 sum_i cu_i * exp(-(t - t_i) / tau_s) / tau_s), read at scrape time. The operator
 sums it over router pods to raise a pool's replica floor ahead of its queues.
 The value is per process on purpose: a cluster-wide figure would be summed twice.
+On Kubernetes the gauge also carries a ``namespace`` label ($PONDER_NAMESPACE, set
+by the chart) so that same-named pools in two namespaces never share demand.
 """
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
 from typing import Callable
@@ -42,7 +45,9 @@ class DecayingRate:
 
 
 class RouterMetrics:
-    def __init__(self, pools: list[PoolConfig], tau_s: float = 60.0, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, pools: list[PoolConfig], tau_s: float = 60.0, clock: Callable[[], float] = time.monotonic,
+                 namespace: str | None = None):
+        self.namespace = os.environ.get("PONDER_NAMESPACE", "") if namespace is None else namespace
         self.registry = CollectorRegistry()
         self._lock = threading.Lock()
         self._tiers = {p.name: p.tier for p in pools}
@@ -99,11 +104,12 @@ class RouterMetrics:
         g = GaugeMetricFamily(
             "ponder_router_planned_compute_units_per_second",
             "Compute units per second this router's plans send to each pool (exponentially weighted, 60 s).",
-            labels=["pool", "tier"],
+            labels=["pool", "tier", "namespace"] if self.namespace else ["pool", "tier"],
         )
+        extra = [self.namespace] if self.namespace else []
         with self._lock:
             for name, rate in self._planned.items():
-                g.add_metric([name, self._tiers[name]], rate.read())
+                g.add_metric([name, self._tiers[name], *extra], rate.read())
         yield g
         budget = self._budget_source()
         if budget is not None:
