@@ -5,7 +5,9 @@ each of its targets (a pool, or a model column of an outcome table) answers
 correctly. One interface: ``fit`` on prompts and boolean outcomes,
 ``predict_proba`` → array (n_prompts, n_targets) in [0, 1]. Kinds register by
 name (a duplicate name fails); ``build_classifier`` makes one from a name and
-a params mapping, with typed pydantic params.
+a params mapping, with typed pydantic params. The package's ``__init__``
+imports the built-in kinds, so importing any part of the package fills the
+registry; this module imports none of them.
 
 A trained classifier lives in a model directory: ``model.json`` (format
 version, kind, the kind's own array-format version, params, targets,
@@ -93,18 +95,12 @@ def register(cls: type[Classifier]) -> type[Classifier]:
     return cls
 
 
-def _load_builtins() -> None:
-    from ponder.router.classifiers import embedding, linear, minilm_gbt, trees  # noqa: F401  (register themselves)
-
-
 def registered() -> list[str]:
-    _load_builtins()
     return sorted(_REGISTRY)
 
 
 def build_classifier(name: str, params: dict[str, Any] | None = None, field: str = "classifier") -> Classifier:
     """A fresh classifier; an unknown name or bad params → ConfigError with the field path."""
-    _load_builtins()
     cls = _REGISTRY.get(name)
     if cls is None:
         raise ConfigError("classifier", [(f"{field}.name", f"unknown classifier {name!r}; known: {sorted(_REGISTRY)}")])
@@ -152,7 +148,6 @@ def load_classifier(directory: str | pathlib.Path) -> Classifier:
         raise IncompatibleModel(
             path, f"format version {version!r}, this ponder reads version {FORMAT_VERSION}; retrain with `ponder router train`"
         )
-    _load_builtins()
     kind = meta.get("kind")
     cls = _REGISTRY.get(kind)
     if cls is None:

@@ -22,6 +22,7 @@ import dataclasses
 import numpy as np
 
 from ponder.common.errors import PonderError
+from ponder.router.classifiers.calibration import expected_calibration_error as _ece
 
 
 class MetricUndefined(PonderError):
@@ -123,12 +124,7 @@ def summary(c: Curve) -> dict[str, float]:
 
 
 def expected_calibration_error(prob: np.ndarray, label: np.ndarray, bins: int = 10) -> float:
-    """ECE: bin-weighted mean |mean prediction - observed rate| over equal-width bins; in [0, 1]."""
-    prob = np.clip(np.asarray(prob, dtype=np.float64), 0.0, 1.0)
-    label = np.asarray(label, dtype=np.float64)
+    """ECE (``classifiers.calibration.expected_calibration_error``); MetricUndefined on no rows."""
     if len(prob) == 0:
         raise MetricUndefined("no rows")
-    idx = np.minimum((prob * bins).astype(np.int64), bins - 1)
-    p_sum = np.bincount(idx, weights=prob, minlength=bins)
-    y_sum = np.bincount(idx, weights=label, minlength=bins)
-    return float(np.sum(np.abs(p_sum - y_sum)) / len(prob))
+    return _ece(prob, label, bins)
