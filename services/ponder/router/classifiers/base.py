@@ -32,6 +32,11 @@ FORMAT_VERSION = 1
 META_FILE = "model.json"
 
 
+def gain_target(base: str, over: str) -> str:
+    """Name of the head predicting that ``over`` answers correctly and ``base`` does not."""
+    return f"{over}>{base}"
+
+
 class IncompatibleModel(PonderError):
     """A model directory this version of ponder cannot load."""
 
@@ -70,6 +75,26 @@ class Classifier(abc.ABC):
         for j, cal in enumerate(self.calibrators):
             out[:, j] = cal(raw[:, j])
         return out
+
+    def gain_score(self, texts: list[str], weak: str, strong: str) -> np.ndarray:
+        """Expected gain of the strong target over the weak one per prompt, in [-1, 1]; shape (n,).
+
+        With the gain heads ``gain_target(weak, strong)`` (strong right, weak
+        wrong) and ``gain_target(strong, weak)`` among the targets: the
+        difference of their calibrated probabilities, P(s ∧ ¬w) - P(w ∧ ¬s),
+        which equals P(s) - P(w) but is learnt from the prompts where the two
+        disagree, so a prompt both get wrong (or right) scores 0. Without
+        them: P(s) - P(w) from the two per-target heads. KeyError names a
+        missing target.
+        """
+        for t in (weak, strong):
+            if t not in self.targets:
+                raise KeyError(f"no target {t!r}; the model predicts {self.targets}")
+        p = self.predict_proba(texts)
+        up, down = gain_target(weak, strong), gain_target(strong, weak)
+        if up in self.targets and down in self.targets:
+            return p[:, self.targets.index(up)] - p[:, self.targets.index(down)]
+        return p[:, self.targets.index(strong)] - p[:, self.targets.index(weak)]
 
     def predict(self, text: str) -> dict[str, float]:
         """One prompt → {target: probability}."""

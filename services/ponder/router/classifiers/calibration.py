@@ -67,6 +67,8 @@ class Calibrator:
 def _platt(s: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     from sklearn.linear_model import LogisticRegression
 
+    from ponder.router.classifiers.threads import one_blas_thread
+
     n_pos = int(y.sum())
     n_neg = len(y) - n_pos
     if n_pos == 0 or n_neg == 0:  # one class: a constant at the smoothed rate
@@ -77,7 +79,8 @@ def _platt(s: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     target = np.r_[np.ones(len(s)), np.zeros(len(s))]
     weight = np.r_[t, 1 - t]
     m = LogisticRegression(C=np.inf, solver="lbfgs", max_iter=1000, tol=1e-10)
-    m.fit(x, target, sample_weight=weight)
+    with one_blas_thread():
+        m.fit(x, target, sample_weight=weight)
     return float(m.coef_[0, 0]), float(m.intercept_[0])
 
 
