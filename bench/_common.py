@@ -10,8 +10,10 @@ import sys
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-# RouteLLM's MMLU outcome tables, read in place beside the project.
-MMLU_DIR = ROOT.parent / "shared" / "data" / "routellm-mmlu"
+# Shared outcome tables, read in place beside the project.
+DATA_DIR = ROOT.parent / "shared" / "data"
+# RouteLLM's MMLU outcome tables.
+MMLU_DIR = DATA_DIR / "routellm-mmlu"
 MMLU_WEAK = "mistralai/Mixtral-8x7B-Instruct-v0.1"
 MMLU_STRONG = "gpt-4-1106-preview"
 PONDER = str(pathlib.Path(sys.executable).parent / "ponder")

@@ -11,7 +11,7 @@ from ponder.router.classifiers import (
 from ponder.router.classifiers.calibration import Calibrator
 from ponder.router.classifiers.features import STRUCTURAL_NAMES, ngram_buckets, structural
 from ponder.router.classifiers.linear import HashedLinear
-from ponder.router.training.metrics import expected_calibration_error
+from ponder.router.classifiers.calibration import expected_calibration_error
 
 
 def data(n=400, seed=0):

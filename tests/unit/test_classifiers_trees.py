@@ -1,4 +1,4 @@
-"""Boosted trees (numpy) and the ``hashed-gbt`` classifier."""
+"""Boosted trees (scikit-learn, flattened for inference) and the ``hashed-gbt`` classifier."""
 import json
 
 import numpy as np
@@ -6,8 +6,8 @@ import pytest
 
 from ponder.router.classifiers import IncompatibleModel, build_classifier, load_classifier, registered, save_classifier
 from ponder.router.classifiers.features import EXTENDED_NAMES, STRUCTURAL_NAMES, extended, structural
-from ponder.router.classifiers.gbt import bin_rows, fit_trees, log_loss, quantile_edges
-from ponder.router.training.metrics import expected_calibration_error
+from ponder.router.classifiers.boosting import FlatTrees, fit_boosted, log_loss, staged_logits
+from ponder.router.classifiers.calibration import expected_calibration_error
 
 
 def xor_data(n, seed):
@@ -21,38 +21,46 @@ def xor_data(n, seed):
 def test_trees_fit_a_nonlinear_function_a_linear_model_cannot():
     x, y, _ = xor_data(3000, 0)
     xt, yt, logit_t = xor_data(2000, 1)
-    trees = fit_trees(x, y, n_trees=150, depth=3, learning_rate=0.1, min_leaf=20)
-    s = trees.score(xt)
+    model = fit_boosted(x, y, n_trees=150, depth=3, learning_rate=0.1, min_leaf=20, l2=1.0, max_bins=64, seed=0)
+    flat = FlatTrees.from_sklearn(model)
+    s = flat.score(xt)
     truth = float(log_loss(logit_t, yt))
-    prior = float(log_loss(np.full(len(yt), trees.base), yt))
+    prior = float(log_loss(np.full(len(yt), flat.base), yt))
     # The XOR of two signs is invisible to any linear model; the trees get close to the true logit.
     assert float(log_loss(s, yt)) < truth + 0.1 < 0.5 * prior
     assert np.corrcoef(s, logit_t)[0, 1] > 0.9
-    # Staged scores end at the full score; the single-row path agrees with the batch path.
-    assert np.allclose(trees.staged_scores(xt[:50])[:, -1], s[:50])
-    assert np.allclose([trees.score_one(r) for r in xt[:50]], s[:50])
-    assert trees.truncated(10).feature.shape == (10, 7) and trees.depth == 3
+    # The flattened copy is the library's model: batch path, single-row path and staged scores agree.
+    assert np.allclose(s, model.decision_function(xt), atol=1e-9)
+    assert np.allclose([flat.score_one(r) for r in xt[:50]], s[:50])
+    assert np.allclose(staged_logits(model, xt[:50])[:, -1], s[:50])
+    assert flat.depth <= 3 and len(FlatTrees.from_sklearn(model, 10).feature) == 10
 
 
-def test_splits_respect_min_leaf_and_thresholds_match_bins():
+def test_flat_trees_save_round_trip(tmp_path):
+    x, y, _ = xor_data(500, 2)
+    flat = FlatTrees.from_sklearn(fit_boosted(x, y, 20, 2, 0.1, 10, 1.0, 32, 0))
+    np.savez(tmp_path / "t.npz", **flat.to_arrays("a_"))
+    with np.load(tmp_path / "t.npz") as z:
+        back = FlatTrees.from_arrays(z, "a_")
+    assert np.array_equal(back.score(x), flat.score(x))
+
+
+def test_splits_respect_min_leaf():
     rng = np.random.default_rng(2)
     x = rng.random((500, 3))
     y = x[:, 0] > 0.97  # only 15 positives: a pure split would need a 15-row leaf
-    trees = fit_trees(x, y, n_trees=5, depth=2, min_leaf=40)
-    counts = np.bincount(trees.leaves(x)[:, 0], minlength=4)
-    assert counts[counts > 0].min() >= 40
-    edges = quantile_edges(x, 16)
-    xb = bin_rows(x, edges)
-    for f, e in enumerate(edges):
-        assert len(e) <= 15 and np.all(np.diff(e) > 0)
-        for b in range(len(e)):
-            # bin b holds exactly the rows with value <= e[b] and above e[b - 1]
-            assert np.array_equal(xb[:, f] <= b, x[:, f] <= e[b])
+    model = fit_boosted(x, y, 5, 2, 0.1, 40, 1.0, 16, 0)
+    for pred in model._predictors:
+        nodes = pred[0].nodes
+        counts = nodes["count"][nodes["is_leaf"] == 1]
+        assert counts.min() >= 40
 
 
-def test_trees_reject_bad_shapes():
+def test_trees_reject_bad_shapes_and_one_class():
     with pytest.raises(ValueError, match="need rows"):
-        fit_trees(np.zeros((3, 2)), np.zeros(4))
+        fit_boosted(np.zeros((3, 2)), np.zeros(4), 5, 2, 0.1, 1, 1.0, 16, 0)
+    with pytest.raises(ValueError, match="both classes"):
+        fit_boosted(np.zeros((3, 2)), np.zeros(3), 5, 2, 0.1, 1, 1.0, 16, 0)
 
 
 def test_extended_features_extend_structural():
@@ -126,12 +134,12 @@ def test_hashed_gbt_round_trip_and_version_refusal(tmp_path):
     assert back.targets == ["weak", "strong"] and back.params.hash_bits == 12
     assert np.allclose(back.predict_proba(texts[:20]), clf.predict_proba(texts[:20]), atol=1e-6)
     meta = json.loads((d / "model.json").read_text())
-    assert meta["kind"] == "hashed-gbt" and meta["kind_version"] == 1
-    meta["kind_version"] = 2
-    (d / "model.json").write_text(json.dumps(meta))
-    with pytest.raises(IncompatibleModel, match="hashed-gbt arrays of version 2, this ponder reads version 1"):
-        load_classifier(d)
+    assert meta["kind"] == "hashed-gbt" and meta["kind_version"] == 2
     meta["kind_version"] = 1
+    (d / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(IncompatibleModel, match="hashed-gbt arrays of version 1, this ponder reads version 2"):
+        load_classifier(d)
+    meta["kind_version"] = 2
     (d / "model.json").write_text(json.dumps(meta))
     (d / "trees.npz").unlink()
     with pytest.raises(IncompatibleModel, match="trees.npz"):

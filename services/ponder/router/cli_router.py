@@ -1,8 +1,13 @@
 """``ponder router train|eval|cv|retrain``: build and judge difficulty routers.
 
-- train: fit a classifier on outcome CSVs (weak and strong columns) and save a model directory.
+- train: fit a classifier on outcome CSVs (weak and strong columns, or ``--models A,B,C``) and save a model directory.
 - eval: router metrics of a saved model on outcome CSVs; ``--plot`` draws the curves.
-- cv: K-fold cross-validation (optionally grouped by file) with random and length baselines.
+- cv: K-fold cross-validation (optionally grouped by file) with random and length baselines;
+  ``--cascade`` also evaluates the cascade on the weak model's responses.
+
+Models: ``--weak W --strong S``, or ``--models A,B,C --costs 1,4,9`` (N pools; the
+two-model figures then use the cheapest as weak and the dearest as strong unless
+``--weak``/``--strong`` say otherwise) and the accuracy-vs-mean-cost curve.
 - retrain: fit from the outcome log and feedback in Redis: single-sample records train one target
   per pool, think records fit each pool's thinking gain, best_of_n (and other) records are skipped.
 
@@ -41,10 +46,29 @@ def _positive_int(s: str) -> int:
     return v
 
 
+def _names(s: str) -> list[str]:
+    names = [n.strip() for n in s.split(",") if n.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("expected comma-separated model columns")
+    return names
+
+
+def _costs(s: str) -> list[float]:
+    try:
+        costs = [float(c) for c in s.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {s!r}") from None
+    if any(not c > 0 for c in costs):
+        raise argparse.ArgumentTypeError(f"costs must be positive, got {s!r}")
+    return costs
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--outcomes", nargs="+", required=True, metavar="FILE", help="Outcome CSV files.")
-    p.add_argument("--weak", required=True, metavar="COL", help="Column of the weak (cheap) model.")
-    p.add_argument("--strong", required=True, metavar="COL", help="Column of the strong (expensive) model.")
+    p.add_argument("--weak", metavar="COL", help="Column of the weak (cheap) model.")
+    p.add_argument("--strong", metavar="COL", help="Column of the strong (expensive) model.")
+    p.add_argument("--models", type=_names, metavar="A,B,C", help="Every model column (two or more).")
+    p.add_argument("--costs", type=_costs, metavar="1,4,9", help="Cost per call of each of --models, in order.")
     p.add_argument("--prompt-column", default="prompt", help="Column holding the prompt (default: prompt).")
     p.add_argument("--json", action="store_true", help="Print one JSON object.")
 
@@ -52,6 +76,9 @@ def _common(p: argparse.ArgumentParser) -> None:
 def _classifier_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--classifier", default="hashed-gbt", help="Registered classifier name.")
     p.add_argument("--params", type=_params, default={}, metavar="JSON", help="Classifier params as a JSON object.")
+    p.add_argument("--gain-heads", action=argparse.BooleanOptionalAction, default=None,
+                   help="Learn P(strong right, weak wrong) and the reverse for the routing order "
+                   "(default: the evaluate module's DEFAULT_GAIN_HEADS).")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -77,6 +104,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--folds", type=int, default=5, metavar="K", help="Number of folds (default 5).")
     p.add_argument("--group-by-file", action="store_true", help="Keep each input file inside one fold.")
     p.add_argument("--seed", type=int, default=0, help="Seed for ungrouped folds.")
+    p.add_argument("--cascade", action="store_true",
+                   help="Also evaluate the cascade (weak model first, escalate on low confidence in its answer); "
+                   "needs the weak model's responses. Costs: --costs, or weak 1 and strong 20.")
+    p.add_argument("--responses", metavar="COL", help="Column of the weak model's responses (default: <weak>_response).")
     p.set_defaults(router_func=cmd_cv)
 
     p = sub.add_parser("retrain", help="Fit from the outcome log and feedback in Redis.")
@@ -101,20 +132,57 @@ def _emit(args: argparse.Namespace, obj: dict[str, Any], text: Callable[[dict[st
     print(json.dumps(obj, sort_keys=True) if args.json else text(obj))
 
 
-def _load(args: argparse.Namespace):
+DEFAULT_CASCADE_COSTS = (1.0, 20.0)
+
+
+def _roles(args: argparse.Namespace) -> tuple[list[str], str, str, list[float] | None]:
+    """(models, weak, strong, costs) from --models/--costs/--weak/--strong; OutcomeError naming the file."""
+    from ponder.router.training.outcomes import OutcomeError
+
+    src = args.outcomes[0]
+    models = args.models
+    if models is None:
+        if not (args.weak and args.strong):
+            raise OutcomeError(src, "name the models: --weak and --strong, or --models A,B[,C...]")
+        models = [args.weak, args.strong]
+    if len(models) < 2:
+        raise OutcomeError(src, f"need at least two model columns, got {models}")
+    if args.costs is not None and len(args.costs) != len(models):
+        raise OutcomeError(src, f"{len(args.costs)} costs for {len(models)} models ({', '.join(models)})")
+    if args.costs is not None:
+        weak = args.weak or models[min(range(len(models)), key=lambda i: args.costs[i])]
+        strong = args.strong or models[max(range(len(models)), key=lambda i: args.costs[i])]
+    else:
+        weak, strong = args.weak or models[0], args.strong or models[-1]
+    for role, col in (("weak", weak), ("strong", strong)):
+        if col not in models:
+            raise OutcomeError(src, f"the {role} model is not among --models {models}", column=col)
+    return models, weak, strong, args.costs
+
+
+def _load(args: argparse.Namespace, text_columns: tuple[str, ...] = ()):
     from ponder.router.training.outcomes import load_outcomes
 
-    return load_outcomes(args.outcomes, [args.weak, args.strong], prompt_column=args.prompt_column)
+    models, _, _, _ = _roles(args)
+    return load_outcomes(args.outcomes, models, prompt_column=args.prompt_column, text_columns=text_columns)
+
+
+def _gain_heads(args: argparse.Namespace) -> bool:
+    from ponder.router.training.evaluate import DEFAULT_GAIN_HEADS
+
+    return DEFAULT_GAIN_HEADS if args.gain_heads is None else args.gain_heads
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from ponder.router.classifiers import save_classifier
-    from ponder.router.training.evaluate import train
+    from ponder.router.training.evaluate import train_models
 
     table = _load(args)
-    clf = train(table, args.weak, args.strong, args.classifier, args.params)
-    clf.report["roles"] = {"weak": args.weak, "strong": args.strong}
+    models, weak, strong, costs = _roles(args)
+    clf = train_models(table, models, args.classifier, args.params, (weak, strong), _gain_heads(args))
     clf.report["files"] = sorted(set(table.files))
+    if costs is not None:
+        clf.report["costs"] = dict(zip(models, costs))
     out = save_classifier(clf, args.out)
     res = {"model": str(out), "classifier": clf.name, "n": len(table), "targets": clf.targets,
            "calibration": clf.report.get("targets", {})}
@@ -136,16 +204,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from ponder.router.training.outcomes import OutcomeError
 
     clf = load_classifier(args.model)
-    for col in (args.weak, args.strong):
+    models, weak, strong, costs = _roles(args)
+    for col in models:
         if col not in clf.targets:
             raise OutcomeError(args.model, f"the model has no target {col!r}; it predicts {clf.targets}", column=col)
     table = _load(args)
-    res = evaluate(clf, table, args.weak, args.strong)
+    res = evaluate(clf, table, weak, strong, models if costs is not None else None, costs)
     scores = res.pop("_scores")
     if args.plot:
         from ponder.router.training.plot import plot_curves
 
-        w, s = table.labels(args.weak), table.labels(args.strong)
+        w, s = table.labels(weak), table.labels(strong)
         plot_curves(args.plot, {
             "router": M.router_curve(scores, w, s), "random": M.random_curve(w, s), "oracle": M.oracle_curve(w, s),
         }, title=f"{clf.name} on {len(table)} prompts")
@@ -166,17 +235,35 @@ def _metrics_text(r: dict[str, Any]) -> str:
                      f" oracle {fm['baselines']['oracle']['apgr']:.3f})")
     for t, e in r.get("ece", {}).items():
         lines.append(f"  ECE {t}: {e:.4f}")
+    cc = r.get("cost_curve")
+    if cc:
+        b = cc["baselines"]
+        lines.append(f"  accuracy vs mean cost, area: router {cc['auc']:.4f}  random {b['random']['auc']:.4f}  "
+                     f"best single ({b['best_single']['model']}) {b['best_single']['auc']:.4f}  oracle {b['oracle']['auc']:.4f}")
+    c = r.get("cascade")
+    if c:
+        lines.append(f"  cascade (costs {c['costs'][0]:g}:{c['costs'][1]:g}, weak call counted): APGR {c['apgr']:.3f}  "
+                     f"CPT(50%) {c['cpt50']:.3f}  CPT(80%) {c['cpt80']:.3f}")
     if r.get("plot"):
         lines.append(f"  plot: {r['plot']}")
     return "\n".join(lines)
 
 
 def cmd_cv(args: argparse.Namespace) -> int:
+    from ponder.router.training.cascade import cross_validate_cascade, response_column
     from ponder.router.training.evaluate import cross_validate
 
-    table = _load(args)
-    res = cross_validate(table, args.weak, args.strong, args.folds, args.group_by_file, args.classifier,
-                         args.params, args.seed)
+    models, weak, strong, costs = _roles(args)
+    responses = (args.responses or response_column(weak)) if args.cascade else None
+    table = _load(args, (responses,) if responses else ())
+    res = cross_validate(table, weak, strong, args.folds, args.group_by_file, args.classifier, args.params, args.seed,
+                         keep_scores=args.cascade, models=models, costs=costs, gain_heads=_gain_heads(args))
+    if args.cascade:
+        probs = res.pop("oof_probs")
+        res.pop("oof_scores")
+        pair = (costs[models.index(weak)], costs[models.index(strong)]) if costs is not None else DEFAULT_CASCADE_COSTS
+        res["cascade"] = cross_validate_cascade(table, weak, strong, pair, args.folds, args.group_by_file, args.seed,
+                                                responses, prompt_probs=(probs[weak], probs[strong]))
     _emit(args, res, _metrics_text)
     return 0
 

@@ -5,7 +5,9 @@ each of its targets (a pool, or a model column of an outcome table) answers
 correctly. One interface: ``fit`` on prompts and boolean outcomes,
 ``predict_proba`` → array (n_prompts, n_targets) in [0, 1]. Kinds register by
 name (a duplicate name fails); ``build_classifier`` makes one from a name and
-a params mapping, with typed pydantic params.
+a params mapping, with typed pydantic params. The package's ``__init__``
+imports the built-in kinds, so importing any part of the package fills the
+registry; this module imports none of them.
 
 A trained classifier lives in a model directory: ``model.json`` (format
 version, kind, the kind's own array-format version, params, targets,
@@ -28,6 +30,11 @@ from ponder.router.classifiers.calibration import Calibrator
 
 FORMAT_VERSION = 1
 META_FILE = "model.json"
+
+
+def gain_target(base: str, over: str) -> str:
+    """Name of the head predicting that ``over`` answers correctly and ``base`` does not."""
+    return f"{over}>{base}"
 
 
 class IncompatibleModel(FailedPrecondition):
@@ -69,6 +76,26 @@ class Classifier(abc.ABC):
             out[:, j] = cal(raw[:, j])
         return out
 
+    def gain_score(self, texts: list[str], weak: str, strong: str) -> np.ndarray:
+        """Expected gain of the strong target over the weak one per prompt, in [-1, 1]; shape (n,).
+
+        With the gain heads ``gain_target(weak, strong)`` (strong right, weak
+        wrong) and ``gain_target(strong, weak)`` among the targets: the
+        difference of their calibrated probabilities, P(s ∧ ¬w) - P(w ∧ ¬s),
+        which equals P(s) - P(w) but is learnt from the prompts where the two
+        disagree, so a prompt both get wrong (or right) scores 0. Without
+        them: P(s) - P(w) from the two per-target heads. KeyError names a
+        missing target.
+        """
+        for t in (weak, strong):
+            if t not in self.targets:
+                raise KeyError(f"no target {t!r}; the model predicts {self.targets}")
+        p = self.predict_proba(texts)
+        up, down = gain_target(weak, strong), gain_target(strong, weak)
+        if up in self.targets and down in self.targets:
+            return p[:, self.targets.index(up)] - p[:, self.targets.index(down)]
+        return p[:, self.targets.index(strong)] - p[:, self.targets.index(weak)]
+
     def predict(self, text: str) -> dict[str, float]:
         """One prompt → {target: probability}."""
         p = self.predict_proba([text])[0]
@@ -93,18 +120,12 @@ def register(cls: type[Classifier]) -> type[Classifier]:
     return cls
 
 
-def _load_builtins() -> None:
-    from ponder.router.classifiers import embedding, linear, minilm_gbt, trees  # noqa: F401  (register themselves)
-
-
 def registered() -> list[str]:
-    _load_builtins()
     return sorted(_REGISTRY)
 
 
 def build_classifier(name: str, params: dict[str, Any] | None = None, field: str = "classifier") -> Classifier:
     """A fresh classifier; an unknown name or bad params → ConfigError with the field path."""
-    _load_builtins()
     cls = _REGISTRY.get(name)
     if cls is None:
         raise ConfigError("classifier", [(f"{field}.name", f"unknown classifier {name!r}; known: {sorted(_REGISTRY)}")])
@@ -152,7 +173,6 @@ def load_classifier(directory: str | pathlib.Path) -> Classifier:
         raise IncompatibleModel(
             path, f"format version {version!r}, this ponder reads version {FORMAT_VERSION}; retrain with `ponder router train`"
         )
-    _load_builtins()
     kind = meta.get("kind")
     cls = _REGISTRY.get(kind)
     if cls is None:

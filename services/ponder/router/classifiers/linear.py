@@ -10,8 +10,10 @@ the logistic regression does not trust an overfit score; at inference the
 ratios from all training rows are used, pre-multiplied by the learned
 coefficient, so a prompt costs one gather and a mean.
 
-Training minimises mean log loss + ½·l2·|w|² with L-BFGS, one model per target;
-dense features are standardised with the training mean and deviation.
+Training is scikit-learn's ``LogisticRegression`` (mean log loss + ½·l2·|w|²,
+L-BFGS), one model per target; dense features are standardised with the
+training mean and deviation. Scoring is the closed form (a dot product), so
+the router calls no estimator per prompt.
 Calibration is cross-fitted too: models trained on the other
 ``calibration_folds`` folds score each fold, the calibrator is fitted on those
 out-of-fold scores (their ECE before and after lands in ``report``), then the
@@ -20,18 +22,19 @@ final model is trained on everything.
 from __future__ import annotations
 
 import pathlib
+import warnings
 from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
+from scipy.special import expit as sigmoid
 
 from ponder.router.classifiers.base import Classifier, register
-from ponder.router.classifiers.calibration import Calibrator
+from ponder.router.classifiers.calibration import Calibrator, expected_calibration_error
+from ponder.router.classifiers.threads import one_blas_thread
 from ponder.router.classifiers.features import (
     SparseRows, ngram_buckets, sparse_ngrams, structural, structural_matrix,
 )
-from ponder.router.classifiers.optim import lbfgs, log1pexp, sigmoid
-from ponder.router.training.metrics import expected_calibration_error
 
 
 class CalibratedLinearParams(BaseModel):
@@ -75,36 +78,30 @@ class LinearModel:
         return z
 
 
-def fit_logistic(f: Features, y: np.ndarray, l2_dense: float, l2_sparse: float, max_iter: int) -> LinearModel:
-    y = y.astype(np.float64)
+def fit_logistic(f: Features, y: np.ndarray, l2_dense: float, max_iter: int) -> LinearModel:
+    """Logistic regression on the standardised dense features of ``f`` (its sparse part is not used).
+
+    Minimises mean log loss + ½·l2_dense·|w|² (intercept unpenalised) with
+    scikit-learn's ``LogisticRegression`` (L-BFGS; C = 1/(l2_dense·n), no
+    penalty when l2_dense is 0). Both classes must be present (ValueError).
+    """
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+
+    y = np.asarray(y).astype(bool)
     mu = f.dense.mean(axis=0)
     sd = f.dense.std(axis=0)
     sd[sd < 1e-9] = 1.0
     xd = (f.dense - mu) / sd
-    n, nd = xd.shape
-    ns = f.sparse.n_cols if f.sparse is not None else 0
-
-    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        wd, b, ws = theta[:nd], theta[nd], theta[nd + 1:]
-        z = xd @ wd + b
-        if ns:
-            z = z + f.sparse.dot(ws)
-        # log loss for labels y in {0, 1}: log(1 + e^z) - y z
-        val = float(np.mean(log1pexp(z) - y * z)) + 0.5 * l2_dense * wd.dot(wd)
-        r = (sigmoid(z) - y) / n
-        grad = np.empty_like(theta)
-        grad[:nd] = xd.T @ r + l2_dense * wd
-        grad[nd] = r.sum()
-        if ns:
-            val += 0.5 * l2_sparse * ws.dot(ws)
-            grad[nd + 1:] = f.sparse.tdot(r) + l2_sparse * ws
-        return val, grad
-
-    theta0 = np.zeros(nd + 1 + ns)
-    p = np.clip(y.mean(), 1e-3, 1 - 1e-3)
-    theta0[nd] = np.log(p / (1 - p))
-    theta = lbfgs(loss, theta0, max_iter=max_iter)
-    return LinearModel(mu, sd, theta[:nd], theta[nd + 1:] if ns else None, float(theta[nd]))
+    if l2_dense > 0:
+        m = LogisticRegression(C=1.0 / (l2_dense * len(y)), solver="lbfgs", max_iter=max_iter)
+    else:
+        m = LogisticRegression(C=np.inf, solver="lbfgs", max_iter=max_iter)
+    with warnings.catch_warnings(), one_blas_thread():
+        # A capped iteration count is a choice (max_iter), not an error.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        m.fit(xd, y)
+    return LinearModel(mu, sd, m.coef_[0].astype(np.float64), None, float(m.intercept_[0]))
 
 
 class CalibratedLinear(Classifier):
@@ -120,7 +117,7 @@ class CalibratedLinear(Classifier):
         raise NotImplementedError
 
     def _fit_model(self, f: Features, y: np.ndarray) -> LinearModel:
-        return fit_logistic(f, y, self.params.l2_structural, 0.0, self.params.max_iter)
+        return fit_logistic(f, y, self.params.l2_structural, self.params.max_iter)
 
     def fit(self, texts: list[str], labels: dict[str, np.ndarray]) -> "CalibratedLinear":
         if not labels:
@@ -197,7 +194,7 @@ class HashedLinear(CalibratedLinear):
     def _fit_model(self, f: Features, y: np.ndarray) -> LinearModel:
         p = self.params
         if f.sparse is None:
-            return fit_logistic(f, y, p.l2_structural, 0.0, p.max_iter)
+            return fit_logistic(f, y, p.l2_structural, p.max_iter)
         n = len(y)
         fold = np.random.default_rng(p.seed + 1).permutation(n) % min(p.nb_folds, n)
         stacked = np.zeros(n)
@@ -205,7 +202,7 @@ class HashedLinear(CalibratedLinear):
             tr, te = np.flatnonzero(fold != j), np.flatnonzero(fold == j)
             if len(tr) and len(te):
                 stacked[te] = f.sparse.take(te).dot(nb_ratios(f.sparse.take(tr), y[tr], p.nb_alpha))
-        m = fit_logistic(Features(np.c_[f.dense, stacked], None), y, p.l2_structural, 0.0, p.max_iter)
+        m = fit_logistic(Features(np.c_[f.dense, stacked], None), y, p.l2_structural, p.max_iter)
         # Fold the stacked feature's standardisation and coefficient into the bucket weights.
         coef = m.wd[-1] / m.sd[-1]
         ratios = nb_ratios(f.sparse, y, p.nb_alpha)

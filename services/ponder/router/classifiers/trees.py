@@ -1,6 +1,6 @@
-"""``hashed-gbt``: gradient-boosted trees on prompt features, numpy only.
+"""``hashed-gbt``: gradient-boosted trees on prompt features.
 
-Per target, one boosted-tree model (see ``gbt``) on the extended structural
+Per target, one boosted-tree model (scikit-learn's histogram boosting, see ``boosting``) on the extended structural
 features (``features.EXTENDED_NAMES``), stacked (unless ``use_ngrams`` is
 off) with the hashed character n-gram score of ``hashed-linear``: the mean
 naive-Bayes log-count ratio of the prompt's n-gram buckets.
@@ -16,7 +16,8 @@ after lands in ``report``). The final trees and n-gram ratios are then
 trained on all rows; c is folded into the stored n-gram weights.
 
 Inference for one prompt: the feature pass, a gather-and-mean over its
-n-gram buckets and ``depth`` vectorised steps over the trees.
+n-gram buckets and ``depth`` vectorised steps over the flattened trees
+(``boosting.FlatTrees``, which says why the library's own predict is not used).
 """
 from __future__ import annotations
 
@@ -25,14 +26,13 @@ from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
+from scipy.special import expit as sigmoid
 
 from ponder.router.classifiers.base import Classifier, register
-from ponder.router.classifiers.calibration import Calibrator
+from ponder.router.classifiers.boosting import FlatTrees, fit_boosted, log_loss, staged_logits
+from ponder.router.classifiers.calibration import Calibrator, expected_calibration_error
 from ponder.router.classifiers.features import SparseRows, extended, extended_matrix, ngram_buckets, sparse_ngrams
-from ponder.router.classifiers.gbt import Trees, fit_trees, log_loss
 from ponder.router.classifiers.linear import Features, fit_logistic, nb_ratios
-from ponder.router.classifiers.optim import sigmoid
-from ponder.router.training.metrics import expected_calibration_error
 
 
 class TreeParams(BaseModel):
@@ -44,8 +44,7 @@ class TreeParams(BaseModel):
     learning_rate: float = Field(0.1, gt=0, le=1, description="Shrinkage applied to each tree's leaves.")
     min_leaf: int = Field(20, ge=1, description="Fewest training rows on each side of a split.")
     l2: float = Field(1.0, ge=0, description="L2 penalty λ on leaf values (Newton step -G/(H+λ)).")
-    max_bins: int = Field(64, ge=2, le=1024, description="Histogram bins per feature.")
-    subsample: float = Field(1.0, gt=0, le=1, description="Share of rows drawn for each tree.")
+    max_bins: int = Field(64, ge=2, le=255, description="Histogram bins per feature.")
     calibration: Literal["platt", "isotonic", "none"] = Field("platt", description="Probability calibration.")
     calibration_folds: int = Field(3, ge=2, le=20, description="Folds for cross-fitted calibration and tree count.")
     seed: int = Field(0, description="Seed for folds and subsampling.")
@@ -68,9 +67,12 @@ class CalibratedTrees(Classifier):
 
     Params = TreeParams
 
+    # 2: scikit-learn's trees (flattened), replacing the hand-written complete trees of version 1.
+    kind_version = 2
+
     def __init__(self, params: TreeParams):
         super().__init__(params)
-        self.models: list[Trees] = []
+        self.models: list[FlatTrees] = []
         # Per target: z = stack[0]·tree_logit + stack[1] + mean(ngram_weights[buckets]).
         self.stacks: list[np.ndarray] = []
         self.ngram_weights: list[np.ndarray] = []
@@ -81,9 +83,9 @@ class CalibratedTrees(Classifier):
     def ngram_rows(self, texts: list[str]) -> SparseRows | None:
         return None
 
-    def _fit_trees(self, x: np.ndarray, y: np.ndarray, n_trees: int) -> Trees:
+    def _fit_trees(self, x: np.ndarray, y: np.ndarray, n_trees: int):
         p = self.params
-        return fit_trees(x, y, n_trees, p.depth, p.learning_rate, p.min_leaf, p.l2, p.max_bins, p.subsample, p.seed)
+        return fit_boosted(x, y, n_trees, p.depth, p.learning_rate, p.min_leaf, p.l2, p.max_bins, p.seed)
 
     def fit(self, texts: list[str], labels: dict[str, np.ndarray]) -> "CalibratedTrees":
         if not labels:
@@ -108,7 +110,13 @@ class CalibratedTrees(Classifier):
                 tr, te = np.flatnonzero(fk != j), np.flatnonzero(fk == j)
                 if not (len(te) and len(tr)):
                     continue
-                staged[te] = self._fit_trees(xk[tr], yk[tr], p.n_trees).staged_scores(xk[te])
+                if yk[tr].all() or not yk[tr].any():  # a fold with one class: its prior, every round
+                    r = float(np.clip(yk[tr].mean(), 1e-3, 1 - 1e-3))
+                    staged[te] = np.log(r / (1 - r))
+                    continue
+                s = staged_logits(self._fit_trees(xk[tr], yk[tr], p.n_trees), xk[te])
+                staged[te, :s.shape[1]] = s
+                staged[te, s.shape[1]:] = s[:, -1:]
                 if sp is not None:
                     ngram_oof[te] = sp.take(te).dot(nb_ratios(sp.take(tr), yk[tr], p.nb_alpha))
             losses = log_loss(staged, yk)
@@ -116,7 +124,7 @@ class CalibratedTrees(Classifier):
             tree_oof = staged[:, n_keep - 1]
             if sp is not None:
                 # Stacking weights from out-of-fold scores only, so neither part is trusted for its fit.
-                m = fit_logistic(Features(np.c_[tree_oof, ngram_oof], None), yk, p.stack_l2, 0.0, 200)
+                m = fit_logistic(Features(np.c_[tree_oof, ngram_oof], None), yk, p.stack_l2, 200)
                 w = m.wd / m.sd
                 stack = np.array([w[0], m.b - w.dot(m.mu)])
                 oof = stack[0] * tree_oof + w[1] * ngram_oof + stack[1]
@@ -136,7 +144,7 @@ class CalibratedTrees(Classifier):
             }
             self.targets.append(target)
             self.calibrators.append(cal)
-            self.models.append(self._fit_trees(xk, yk, n_keep))
+            self.models.append(FlatTrees.from_sklearn(self._fit_trees(xk, yk, n_keep)))
             self.stacks.append(stack)
         return self
 
@@ -154,8 +162,8 @@ class CalibratedTrees(Classifier):
     def save_arrays(self, directory: pathlib.Path) -> None:
         arrays = {}
         for j, m in enumerate(self.models):
-            arrays.update({f"feature{j}": m.feature, f"threshold{j}": m.threshold, f"leaf{j}": m.leaf,
-                           f"base{j}": np.array([m.base]), f"stack{j}": self.stacks[j]})
+            arrays.update(m.to_arrays(f"t{j}_"))
+            arrays[f"stack{j}"] = self.stacks[j]
             if self.ngram_weights:
                 arrays[f"ngram{j}"] = self.ngram_weights[j].astype(np.float32)
         np.savez(directory / "trees.npz", **arrays)
@@ -163,8 +171,7 @@ class CalibratedTrees(Classifier):
     def load_arrays(self, directory: pathlib.Path) -> None:
         with np.load(directory / "trees.npz") as z:
             r = range(len(self.targets))
-            self.models = [Trees(z[f"feature{j}"].astype(np.int64), z[f"threshold{j}"], z[f"leaf{j}"],
-                                 float(z[f"base{j}"][0])) for j in r]
+            self.models = [FlatTrees.from_arrays(z, f"t{j}_") for j in r]
             self.stacks = [z[f"stack{j}"] for j in r]
             self.ngram_weights = [z[f"ngram{j}"].astype(np.float64) for j in r if f"ngram{j}" in z]
         if self.ngram_weights and len(self.ngram_weights) != len(self.models):

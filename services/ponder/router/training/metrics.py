@@ -22,6 +22,7 @@ import dataclasses
 import numpy as np
 
 from ponder.common.errors import FailedPrecondition
+from ponder.router.classifiers.calibration import expected_calibration_error as _ece
 
 
 class MetricUndefined(FailedPrecondition):
@@ -123,12 +124,91 @@ def summary(c: Curve) -> dict[str, float]:
 
 
 def expected_calibration_error(prob: np.ndarray, label: np.ndarray, bins: int = 10) -> float:
-    """ECE: bin-weighted mean |mean prediction - observed rate| over equal-width bins; in [0, 1]."""
-    prob = np.clip(np.asarray(prob, dtype=np.float64), 0.0, 1.0)
-    label = np.asarray(label, dtype=np.float64)
+    """ECE (``classifiers.calibration.expected_calibration_error``); MetricUndefined on no rows."""
     if len(prob) == 0:
         raise MetricUndefined("no rows")
-    idx = np.minimum((prob * bins).astype(np.int64), bins - 1)
-    p_sum = np.bincount(idx, weights=prob, minlength=bins)
-    y_sum = np.bincount(idx, weights=label, minlength=bins)
-    return float(np.sum(np.abs(p_sum - y_sum)) / len(prob))
+    return _ece(prob, label, bins)
+
+
+@dataclasses.dataclass(frozen=True)
+class CostCurve:
+    """Accuracy ``acc[k]`` at normalised mean cost ``x[k]`` (0: every prompt to the cheapest model,
+    1: every prompt to the most expensive), ``x`` ascending."""
+
+    x: np.ndarray
+    acc: np.ndarray
+
+    def area(self) -> float:
+        """Trapezoid area under the curve over x in [0, 1], flat beyond its ends; in [0, 1]."""
+        x = np.clip(np.r_[0.0, self.x, 1.0], 0.0, 1.0)
+        acc = np.r_[self.acc[0], self.acc, self.acc[-1]]
+        return float(np.sum((acc[1:] + acc[:-1]) * np.diff(x)) / 2.0)
+
+
+def _check_costs(costs: np.ndarray, m: int) -> np.ndarray:
+    costs = np.asarray(costs, dtype=np.float64)
+    if costs.shape != (m,):
+        raise MetricUndefined(f"{costs.size} costs for {m} models")
+    if (costs <= 0).any() or costs.max() == costs.min():
+        raise MetricUndefined(f"costs must be positive and not all equal, got {costs.tolist()}")
+    return costs
+
+
+def cost_curve(scores: np.ndarray, outcomes: np.ndarray, costs: np.ndarray, n_lambdas: int = 200) -> CostCurve:
+    """Accuracy against mean cost when each prompt goes to argmax_i score_i - λ·cost_i, over a sweep of λ.
+
+    ``scores`` (n, m): per-model P(correct) (or the outcomes themselves for the
+    oracle); ``outcomes`` (n, m) booleans; ``costs`` (m,) positive. λ runs
+    from 0 (best score, any price) to ∞ (cheapest model) over ``n_lambdas``
+    geometric steps; the points are sorted by cost. Ties in score go to the
+    cheaper model.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    outcomes = np.asarray(outcomes, dtype=np.float64)
+    if scores.shape != outcomes.shape or scores.ndim != 2 or not len(scores):
+        raise MetricUndefined(f"scores {scores.shape} and outcomes {outcomes.shape} must be one (n, m) shape")
+    costs = _check_costs(costs, scores.shape[1])
+    lo, hi = costs.min(), costs.max()
+    order = np.argsort(costs, kind="stable")  # argmax keeps the first maximum: the cheaper model on ties
+    s, o, c = scores[:, order], outcomes[:, order], costs[order]
+    rows = np.arange(len(s))
+    lambdas = np.r_[0.0, np.geomspace(1e-4, 1e2, n_lambdas) / (hi - lo), np.inf]
+    xs, accs = [], []
+    for lam in lambdas:
+        pick = np.zeros(len(s), dtype=np.int64) if np.isinf(lam) else np.argmax(s - lam * c, axis=1)
+        xs.append((c[pick].mean() - lo) / (hi - lo))
+        accs.append(o[rows, pick].mean())
+    xs, accs = np.array(xs), np.array(accs)
+    idx = np.lexsort((accs, xs))
+    return CostCurve(xs[idx], accs[idx])
+
+
+def cost_summary(probs: np.ndarray, outcomes: np.ndarray, costs: np.ndarray, names: list[str]) -> dict:
+    """Area under accuracy vs normalised mean cost for the router (``probs``) and the baselines.
+
+    ``random``: a random mix of the cheapest and the most expensive model
+    (the straight line between them); ``best_single``: the most accurate
+    single model affordable at each cost (a step); ``oracle``: the cheapest
+    correct model per prompt. Also the single models' accuracy and cost.
+    """
+    outcomes = np.asarray(outcomes, dtype=np.float64)
+    costs = _check_costs(costs, outcomes.shape[1])
+    lo, hi = costs.min(), costs.max()
+    acc = outcomes.mean(axis=0)
+    x_single = (costs - lo) / (hi - lo)
+    grid = np.linspace(0.0, 1.0, 201)
+    step = np.array([acc[x_single <= g + 1e-12].max() for g in grid])
+    cheap, dear = int(np.argmin(costs)), int(np.argmax(costs))
+    router = cost_curve(probs, outcomes, costs)
+    best = int(np.argmax(acc))
+    return {
+        "auc": router.area(),
+        "baselines": {
+            "random": {"auc": CostCurve(np.array([0.0, 1.0]), np.array([acc[cheap], acc[dear]])).area()},
+            "best_single": {"auc": CostCurve(grid, step).area(), "model": names[best], "acc": float(acc[best]),
+                            "cost_share": float(x_single[best])},
+            "oracle": {"auc": cost_curve(outcomes, outcomes, costs).area()},
+        },
+        "models": {n: {"acc": float(a), "cost": float(c)} for n, a, c in zip(names, acc, costs)},
+        "curve": {"x": [round(float(v), 4) for v in router.x], "acc": [round(float(v), 4) for v in router.acc]},
+    }

@@ -44,6 +44,8 @@ class OutcomeTable:
     prompts: list[str]
     outcomes: dict[str, np.ndarray]
     files: list[str]
+    # Free-text columns kept beside the outcomes (e.g. a model's responses), aligned with prompts.
+    texts: dict[str, list[str]] = dataclasses.field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.prompts)
@@ -57,6 +59,7 @@ class OutcomeTable:
             prompts=[self.prompts[i] for i in idx],
             outcomes={k: v[idx] for k, v in self.outcomes.items()},
             files=[self.files[i] for i in idx],
+            texts={k: [v[i] for i in idx] for k, v in self.texts.items()},
         )
 
 
@@ -81,8 +84,9 @@ def _raise_field_limit() -> None:
 
 
 def load_outcomes(paths: Iterable[str | os.PathLike[str]], columns: Sequence[str],
-                  prompt_column: str = PROMPT_COLUMN) -> OutcomeTable:
-    """Read outcome CSVs keeping ``columns`` (each must be boolean in every row).
+                  prompt_column: str = PROMPT_COLUMN, text_columns: Sequence[str] = ()) -> OutcomeTable:
+    """Read outcome CSVs keeping ``columns`` (each must be boolean in every row) and the free-text
+    ``text_columns`` (any value, e.g. a model's responses).
 
     Raises OutcomeError for an unreadable or empty file, a missing column, an
     empty prompt or a non-boolean cell.
@@ -96,6 +100,7 @@ def load_outcomes(paths: Iterable[str | os.PathLike[str]], columns: Sequence[str
     prompts: list[str] = []
     files: list[str] = []
     values: dict[str, list[bool]] = {c: [] for c in columns}
+    texts: dict[str, list[str]] = {c: [] for c in text_columns}
     for path in paths:
         name = str(path)
         try:
@@ -111,7 +116,7 @@ def load_outcomes(paths: Iterable[str | os.PathLike[str]], columns: Sequence[str
             except (csv.Error, UnicodeDecodeError) as e:
                 raise OutcomeError(name, f"not a readable CSV: {e}", row=1) from None
             header = [h.strip() for h in header]
-            wanted = [prompt_column, *columns]
+            wanted = [prompt_column, *columns, *text_columns]
             missing = [c for c in wanted if c not in header]
             if missing:
                 raise OutcomeError(name, f"missing column; the header has {header}", column=missing[0])
@@ -135,6 +140,8 @@ def load_outcomes(paths: Iterable[str | os.PathLike[str]], columns: Sequence[str
                                 name, f"expected a boolean (True/False), got {row[pos[c]]!r}", column=c, row=row_no
                             )
                         values[c].append(b)
+                    for c in text_columns:
+                        texts[c].append(row[pos[c]])
                     prompts.append(prompt)
                     files.append(name)
             except (csv.Error, UnicodeDecodeError) as e:
@@ -142,7 +149,7 @@ def load_outcomes(paths: Iterable[str | os.PathLike[str]], columns: Sequence[str
             if len(prompts) == n_before:
                 raise OutcomeError(name, "has a header but no data rows")
     return OutcomeTable(
-        prompts=prompts, outcomes={c: np.asarray(v, dtype=bool) for c, v in values.items()}, files=files
+        prompts=prompts, outcomes={c: np.asarray(v, dtype=bool) for c, v in values.items()}, files=files, texts=texts
     )
 
 

@@ -10,8 +10,8 @@ its answer measured:
 - ``think`` with a thinking budget T > 0: fits the pool's thinking gain g of
   the ``difficulty`` policy's model logit(p_T) = logit(p) + g·log2(1 + T/ref),
   with p from the newly trained classifier on the record's prompt, by maximum
-  likelihood of the labels (g ≥ 0; bounded golden-section search, the negative
-  log-likelihood is convex in g). A pool needs ``min_think_rows`` such records
+  likelihood of the labels (g ≥ 0; bounded search, the negative
+  log-likelihood is convex in g; scipy's bounded scalar minimiser). A pool needs ``min_think_rows`` such records
   with both outcomes and a classifier target, else it gets no fit (the policy
   keeps its ``think_logit_gain`` prior). Fits go to
   ``report["think_logit_gain"] = {pool: {"gain", "n", "ref_tokens"}}``,
@@ -23,7 +23,6 @@ its answer measured:
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any
 
 import numpy as np
@@ -140,25 +139,15 @@ def think_nll(gain: float, p: np.ndarray, budgets: np.ndarray, y: np.ndarray, re
 
 def fit_think_gain(p: np.ndarray, budgets: np.ndarray, y: np.ndarray, ref_tokens: int = THINK_REF_TOKENS,
                    max_gain: float = MAX_GAIN, tol: float = 1e-6) -> float:
-    """Maximum-likelihood gain g in [0, max_gain]: golden-section search on the convex NLL."""
+    """Maximum-likelihood gain g in [0, max_gain]: ``scipy.optimize.minimize_scalar`` (bounded Brent)
+    on the convex NLL, compared with the bound g = 0 (common: thinking does not help)."""
+    from scipy.optimize import minimize_scalar
+
     p, budgets, y = (np.asarray(a, dtype=np.float64) for a in (p, budgets, y))
-    f = lambda g: think_nll(g, p, budgets, y, ref_tokens)  # noqa: E731
-    inv_phi = (math.sqrt(5) - 1) / 2
-    a, b = 0.0, float(max_gain)
-    c, d = b - inv_phi * (b - a), a + inv_phi * (b - a)
-    fc, fd = f(c), f(d)
-    while b - a > tol:
-        if fc <= fd:
-            b, d, fd = d, c, fc
-            c = b - inv_phi * (b - a)
-            fc = f(c)
-        else:
-            a, c, fc = c, d, fd
-            d = a + inv_phi * (b - a)
-            fd = f(d)
-    g = (a + b) / 2
-    # The bracket never evaluates the ends; an optimum on the bound g = 0 is common (thinking does not help).
-    return 0.0 if f(0.0) <= f(g) else g
+    res = minimize_scalar(lambda g: think_nll(g, p, budgets, y, ref_tokens), bounds=(0.0, float(max_gain)),
+                          method="bounded", options={"xatol": tol})
+    g = float(res.x)
+    return 0.0 if think_nll(0.0, p, budgets, y, ref_tokens) <= think_nll(g, p, budgets, y, ref_tokens) else g
 
 
 def _fit_think_gains(log: OutcomeLog, clf: Classifier, ref_tokens: int, min_think_rows: int
