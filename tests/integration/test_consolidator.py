@@ -8,13 +8,14 @@ import time
 import grpc
 import pytest
 import redis.asyncio as aioredis
+import yaml
 
 from ponder.common.config import ConsolidatorConfig, PonderConfig, PoolConfig, SimBackend
 from ponder.common.errors import PoolUnavailable
 from ponder.common.grpcutil import stop_server
 from ponder.common.redis_server import LocalRedis
 from ponder.common.telemetry import Tracing
-from ponder.consolidation.policy import PolicyBook
+from ponder.consolidation.policy import PolicyBook, parse_policies
 from ponder.consolidation.pools import PoolDirectory
 from ponder.consolidation.scheduler import IdleGate, Worker
 from ponder.consolidation.servicer import start
@@ -52,7 +53,7 @@ class Flaky(Strategy):
 
 @pytest.fixture
 async def sim_pool():
-    cfg = PoolConfig(name="small", backend=SimBackend(ttft_ms=1, tpot_ms=20, output_tokens=8, max_concurrency=1))
+    cfg = PoolConfig(name="small", backend=SimBackend(ttft_ms=1, tpot_ms=20, output_tokens=100, max_concurrency=1))
     server, port, engine, health = await start_standalone(cfg, "127.0.0.1:0", Tracing("test", simple=True))
     cfg.address = f"127.0.0.1:{port}"
     yield cfg
@@ -157,7 +158,9 @@ async def _worker_env(redis_url, pool: PoolConfig, registry: StrategyRegistry, l
     cfg = make_cfg(pool, **over)
     repo = ContextRepo(client, cfg.consolidator.stream)
     gate = IdleGate(load, cfg.consolidator.poll_s)
-    worker = Worker(repo, cfg.consolidator, registry, PolicyBook(None), PoolDirectory(cfg), gate)
+    book = PolicyBook(None)
+    book.policies = parse_policies(yaml.safe_load(POLICY.replace("0.2", "0")), "test")
+    worker = Worker(repo, cfg.consolidator, registry, book, PoolDirectory(cfg), gate)
     return client, repo, worker
 
 
@@ -192,7 +195,7 @@ async def test_a_killed_workers_job_is_reclaimed_and_replay_changes_nothing(redi
     stop2.set()
     await t2
     assert j.state == "done" and j.worker == w2.name and flaky.calls == [0]
-    pending = await redis_client.xpending(repo.stream, "consolidators")
+    pending = redis_client.xpending(repo.stream, "consolidators")
     assert pending["pending"] == 0
     # Replaying the finished job (a duplicate delivery) changes nothing.
     r = await repo.resolve("doc")
@@ -267,7 +270,7 @@ async def test_router_resolve_with_and_without_a_consolidated_form(redis_url, re
     await store.drain()
     jobs = await store.repo.jobs_of("doc")
     assert len(jobs) == 1 and jobs[0].strategy == "" and jobs[0].source_version == r.source_version
-    assert await redis_client.xlen(store.cfg.stream) == 1
+    assert redis_client.xlen(store.cfg.stream) == 1
     assert await store.repo.finish(jobs[0], {"text": "Arlen depot: 412 crates.", "compute_units": 40.0}, 3600) == 1
     first, second = await store.resolve("doc"), await store.resolve("doc")
     assert first.consolidated and first.text == "Arlen depot: 412 crates." and first.uses == 1 and second.uses == 2

@@ -216,15 +216,15 @@ class Worker:
                 return True
             if owner.worker != self.name:
                 return False
-            strategy, k = steps[i]
+            step, k = steps[i]
             await self.repo.update_job(job_id, state="running")
             try:
-                r = await strategy.run_step(k, text, ctx)
+                r = await step.run_step(k, text, ctx)
             except RETRYABLE as e:
                 job.attempts += 1
                 if job.attempts >= self.cfg.max_attempts:
                     await self.repo.update_job(job_id, attempts=job.attempts)
-                    await self.repo.fail(job, "failed", f"step {i + 1}/{len(steps)} ({strategy.name}): {e.message}")
+                    await self.repo.fail(job, "failed", f"step {i + 1}/{len(steps)} ({step.name}): {e.message}")
                     return True
                 log.warning("job %s step %d failed (%s); retrying in %.0fs", job_id, i, e.message, self.cfg.retry_backoff_s)
                 await self.repo.update_job(job_id, state="retrying", attempts=job.attempts, error=e.message)

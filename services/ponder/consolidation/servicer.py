@@ -9,17 +9,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 
 import grpc
 
 from ponder.common.config import PonderConfig
-from ponder.common.errors import InvalidArgument
+from ponder.common.errors import InvalidArgument, PonderError
 from ponder.common.grpcutil import create_server as _create_server
 from ponder.common.grpcutil import mark_serving, rpc_errors, stop_server
 from ponder.consolidation.policy import PolicyBook
 from ponder.consolidation.pools import PoolDirectory
-from ponder.consolidation.scheduler import IdleGate, Worker
+from ponder.consolidation.scheduler import REDIS_DOWN, IdleGate, Worker
 from ponder.consolidation.store import ContextRepo, Consolidated, ContextRecord, JobRecord, check_id, check_text
 from ponder.consolidation.strategies import StrategyRegistry, default_registry
 from ponder.v1 import consolidation_pb2 as pb
@@ -51,6 +52,33 @@ def job_to_proto(j: JobRecord) -> pb.Job:
     )
 
 
+class StoreUnavailable(PonderError):
+    """Redis did not answer (restarting, unreachable): clients may retry."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+
+    def __init__(self, detail: str):
+        self.detail = detail
+        super().__init__(f"context store unavailable: {detail}")
+
+
+def store_errors(fn):
+    """Retry a handler once when Redis drops the connection (a pooled connection that went
+    stale across a Redis restart fails once); then UNAVAILABLE. Handlers are idempotent."""
+
+    @functools.wraps(fn)
+    async def wrapper(self, request, context):
+        try:
+            return await fn(self, request, context)
+        except REDIS_DOWN:
+            try:
+                return await fn(self, request, context)
+            except REDIS_DOWN as e:
+                raise StoreUnavailable(str(e)) from e
+
+    return wrapper
+
+
 class ConsolidatorServicer(consolidation_pb2_grpc.ConsolidatorServicer):
     def __init__(self, cfg: PonderConfig, repo: ContextRepo, registry: StrategyRegistry, policies: PolicyBook,
                  pools: PoolDirectory, gate: IdleGate, worker_names: list[str]):
@@ -58,6 +86,7 @@ class ConsolidatorServicer(consolidation_pb2_grpc.ConsolidatorServicer):
         self.worker_names = worker_names
 
     @rpc_errors
+    @store_errors
     async def PutContext(self, request, context):
         check_id(request.context_id)
         check_text(request.text, self.cfg.consolidator.max_context_chars)
@@ -71,6 +100,7 @@ class ConsolidatorServicer(consolidation_pb2_grpc.ConsolidatorServicer):
         return info_to_proto(await self.repo.put(request.context_id, request.text, ttl, request.tenant))
 
     @rpc_errors
+    @store_errors
     async def GetContext(self, request, context):
         check_id(request.context_id)
         rec, cons = await self.repo.current(request.context_id)
@@ -83,6 +113,7 @@ class ConsolidatorServicer(consolidation_pb2_grpc.ConsolidatorServicer):
         return resp
 
     @rpc_errors
+    @store_errors
     async def DeleteContext(self, request, context):
         check_id(request.context_id)
         return pb.DeleteContextResponse(deleted=await self.repo.delete(request.context_id))
@@ -100,12 +131,14 @@ class ConsolidatorServicer(consolidation_pb2_grpc.ConsolidatorServicer):
         return "+".join(names), passes, pool, steps
 
     @rpc_errors
+    @store_errors
     async def Consolidate(self, request, context):
         check_id(request.context_id)
         strategy, passes, pool, steps = self.parse_job(request.strategy, request.passes, request.pool)
         return job_to_proto(await self.repo.enqueue(request.context_id, strategy, passes, pool, steps))
 
     @rpc_errors
+    @store_errors
     async def Jobs(self, request, context):
         if request.job_id:
             j = await self.repo.job(request.job_id)
@@ -118,6 +151,7 @@ class ConsolidatorServicer(consolidation_pb2_grpc.ConsolidatorServicer):
         return pb.JobsResponse(jobs=[job_to_proto(j) for j in await self.repo.jobs_of(request.context_id, request.limit or 50)])
 
     @rpc_errors
+    @store_errors
     async def Status(self, request, context):
         c = self.cfg.consolidator
         pending = 0
@@ -172,15 +206,7 @@ async def start(cfg: PonderConfig, redis_url: str, address: str, serve_address: 
     import redis.asyncio as aioredis
 
     c = cfg.consolidator
-    from redis.backoff import ExponentialBackoff
-    from redis.exceptions import ConnectionError as RedisConnectionError, TimeoutError as RedisTimeoutError
-    from redis.retry import Retry
-
-    # Ride out a Redis restart (the chart's Redis keeps its data in an append-only file).
-    client = aioredis.Redis.from_url(
-        redis_url, retry=Retry(ExponentialBackoff(cap=2.0, base=0.1), 8),
-        retry_on_error=[RedisConnectionError, RedisTimeoutError],
-    )
+    client = aioredis.Redis.from_url(redis_url)
     repo = ContextRepo(client, c.stream)
     registry = registry or default_registry()
     book = PolicyBook(policy_file or c.policy_file)

@@ -154,9 +154,9 @@ local s = redis.call('HMGET', KEYS[2], 'source_version', 'text', 'tokens', 'comp
 if s[1] and s[1] == c[1] then
   local uses = redis.call('HGET', KEYS[2], 'uses') or '0'
   if ARGV[1] == '1' then uses = redis.call('HINCRBY', KEYS[2], 'uses', 1) end
-  return {c[1], c[2], c[3], '1', s[2], s[3], s[4], tostring(uses), s[5]}
+  return {c[1], c[2] or '0', c[3] or '', '1', s[2] or '', s[3] or '0', s[4] or '0', tostring(uses), s[5] or ''}
 end
-return {c[1], c[2], c[3], '0'}
+return {c[1], c[2] or '0', c[3] or '', '0'}
 """
 
 _FINISH = """
