@@ -315,3 +315,21 @@ async def test_redis_restart_loses_no_context_or_result_and_workers_carry_on(tmp
         await srv.stop(0)
     finally:
         r.stop()
+
+
+async def test_ponder_up_starts_the_consolidator(sim_pool, redis_url, redis_client):
+    from ponder import stack
+
+    cfg = make_cfg(sim_pool, port=0)
+    said = []
+    srv = await stack.start_consolidator(cfg, None, redis_url, said.append)
+    try:
+        assert srv is not None and "consolidator on 127.0.0.1:" in said[0]
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{srv.port}") as ch:
+            status = await consolidation_pb2_grpc.ConsolidatorStub(ch).Status(pb.ConsolidatorStatusRequest())
+        assert status.worker and status.pools[0].pool == "small"
+    finally:
+        await srv.stop(0)
+    off = make_cfg(sim_pool, enabled=False)
+    assert await stack.start_consolidator(off, None, redis_url, said.append) is None
+    assert await stack.start_consolidator(cfg, None, None, said.append) is None
