@@ -333,3 +333,16 @@ async def test_ponder_up_starts_the_consolidator(sim_pool, redis_url, redis_clie
     off = make_cfg(sim_pool, enabled=False)
     assert await stack.start_consolidator(off, None, redis_url, said.append) is None
     assert await stack.start_consolidator(cfg, None, None, said.append) is None
+
+
+async def test_metrics_count_steps_and_jobs(consolidator):
+    srv, stub = consolidator
+    await stub.PutContext(pb.PutContextRequest(context_id="doc", text=TEXT))
+    job = await wait_job(stub, (await stub.Consolidate(pb.ConsolidateRequest(context_id="doc", passes=1))).job_id)
+    assert job.state == "done"
+    from prometheus_client import generate_latest
+
+    metrics = srv.servicer.worker_metrics
+    text = generate_latest(metrics.registry).decode()
+    assert 'ponder_consolidator_steps_total{strategy="rethink"} 1.0' in text
+    assert 'ponder_consolidator_jobs_total{state="done"} 1.0' in text

@@ -32,6 +32,7 @@ import redis.exceptions
 from ponder.common.config import ConsolidatorConfig
 from ponder.common.crd_models import ConsolidationPolicySpec
 from ponder.common.errors import BackendError, DeadlineExceeded, PonderError, PoolOverloaded, PoolUnavailable
+from ponder.consolidation.metrics import ConsolidatorMetrics
 from ponder.consolidation.policy import PolicyBook, in_schedule, is_idle
 from ponder.consolidation.store import TERMINAL, ContextNotFound, ContextRepo, JobRecord, estimate_tokens
 from ponder.consolidation.strategies import StepContext, StrategyRegistry
@@ -102,8 +103,9 @@ class Worker:
     """One job at a time from the shared stream; see the module docstring."""
 
     def __init__(self, repo: ContextRepo, cfg: ConsolidatorConfig, registry: StrategyRegistry, policies: PolicyBook,
-                 pools, gate: IdleGate, name: str | None = None):
+                 pools, gate: IdleGate, name: str | None = None, metrics: ConsolidatorMetrics | None = None):
         self.repo, self.redis, self.cfg = repo, repo.redis, cfg
+        self.metrics = metrics or ConsolidatorMetrics()
         self.registry, self.policies, self.pools, self.gate = registry, policies, pools, gate
         self.name = name or worker_name()
         self.current: str | None = None
@@ -179,6 +181,10 @@ class Worker:
             num_questions=tuple(p.num_questions for p in spec.passes) if explicit else (),
         )
 
+    async def _fail(self, job: JobRecord, state: str, error: str) -> None:
+        await self.repo.fail(job, state, error)
+        self.metrics.jobs.labels(state).inc()
+
     async def process(self, job_id: str, stop: asyncio.Event) -> bool:
         """Run one job to an end state; True when its stream entry may be acknowledged
         (finished, failed, superseded, unknown), False when it stays pending (stopping,
@@ -189,10 +195,10 @@ class Worker:
         try:
             rec = await self.repo.info(job.context_id, with_text=True)
         except ContextNotFound:
-            await self.repo.fail(job, "failed", "the context was deleted or expired")
+            await self._fail(job, "failed", "the context was deleted or expired")
             return True
         if rec.version != job.source_version:
-            await self.repo.fail(job, "superseded", "the context changed before the job ran")
+            await self._fail(job, "superseded", "the context changed before the job ran")
             return True
         # Jobs queued by the router leave strategy, passes and pool to this consolidator's defaults.
         strategy = job.strategy or self.cfg.default_strategy
@@ -202,7 +208,7 @@ class Worker:
             steps = self.registry.plan(self.registry.parse_chain(strategy), passes, self.cfg)
             ctx = self._step_context(pool, self.policies.for_pool(pool))
         except PonderError as e:
-            await self.repo.fail(job, "failed", e.message)
+            await self._fail(job, "failed", e.message)
             return True
         await self.repo.update_job(job_id, worker=self.name, steps_total=len(steps))
         text = job.progress_text if job.steps_done else rec.text
@@ -224,14 +230,16 @@ class Worker:
                 job.attempts += 1
                 if job.attempts >= self.cfg.max_attempts:
                     await self.repo.update_job(job_id, attempts=job.attempts)
-                    await self.repo.fail(job, "failed", f"step {i + 1}/{len(steps)} ({step.name}): {e.message}")
+                    await self._fail(job, "failed", f"step {i + 1}/{len(steps)} ({step.name}): {e.message}")
                     return True
+                self.metrics.retries.labels(pool).inc()
                 log.warning("job %s step %d failed (%s); retrying in %.0fs", job_id, i, e.message, self.cfg.retry_backoff_s)
                 await self.repo.update_job(job_id, state="retrying", attempts=job.attempts, error=e.message)
                 if await _sleep_or_stop(stop, self.cfg.retry_backoff_s):
                     return False
                 continue
             text = r.text
+            self.metrics.step(step.name, r.tokens_in, r.tokens_out, r.compute_units)
             job.compute_units += r.compute_units
             job.model_tokens_in += r.tokens_in
             job.model_tokens_out += r.tokens_out
@@ -246,5 +254,6 @@ class Worker:
             "model_tokens_in": job.model_tokens_in, "model_tokens_out": job.model_tokens_out,
             "compute_units": job.compute_units,
         }, spec.retention.consolidated_ttl_s)
+        self.metrics.jobs.labels({1: "done", 2: "superseded"}.get(outcome, "replayed")).inc()
         log.info("job %s on %s: %s", job_id, job.context_id, {1: "done", 0: "already finished", 2: "superseded"}.get(outcome, outcome))
         return True

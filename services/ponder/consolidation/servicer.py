@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import functools
 import logging
+import os
 
 import grpc
 
@@ -18,6 +19,7 @@ from ponder.common.config import PonderConfig
 from ponder.common.errors import InvalidArgument, PonderError
 from ponder.common.grpcutil import create_server as _create_server
 from ponder.common.grpcutil import mark_serving, rpc_errors, stop_server
+from ponder.consolidation.metrics import ConsolidatorMetrics
 from ponder.consolidation.policy import PolicyBook
 from ponder.consolidation.pools import PoolDirectory
 from ponder.consolidation.scheduler import REDIS_DOWN, IdleGate, Worker
@@ -179,6 +181,7 @@ class ConsolidatorServer:
     tasks: list[asyncio.Task]
     stop_event: asyncio.Event
     redis: object
+    metrics_server: object = None
 
     async def stop(self, grace_s: float = 5.0) -> None:
         self.stop_event.set()
@@ -189,6 +192,8 @@ class ConsolidatorServer:
         await self.servicer.registry.close()
         await self.servicer.pools.close()
         await self.redis.aclose()
+        if self.metrics_server is not None:
+            self.metrics_server.shutdown()
 
 
 async def _watch_policies(book: PolicyBook, poll_s: float, stop: asyncio.Event) -> None:
@@ -212,8 +217,13 @@ async def start(cfg: PonderConfig, redis_url: str, address: str, serve_address: 
     book = PolicyBook(policy_file or c.policy_file)
     pools = PoolDirectory(cfg, serve_address)
     gate = IdleGate(load or pools.load, c.poll_s)
-    workers = [Worker(repo, c, registry, book, pools, gate) for _ in range(c.workers)]
+    metrics = ConsolidatorMetrics()
+    metrics_server = None
+    if os.environ.get("PONDER_METRICS_PORT"):
+        metrics_server, _ = metrics.serve(int(os.environ["PONDER_METRICS_PORT"]))
+    workers = [Worker(repo, c, registry, book, pools, gate, metrics=metrics) for _ in range(c.workers)]
     servicer = ConsolidatorServicer(cfg, repo, registry, book, pools, gate, [w.name for w in workers])
+    servicer.worker_metrics = metrics
     server, port, health = _create_server(
         address, lambda s: consolidation_pb2_grpc.add_ConsolidatorServicer_to_server(servicer, s), [SERVICE]
     )
@@ -222,4 +232,4 @@ async def start(cfg: PonderConfig, redis_url: str, address: str, serve_address: 
     stop = asyncio.Event()
     tasks = [asyncio.create_task(w.run(stop)) for w in workers]
     tasks.append(asyncio.create_task(_watch_policies(book, c.config_poll_s, stop)))
-    return ConsolidatorServer(server, port, health, servicer, tasks, stop, client)
+    return ConsolidatorServer(server, port, health, servicer, tasks, stop, client, metrics_server)
