@@ -20,7 +20,7 @@ from ponder.consolidation.pools import PoolDirectory
 from ponder.consolidation.scheduler import IdleGate, Worker
 from ponder.consolidation.servicer import start
 from ponder.consolidation.store import ContextNotFound, ContextRepo
-from ponder.consolidation.strategies import StepContext, StepResult, Strategy, StrategyRegistry, default_registry
+from ponder.consolidation.strategies import StepContext, StepResult, Strategy, StrategyRegistry
 from ponder.pools.servicer import SERVICE as POOL_SERVICE, start_standalone
 from ponder.router.contexts import ContextStore
 from ponder.v1 import common_pb2, consolidation_pb2 as pb, consolidation_pb2_grpc, pool_pb2

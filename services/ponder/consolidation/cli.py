@@ -5,7 +5,6 @@ exit code (0 ok, 1 failed or unreachable, 2 bad input).
 """
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os

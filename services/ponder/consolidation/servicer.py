@@ -23,7 +23,9 @@ from ponder.consolidation.metrics import ConsolidatorMetrics
 from ponder.consolidation.policy import PolicyBook
 from ponder.consolidation.pools import PoolDirectory
 from ponder.consolidation.scheduler import REDIS_DOWN, IdleGate, Worker
-from ponder.consolidation.store import ContextRepo, Consolidated, ContextRecord, JobRecord, check_id, check_text
+from ponder.consolidation.store import (
+    Consolidated, ContextRecord, ContextRepo, JobNotFound, JobRecord, check_id, check_text,
+)
 from ponder.consolidation.strategies import StrategyRegistry, default_registry
 from ponder.v1 import consolidation_pb2 as pb
 from ponder.v1 import consolidation_pb2_grpc
@@ -145,8 +147,6 @@ class ConsolidatorServicer(consolidation_pb2_grpc.ConsolidatorServicer):
         if request.job_id:
             j = await self.repo.job(request.job_id)
             if j is None:
-                from ponder.consolidation.store import JobNotFound
-
                 raise JobNotFound(request.job_id)
             return pb.JobsResponse(jobs=[job_to_proto(j)])
         check_id(request.context_id)

@@ -34,6 +34,7 @@ INDEX = "ponder:contexts"
 ID_RE = re.compile(r"^[A-Za-z0-9._:/-]{1,200}$")
 TERMINAL = ("done", "failed", "superseded")
 CHARS_PER_TOKEN = 4.0
+STREAM_MAXLEN = 100_000
 
 
 class ContextNotFound(PonderError):
@@ -296,7 +297,8 @@ class ContextRepo:
             p.hset(JOB_PREFIX + job.job_id, mapping=job.to_redis())
             p.expire(JOB_PREFIX + job.job_id, 30 * 86400)
             p.zadd(PREFIX + context_id + ":jobs", {job.job_id: now})
-            p.xadd(self.stream, {"job_id": job.job_id})
+            # Acknowledged entries are dead weight; keep the stream near STREAM_MAXLEN entries.
+            p.xadd(self.stream, {"job_id": job.job_id}, maxlen=STREAM_MAXLEN, approximate=True)
             await p.execute()
         return job
 
