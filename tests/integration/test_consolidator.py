@@ -346,3 +346,21 @@ async def test_metrics_count_steps_and_jobs(consolidator):
     text = generate_latest(metrics.registry).decode()
     assert 'ponder_consolidator_steps_total{strategy="rethink"} 1.0' in text
     assert 'ponder_consolidator_jobs_total{state="done"} 1.0' in text
+
+
+async def test_router_serves_the_consolidated_form_over_grpc(sim_stack):
+    from ponder.v1 import router_pb2
+
+    contexts = sim_stack.router.servicer.contexts
+    raw = "The depot in Arlen holds 412 crates of copper wire. Nothing else happened that day. " * 40
+    await contexts.put("doc", raw)
+    req = router_pb2.GenerateRequest(prompt="How many crates?", context_id="doc")
+    first = await sim_stack.stub.Generate(req, timeout=10)
+    jobs = await contexts.repo.jobs_of("doc")
+    assert len(jobs) == 1  # the raw text was sent and a consolidation was queued
+    assert await contexts.repo.finish(jobs[0], {"text": "Arlen depot: 412 crates of copper wire.",
+                                                "compute_units": 50.0}, 3600) == 1
+    second = await sim_stack.stub.Generate(req, timeout=10)
+    assert first.usage.prompt_tokens >= len(raw) // 4
+    assert second.usage.prompt_tokens < first.usage.prompt_tokens // 10
+    assert (await contexts.repo.consolidated("doc")).uses == 1
