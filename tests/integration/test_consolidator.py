@@ -348,7 +348,7 @@ async def test_metrics_count_steps_and_jobs(consolidator):
     assert 'ponder_consolidator_jobs_total{state="done"} 1.0' in text
 
 
-async def test_router_serves_the_consolidated_form_over_grpc(sim_stack):
+async def test_router_serves_the_consolidated_form_over_grpc(redis_client, sim_stack):
     from ponder.v1 import router_pb2
 
     contexts = sim_stack.router.servicer.contexts
