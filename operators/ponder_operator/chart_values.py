@@ -72,7 +72,7 @@ class Router(Placement):
 
 
 class Consolidator(Placement):
-    enabled: bool = Field(False, description="Run the consolidator (needs an image with `ponder consolidator-serve`).")
+    enabled: bool = Field(True, description="Run the sleep-time consolidator (`ponder consolidator-serve`).")
     replicas: int = Field(1, ge=1, le=10, description="Consolidator pods.")
     grpcPort: int = Field(50061, ge=1, le=65535, description="Consolidator gRPC port.")
     metricsPort: int = Field(9464, ge=1, le=65535, description="Prometheus metrics port.")

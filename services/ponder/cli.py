@@ -9,6 +9,8 @@
   ponder pool-serve --config FILE --pool N  one pool as a plain gRPC server (no Ray)
   ponder router train|eval|cv|retrain       difficulty routers from outcome tables
   ponder vote hanoi|add                     MAKER voting on a decomposed task
+  ponder consolidator-serve --config FILE   the sleep-time consolidator alone
+  ponder context put|get|consolidate ID     stored long contexts
 """
 from __future__ import annotations
 
@@ -195,7 +197,7 @@ def cmd_up(args) -> int:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stop.set)
-            await stack.run_router(cfg, pool_address, redis_url, stop)
+            await stack.run_router(cfg, pool_address, redis_url, stop, consolidator=True)
 
         asyncio.run(main())
     finally:
@@ -316,11 +318,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_pool_serve)
 
     # Sub-commands that live beside their code; each sets ``func``.
+    from ponder.consolidation import cli as consolidation_cli
     from ponder.router import cli_router
     from ponder.voting import cli as vote_cli
 
     cli_router.add_parser(sub)
     vote_cli.add_parser(sub)
+    consolidation_cli.add_parser(sub)
     return ap
 
 

@@ -1,7 +1,7 @@
 """The local stack behind ``ponder up``: models, Redis, Ray Serve pools and the router.
 
 Start order: prepare model files (with progress) -> Redis -> Ray + one Serve
-application per pool -> router. ``stop`` undoes it in reverse. Pools with
+application per pool -> voting workers and consolidator -> router. ``stop`` undoes it in reverse. Pools with
 their own ``address`` are external and are not deployed.
 """
 from __future__ import annotations
@@ -127,9 +127,23 @@ def start_redis(cfg: PonderConfig, say: Say = say_stderr) -> tuple[str, LocalRed
     return local.url, local
 
 
+async def start_consolidator(cfg: PonderConfig, pool_address: str | None, redis_url: str | None, say: Say = say_stderr):
+    """The sleep-time consolidator in this process, unless disabled, external, or without Redis."""
+    c = cfg.consolidator
+    if not c.enabled or c.address or not redis_url:
+        return None
+    from ponder.consolidation.servicer import start
+
+    srv = await start(cfg, redis_url, f"{c.host}:{c.port}", pool_address, c.policy_file)
+    say(f"consolidator on {c.host}:{srv.port} (strategy {c.default_strategy}; runs only while pools are idle)")
+    return srv
+
+
 async def run_router(cfg: PonderConfig, pool_address: str | None, redis_url: str | None, stop_event,
-                     say: Say = say_stderr, config_path: str | None = None) -> None:
-    """Serve until ``stop_event``; with ``config_path``, apply edits to that file live."""
+                     say: Say = say_stderr, config_path: str | None = None, consolidator: bool = False) -> None:
+    """Serve until ``stop_event``; with ``config_path``, apply edits to that file live.
+    ``consolidator``: also run the consolidator in this process (``ponder up``; on Kubernetes
+    it is its own Deployment)."""
     import asyncio
 
     from ponder.router.server import start_router, watch_config
@@ -145,6 +159,7 @@ async def run_router(cfg: PonderConfig, pool_address: str | None, redis_url: str
         local = "127.0.0.1" if cfg.voting.host in ("0.0.0.0", "::") else cfg.voting.host
         voting_address = f"{local}:{voting.port}"
         say(f"voting workers on {cfg.voting.host}:{voting.port}")
+    consolidator = await start_consolidator(cfg, pool_address, redis_url, say) if consolidator else None
     handle = await start_router(cfg, pool_address, redis_url, tracing, voting_address=voting_address)
     say(f"ponder is up: router on {cfg.router.host}:{handle.port} (gRPC). Try: ponder ask \"The capital of France is\"")
     watcher = asyncio.create_task(watch_config(config_path, handle, cfg.router.config_poll_s)) if config_path else None
@@ -157,4 +172,6 @@ async def run_router(cfg: PonderConfig, pool_address: str | None, redis_url: str
         await handle.stop(cfg.router.grace_s)
         if voting is not None:
             await voting.stop(cfg.router.grace_s)
+        if consolidator is not None:
+            await consolidator.stop(cfg.router.grace_s)
         tracing.shutdown()

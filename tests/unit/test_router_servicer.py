@@ -70,7 +70,7 @@ class Contexts:
     def __init__(self, store: dict[str, ResolvedContext]):
         self.store = store
 
-    async def resolve(self, cid):
+    async def resolve(self, cid, count_use=True):
         if cid not in self.store:
             raise ContextNotFound(cid)
         return self.store[cid]
@@ -106,7 +106,7 @@ async def test_generate_answers_prices_usage_and_records_the_outcome():
 
 
 async def test_context_is_resolved_before_planning_and_reported_in_usage():
-    ctx = ResolvedContext("c1", "short summary", True, "v1", raw_tokens=2000, sent_tokens=4,
+    ctx = ResolvedContext("short summary", True, "v1", raw_tokens=2000, sent_tokens=4,
                           consolidation_cu=100.0, uses=4)
     svc, clients = servicer(contexts=Contexts({"c1": ctx}))
     resp = await svc.Generate(router_pb2.GenerateRequest(prompt="Q?", context_id="c1"), FakeContext())

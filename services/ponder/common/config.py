@@ -332,6 +332,64 @@ class RedisConfig(_Model):
     outcome_maxlen: int = Field(1_000_000, ge=1000, description="Approximate cap on outcome records kept.")
 
 
+class ExtractiveSettings(_Model):
+    """The ``extractive`` strategy: query-agnostic compression by self-information under a small local model."""
+
+    target_ratio: float = Field(5.0, ge=1.0, le=100.0, description="Raw tokens / kept tokens aimed at.")
+    model_path: str | None = Field(None, description="GGUF scoring model; unset: the default Gemma 3 270M Q4_K_M.")
+    window_tokens: int = Field(512, ge=32, le=8192, description="Tokens scored per model window.")
+    n_threads: int | None = Field(None, ge=1, le=512, description="CPU threads for scoring; unset: all cores.")
+    prompt_token_cu: float = Field(
+        0.1, ge=0, le=10000,
+        description="Compute units per token scored; the default model is the small pool's, priced as its prompt tokens.",
+    )
+    unit: Literal["sentence", "phrase"] = Field(
+        "sentence", description="What is kept or dropped whole: sentences, or clauses split at commas and semicolons."
+    )
+
+
+class RethinkSettings(_Model):
+    """The ``rethink`` strategy: the pool's model re-represents the context in passes."""
+
+    max_pass_tokens: int = Field(384, ge=16, le=131072, description="Output tokens one pass may write.")
+    max_input_chars: int = Field(
+        6000, ge=256, le=10_000_000, description="Longest text one pass reads; longer contexts are read in chunks."
+    )
+    temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature of the passes.")
+    timeout_s: float = Field(600.0, gt=0, le=86400, description="Deadline of one pass's pool call.")
+
+
+class ConsolidatorConfig(_Model):
+    """The sleep-time consolidator: context store, job queue and its idle-only workers."""
+
+    enabled: bool = Field(True, description="ponder up starts the consolidator in-process.")
+    host: str = Field("127.0.0.1", description="Address the consolidator binds.")
+    port: int = Field(50061, ge=0, le=65535, description="Consolidator gRPC port (0 = any free port).")
+    address: str | None = Field(None, description="host:port of a consolidator running elsewhere; set: none is started here.")
+    workers: int = Field(1, ge=0, le=64, description="Job workers in this process (0: API only).")
+    max_context_chars: int = Field(2_000_000, ge=1, le=100_000_000, description="Longest context text accepted.")
+    default_strategy: str = Field("extractive", min_length=1, description="Strategy chain (names joined by +) when a job names none.")
+    default_passes: int = Field(2, ge=1, le=64, description="rethink passes when a job names none.")
+    default_pool: str | None = Field(None, description="Pool of jobs that name none; unset: the first small-tier pool.")
+    auto_consolidate: bool = Field(True, description="A context used without a current consolidated form queues a job.")
+    auto_min_tokens: int = Field(
+        256, ge=0, le=10_000_000, description="Contexts estimated shorter than this are not queued automatically."
+    )
+    policy_file: str | None = Field(
+        None, description="consolidation.yaml (ConsolidationPolicies); unset: the file beside --config, if any."
+    )
+    config_poll_s: float = Field(5.0, gt=0, le=3600, description="How often the policy file is re-read.")
+    stream: str = Field("ponder:consolidation:jobs", description="Redis stream of job ids.")
+    group: str = Field("consolidators", description="Consumer group the replicas share.")
+    claim_idle_s: float = Field(60.0, gt=0, le=86400, description="A job silent this long is reclaimed from its worker.")
+    heartbeat_s: float = Field(10.0, gt=0, le=3600, description="How often a worker renews its claim while it waits or runs.")
+    poll_s: float = Field(2.0, gt=0, le=600, description="Idle-gate and queue poll period.")
+    max_attempts: int = Field(5, ge=1, le=1000, description="Failed attempts (pool down, errors) before a job fails.")
+    retry_backoff_s: float = Field(10.0, ge=0, le=86400, description="Wait before retrying a failed attempt.")
+    extractive: ExtractiveSettings = Field(default_factory=ExtractiveSettings, description="extractive strategy.")
+    rethink: RethinkSettings = Field(default_factory=RethinkSettings, description="rethink strategy.")
+
+
 def default_pools() -> list[PoolConfig]:
     return [
         PoolConfig(name="small", tier="small"),
@@ -354,6 +412,7 @@ class PonderConfig(_Model):
     serve: ServeConfig = Field(default_factory=ServeConfig, description="Local Ray Serve.")
     redis: RedisConfig = Field(default_factory=RedisConfig, description="State store.")
     voting: VotingConfig = Field(default_factory=VotingConfig, description="Voting workers for decomposed tasks.")
+    consolidator: ConsolidatorConfig = Field(default_factory=ConsolidatorConfig, description="Sleep-time consolidator.")
 
     @model_validator(mode="after")
     def _refs(self) -> "PonderConfig":
@@ -364,6 +423,9 @@ class PonderConfig(_Model):
         fb = self.routing.fallback_pool
         if fb is not None and fb not in names:
             raise ValueError(f"routing.fallback_pool {fb!r} is not a configured pool {names}")
+        cp = self.consolidator.default_pool
+        if cp is not None and cp not in names:
+            raise ValueError(f"consolidator.default_pool {cp!r} is not a configured pool {names}")
         unknown = [n for n in self.routing.tiers.all() if n not in names]
         if unknown:
             raise ValueError(f"routing.tiers names pools that are not configured: {unknown}; pools: {names}")

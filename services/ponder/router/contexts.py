@@ -1,66 +1,108 @@
-"""Stored contexts by id (Redis): the raw text, and the consolidated form when one exists.
+"""The router's side of the context store: what a request with ``context_id`` sends.
 
-Keys: ``ponder:context:{id}`` holds the raw context, ``ponder:context:{id}:consolidated``
-the consolidated one; the router prefers the consolidated form. ``resolve`` is
-the one call the router makes before planning.
+``ContextStore.resolve`` reads the context and its consolidated form in one
+Redis script (``ponder.consolidation.store``): the consolidated form is used only
+when it was made from the context's current version, and each use is counted so
+the consolidation's cost is amortised over the queries that used it. When no
+current form exists the raw text is sent and a consolidation job is queued in
+the background: queuing never delays or fails the request.
 """
 from __future__ import annotations
 
+import asyncio
 import dataclasses
-import hashlib
+import logging
+import time
 
-from ponder.common.errors import NotFound
-from ponder.router.catalog import estimate_tokens
+from ponder.common.config import ConsolidatorConfig
+from ponder.consolidation.store import ContextNotFound, ContextRepo, estimate_tokens
 
-PREFIX = "ponder:context:"
+log = logging.getLogger(__name__)
 
-
-class ContextNotFound(NotFound):
-    def __init__(self, context_id: str):
-        self.context_id = context_id
-        super().__init__(f"context_id: no stored context {context_id!r}")
+__all__ = ["ContextNotFound", "ContextStore", "ResolvedContext"]
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True)
 class ResolvedContext:
-    """The context a request will send, and what it would have cost raw."""
+    """The context a query sends, and what it would have cost raw."""
 
-    context_id: str
-    text: str  # what is sent
-    consolidated: bool
-    source_version: str  # hash of the raw source text
-    raw_tokens: int
-    sent_tokens: int
-    consolidation_cu: float = 0.0  # the consolidation's own cost
-    uses: int = 1  # queries that used this consolidated form so far (amortisation)
+    text: str                # what is sent
+    consolidated: bool       # True: a consolidated form of the current version
+    source_version: str      # SHA-256 of the current raw text
+    raw_tokens: int          # estimated prompt tokens of the raw text
+    sent_tokens: int         # estimated prompt tokens of ``text``
+    consolidation_cu: float  # the consolidation's own cost (0 when raw)
+    uses: int                # queries that used this consolidated form, this one included (0 when raw)
+    strategy: str = ""       # strategy chain that made it ("" when raw)
 
+    @property
+    def saved_tokens(self) -> int:
+        return self.raw_tokens - self.sent_tokens
 
-def source_version(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    @property
+    def amortised_cu(self) -> float:
+        """This query's share of the consolidation's cost: consolidation_cu / uses (0 when raw)."""
+        return self.consolidation_cu / self.uses if self.uses else 0.0
+
+    def saved_compute_units(self, prompt_token_cu: float) -> float:
+        """Prompt compute units not spent at ``prompt_token_cu`` per token, less this query's
+        share of the consolidation's cost; negative while the consolidation has not paid off."""
+        return self.saved_tokens * prompt_token_cu - self.amortised_cu
 
 
 class ContextStore:
-    def __init__(self, redis_client):
+    """Contexts by id for the router; ``cfg`` says whether and how missing forms are queued."""
+
+    def __init__(self, redis_client, cfg: ConsolidatorConfig | None = None, clock=time.monotonic):
+        self.cfg = cfg or ConsolidatorConfig()
+        self.repo = ContextRepo(redis_client, self.cfg.stream)
         self.redis = redis_client
+        self.clock = clock
+        self._recent: dict[tuple[str, str], float] = {}
+        self._tasks: set[asyncio.Task] = set()
 
     async def put(self, context_id: str, text: str) -> None:
-        await self.redis.set(PREFIX + context_id, text.encode())
+        await self.repo.put(context_id, text)
+
+    async def resolve(self, context_id: str, count_use: bool = True) -> ResolvedContext:
+        """The form to send for ``context_id``; ContextNotFound (NOT_FOUND) when unknown.
+        ``count_use`` False for dry runs (Plan), which neither count a use nor queue a job."""
+        r = await self.repo.resolve(context_id, count_use=count_use)
+        c = r.consolidated
+        if c is not None:
+            return ResolvedContext(c.text, True, r.version, r.raw_tokens, estimate_tokens(c.text),
+                                   c.compute_units, c.uses, c.strategy)
+        if count_use:
+            self._queue(context_id, r.version, r.raw_tokens)
+        return ResolvedContext(r.raw_text, False, r.version, r.raw_tokens, r.raw_tokens, 0.0, 0)
 
     async def get(self, context_id: str) -> tuple[str, bool]:
-        """(text, consolidated?) for a context id; ContextNotFound when neither exists."""
+        """(text, consolidated?) as before ``resolve``; kept until every caller uses ``resolve``."""
         r = await self.resolve(context_id)
         return r.text, r.consolidated
 
-    async def resolve(self, context_id: str) -> ResolvedContext:
-        """The form to send (consolidated when stored, else raw); ContextNotFound when neither exists."""
-        consolidated, raw = await self.redis.mget(PREFIX + context_id + ":consolidated", PREFIX + context_id)
-        if consolidated is None and raw is None:
-            raise ContextNotFound(context_id)
-        raw_text = raw.decode() if raw is not None else None
-        sent = consolidated.decode() if consolidated is not None else raw_text
-        raw_tokens = estimate_tokens(len(raw_text)) if raw_text is not None else estimate_tokens(len(sent))
-        return ResolvedContext(
-            context_id=context_id, text=sent, consolidated=consolidated is not None,
-            source_version=source_version(raw_text if raw_text is not None else sent),
-            raw_tokens=raw_tokens, sent_tokens=estimate_tokens(len(sent)),
-        )
+    def _queue(self, context_id: str, version: str, tokens: int) -> None:
+        if not self.cfg.auto_consolidate or tokens < self.cfg.auto_min_tokens:
+            return
+        now = self.clock()
+        key = (context_id, version)
+        if now - self._recent.get(key, -1e18) < 30.0:
+            return
+        if len(self._recent) > 10000:
+            self._recent = {k: t for k, t in self._recent.items() if now - t < 30.0}
+        self._recent[key] = now
+        task = asyncio.get_running_loop().create_task(self._enqueue(context_id, version))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _enqueue(self, context_id: str, version: str) -> None:
+        try:
+            # Empty strategy, 0 passes and no pool: the consolidator's defaults apply.
+            await self.repo.enqueue(context_id, "", 0, "", 0, version=version)
+        except Exception as e:  # noqa: BLE001 - off the request path; never fails a request
+            log.warning("could not queue consolidation of %r: %s", context_id, e)
+
+    async def drain(self) -> None:
+        """Wait for queued-job writes still in flight (shutdown, tests)."""
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)

@@ -35,6 +35,5 @@ def usage(cfg: PonderConfig, req: Request, plan: Plan, answer: Answer, latency_m
         if ctx.consolidated:
             reads = max(1, u.samples) * (2 if plan.thinking_budget else 1)
             saved = (ctx.raw_tokens - ctx.sent_tokens) * reads * cfg.pool(plan.pool).cost.prompt_token_cu
-            amortised = ctx.consolidation_cu / max(1, ctx.uses)
-            u.consolidation_saved_cu = round(saved - amortised, 4)
+            u.consolidation_saved_cu = round(saved - ctx.amortised_cu, 4)
     return u

@@ -134,7 +134,7 @@ async def start_router(
         redis_client = aioredis.Redis.from_url(redis_url)
         outcomes = OutcomeLog(redis_client, cfg.redis.outcome_stream, cfg.redis.outcome_maxlen)
         outcomes.start()
-        contexts = ContextStore(redis_client)
+        contexts = ContextStore(redis_client, cfg.consolidator)
         feedback = FeedbackStore(redis_client)
     metrics = RouterMetrics(cfg.pools)
     metrics_server = None

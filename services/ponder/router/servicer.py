@@ -110,13 +110,14 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
         md = context.invocation_metadata()
         return self.tracer.start_as_current_span(name, context=extract_metadata(md) if md else None)
 
-    async def _prepare(self, st: RouterState, request) -> Request:
-        """Shape check, then the stored context resolved into the request, so planning sees all of it."""
+    async def _prepare(self, st: RouterState, request, dry_run: bool = False) -> Request:
+        """Shape check, then the stored context resolved into the request, so planning sees all of it.
+        A dry run (Plan) neither counts a use of a consolidated context nor queues a consolidation."""
         req = validate(request, st.cfg)
         if req.context_id:
             if self.contexts is None:
                 raise InvalidArgument("context_id", "this router has no context store")
-            req = with_context(req, await self.contexts.resolve(req.context_id))
+            req = with_context(req, await self.contexts.resolve(req.context_id, count_use=not dry_run))
         req.prompt_tokens = estimate_tokens(len(req.text))
         return req
 
@@ -204,7 +205,7 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
     async def Plan(self, request, context):
         with self._span("router.plan_only", context):
             st = self.state
-            req = await self._prepare(st, request)
+            req = await self._prepare(st, request, dry_run=True)
             plan = await st.policy.plan(req)
             return router_pb2.PlanResponse(request_id=req.request_id, plan=plan_to_proto(plan))
 

@@ -1,0 +1,176 @@
+"""``extractive``: query-agnostic compression by self-information under a small local model.
+
+In the style of LLMLingua / Selective Context: text that a language model can
+predict from what came before carries little information and can go.
+
+  1. Split the text into units (sentences; or clauses at , and ;). Exact repeats
+     of an earlier unit are dropped first.
+  2. Score every token by its self-information -log p(token | preceding text)
+     under the local model (a GGUF through llama.cpp), reading the text in
+     windows of ``window_tokens`` that start at unit boundaries.
+  3. A unit's score is the mean self-information of its tokens.
+  4. Keep the highest-scoring units while their tokens fit in total / target_ratio
+     (a unit that does not fit is skipped, smaller ones may still fit), and emit
+     them in their original order.
+
+No library fits offline with a GGUF (LLMLingua loads Hugging Face checkpoints),
+so this is written on llama-cpp-python's logits. It is one step whatever the
+job's passes; cost is the tokens scored at ``prompt_token_cu``.
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import re
+
+import numpy as np
+
+from ponder.common.config import ExtractiveSettings
+from ponder.common.errors import BackendError, DependencyMissing
+from ponder.consolidation.strategies.base import StepContext, StepResult, Strategy
+
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
+_CLAUSE = re.compile(r"(?<=[,;:])\s+")
+
+
+def split_units(text: str, unit: str = "sentence") -> list[str]:
+    """Units of ``text`` in order, whitespace-trimmed, empty ones dropped."""
+    parts = [p.strip() for p in _SENTENCE.split(text)]
+    if unit == "phrase":
+        parts = [c.strip() for p in parts for c in _CLAUSE.split(p)]
+    return [p for p in parts if p]
+
+
+def drop_repeats(units: list[str]) -> list[str]:
+    """Units with exact repeats (whitespace- and case-insensitive) removed, first kept."""
+    seen: set[str] = set()
+    out = []
+    for u in units:
+        k = " ".join(u.lower().split())
+        if k not in seen:
+            seen.add(k)
+            out.append(u)
+    return out
+
+
+def select_units(scores: list[float], tokens: list[int], ratio: float) -> list[int]:
+    """Indices of the units to keep, ascending: highest score first while the kept tokens
+    stay within sum(tokens) / ratio; at least one unit when any exists. Ties keep the earlier unit."""
+    if not scores:
+        return []
+    budget = sum(tokens) / ratio
+    order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
+    kept, used = [], 0
+    for i in order:
+        if used + tokens[i] <= budget:
+            kept.append(i)
+            used += tokens[i]
+    if not kept:
+        kept = [min(order, key=lambda i: tokens[i])]
+    return sorted(kept)
+
+
+def mean_self_information(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Per-token -log p(target) from rows of next-token logits (row i predicts targets[i]), in nats."""
+    m = logits.max(axis=1, keepdims=True)
+    lse = (m[:, 0] + np.log(np.exp(logits - m).sum(axis=1)))
+    return lse - logits[np.arange(len(targets)), targets]
+
+
+class SelfInformationScorer:
+    """Token self-information under a GGUF model; one thread owns the llama.cpp context."""
+
+    def __init__(self, settings: ExtractiveSettings):
+        self.settings = settings
+        self._llm = None
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="extractive")
+
+    def _load(self):
+        if self._llm is None:
+            try:
+                from llama_cpp import Llama
+            except ImportError:
+                raise DependencyMissing("llama-cpp-python", "pip install 'ponder[cpu]'") from None
+            path = self.settings.model_path
+            if path is None:
+                from ponder.pools.models import ensure_default_gguf
+
+                path = str(ensure_default_gguf())
+            self._llm = Llama(
+                model_path=path, n_ctx=self.settings.window_tokens + 8, n_batch=self.settings.window_tokens + 8,
+                n_threads=self.settings.n_threads, logits_all=True, verbose=False,
+            )
+        return self._llm
+
+    def tokenize(self, unit: str) -> list[int]:
+        return self._load().tokenize((" " + unit).encode(), add_bos=False, special=False)
+
+    def unit_scores(self, units: list[str]) -> tuple[list[float], list[int], int]:
+        """(mean self-information per unit, tokens per unit, tokens scored). Blocking."""
+        llm = self._load()
+        toks = [self.tokenize(u) or [llm.token_bos()] for u in units]
+        w = self.settings.window_tokens
+        scores: list[float] = [0.0] * len(units)
+        scored = 0
+        i = 0
+        while i < len(units):
+            j, n = i, 0
+            while j < len(units) and (n == 0 or n + len(toks[j]) <= w):
+                n += min(len(toks[j]), w)
+                j += 1
+            window = [t for k in range(i, j) for t in toks[k][:w]][:w]
+            seq = [llm.token_bos(), *window]
+            llm.reset()
+            llm.eval(seq)
+            logits = np.asarray(llm.scores[: len(seq) - 1], dtype=np.float32)
+            si = mean_self_information(logits, np.asarray(seq[1:]))
+            pos = 0
+            for k in range(i, j):
+                m = min(len(toks[k]), w - pos) if pos < w else 0
+                scores[k] = float(si[pos: pos + m].mean()) if m > 0 else 0.0
+                pos += m
+            scored += len(seq)
+            i = j
+        return scores, [len(t) for t in toks], scored
+
+    def compress(self, text: str, ratio: float) -> tuple[str, int, int]:
+        """(compressed text, tokens scored, tokens kept). Blocking."""
+        units = drop_repeats(split_units(text, self.settings.unit))
+        if not units:
+            return "", 0, 0
+        scores, tokens, scored = self.unit_scores(units)
+        keep = select_units(scores, tokens, ratio)
+        return " ".join(units[i] for i in keep), scored, sum(tokens[i] for i in keep)
+
+    async def acompress(self, text: str, ratio: float) -> tuple[str, int, int]:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._pool, self.compress, text, ratio)
+        except (DependencyMissing, BackendError):
+            raise
+        except (ValueError, RuntimeError) as e:
+            raise BackendError("extractive", str(e)) from e
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        llm, self._llm = self._llm, None
+        if llm is not None:
+            llm.close()
+
+
+class Extractive(Strategy):
+    name = "extractive"
+
+    def __init__(self, settings: ExtractiveSettings, scorer: SelfInformationScorer | None = None):
+        self.settings = settings
+        self.scorer = scorer or SelfInformationScorer(settings)
+
+    def steps(self, passes: int) -> int:
+        return 1
+
+    async def run_step(self, step: int, text: str, ctx: StepContext) -> StepResult:
+        out, scored, kept = await self.scorer.acompress(text, self.settings.target_ratio)
+        return StepResult(out, scored, kept, scored * self.settings.prompt_token_cu)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.scorer.close)
