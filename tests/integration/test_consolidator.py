@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 import yaml
 
 from ponder.common.config import ConsolidatorConfig, PonderConfig, PoolConfig, SimBackend
-from ponder.common.errors import PoolUnavailable
+from ponder.common.errors import PoolUnavailable, grpc_status
 from ponder.common.grpcutil import stop_server
 from ponder.common.redis_server import LocalRedis
 from ponder.common.telemetry import Tracing
@@ -261,7 +261,7 @@ async def test_router_resolve_with_and_without_a_consolidated_form(redis_url, re
     store = ContextStore(client, ConsolidatorConfig(auto_min_tokens=10))
     with pytest.raises(ContextNotFound) as e:
         await store.resolve("missing")
-    assert e.value.code == grpc.StatusCode.NOT_FOUND
+    assert grpc_status(e.value)[0] == grpc.StatusCode.NOT_FOUND
     raw = "The depot in Arlen holds 412 crates. " * 20
     await store.put("doc", raw)
     r = await store.resolve("doc")
