@@ -18,7 +18,8 @@ from ponder.router import strategies as strategy_registry
 from ponder.router.outcomes import FeedbackStore, OutcomeLog
 from ponder.router.policies.base import build_policy
 from ponder.router.metrics import RouterMetrics
-from ponder.router.servicer import RouterServicer, RouterState
+from ponder.router.request_path import RequestPath, RouterState
+from ponder.router.servicer import RouterServicer
 from ponder.v1 import router_pb2, router_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -148,7 +149,7 @@ async def start_router(
 
         voting = VotingClient(voting_address)
     state = make_state(cfg, pool_address, redis_client, voting)
-    servicer = RouterServicer(state, tracing, outcomes, contexts, metrics, feedback)
+    servicer = RouterServicer(RequestPath(state, tracing, outcomes, contexts, metrics, feedback))
     metrics.set_budget_source(lambda: servicer.state.policy.budget)
     server, port, health = create_server(
         address or f"{cfg.router.host}:{cfg.router.port}",
