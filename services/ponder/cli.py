@@ -153,7 +153,8 @@ def cmd_status(args) -> int:
     if args.json:
         print(json.dumps(_to_dict(resp)))
         return 0
-    print(f"ponder {resp.version} at {_address(args)}; policy {resp.policy}; outcome log {resp.outcome_log or '-'}")
+    print(f"ponder {resp.version} at {_address(args)}; policy {resp.policy}; outcome log {resp.outcome_log or '-'}; "
+          f"OpenAI API {resp.http.url or 'off'}")
     for p in resp.pools:
         health = "up" if p.healthy else f"DOWN ({p.error})"
         s = p.stats
@@ -184,7 +185,7 @@ def cmd_feedback(args) -> int:
 def cmd_up(args) -> int:
     from ponder import stack
 
-    cfg = load_config(args.config)
+    cfg = stack.with_http_front(load_config(args.config))
     cfg = stack.prepare_models(cfg)
     redis_url, local_redis = stack.start_redis(cfg)
     try:

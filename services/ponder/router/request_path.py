@@ -98,6 +98,7 @@ class RequestPath:
         self.feedback = feedback
         self.clock = clock
         self.costs = CostFeedback()
+        self.http_url = ""  # the OpenAI-compatible front's base URL, set when it serves
 
     async def reload(self, state: RouterState, close_old_after_s: float) -> None:
         """Swap in a new config; requests in flight finish on the state they started with."""
@@ -126,12 +127,15 @@ class RequestPath:
 
     async def stream(
         self, request: router_pb2.GenerateRequest, metadata: Metadata = (), remaining_s: float | None = None,
-        span: str = "router.generate_stream",
+        span: str = "router.generate_stream", on_plan: Callable[[str, Plan], None] | None = None,
     ) -> AsyncIterator[router_pb2.GenerateEvent]:
         """Text deltas as generated, then one final event. Closing the iterator early
-        (a client that went away) cancels the pool calls and records the request as CANCELLED."""
+        (a client that went away) cancels the pool calls and records the request as CANCELLED.
+
+        ``on_plan(request_id, plan)`` is called once, before the first event, with
+        the plan that produces the output (after any fallback)."""
         async with self._request(request, metadata, span) as t:
-            async with contextlib.aclosing(self._run(t, request, remaining_s, stream=True)) as items:
+            async with contextlib.aclosing(self._run(t, request, remaining_s, stream=True, on_plan=on_plan)) as items:
                 async for item in items:
                     if isinstance(item, StreamDelta):
                         yield router_pb2.GenerateEvent(
@@ -180,6 +184,7 @@ class RequestPath:
             policy=st.policy.name,
             pools=pools,
             outcome_log=st.cfg.redis.outcome_stream if self.outcomes else "",
+            http=router_pb2.HttpFront(url=self.http_url),
         )
 
     # ------------------------------------------------------------ steps
@@ -246,7 +251,7 @@ class RequestPath:
             t.st.policy.catalog.observe(req, plan, t.answer.samples)
             self.costs.observe(t.st.policy, usage.compute_units)
 
-    async def _run(self, t: _Trace, request, remaining_s: float | None, stream: bool):
+    async def _run(self, t: _Trace, request, remaining_s: float | None, stream: bool, on_plan=None):
         st = t.st
         t.req = await self._prepare(st, request)
         t.plan = await self._plan(st, t.req)
@@ -254,6 +259,9 @@ class RequestPath:
         deadline = timeout_s(st.cfg.routing.default_timeout_s, remaining_s, t.req)
         async with contextlib.aclosing(run.items(st, t.req, deadline, stream, self.tracer)) as items:
             async for item in items:
+                if on_plan is not None:
+                    on_plan(t.req.request_id, run.plan)
+                    on_plan = None
                 if isinstance(item, Answer):
                     t.plan, t.answer = run.plan, item
                     t.usage = costing.usage(st.cfg, t.req, run.plan, item, (self.clock() - t.t0) * 1000)
