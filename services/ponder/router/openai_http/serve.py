@@ -46,7 +46,9 @@ class HttpFront:
 async def start_http(path_of: Callable[[], RequestPath], host: str, port: int, grace_s: float = 5.0) -> HttpFront:
     """Bind ``host:port`` (0 = any free port) and serve; raises OSError when the port is taken."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say they are TCP, and
+    # without it a response's header and body writes wait out the client's delayed ACK (~40 ms).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
