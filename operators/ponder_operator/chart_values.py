@@ -66,6 +66,7 @@ class Router(Placement):
     image: Image = Field(..., description="Router and consolidator image.")
     grpcPort: int = Field(50051, ge=1, le=65535, description="gRPC port (ponder.v1.Router and grpc.health.v1).")
     metricsPort: int = Field(9464, ge=1, le=65535, description="Prometheus metrics port.")
+    httpPort: int = Field(8080, ge=0, le=65535, description="OpenAI-compatible HTTP API port (/v1/...); 0 turns it off.")
     serviceType: Literal["ClusterIP", "NodePort", "LoadBalancer"] = Field("ClusterIP", description="Service type.")
     resources: Resources = Field(default_factory=Resources, description="Container resources.")
     pdb: Pdb = Field(default_factory=Pdb, description="PodDisruptionBudget.")

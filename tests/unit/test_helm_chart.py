@@ -285,3 +285,15 @@ def test_yamllint_clean(values):
     for f in [CHART / "values.yaml", CHART / "Chart.yaml", *sorted((CHART / "examples").glob("*.yaml"))]:
         problems += [f"{f.name}: {p}" for p in linter.run(f.read_text(), conf)]
     assert not problems, "\n".join(problems)
+
+
+def test_router_serves_the_openai_api_on_http_port_unless_zero():
+    docs = render({})
+    router = _deployment(docs, "-router")
+    ports = {p["name"]: p["containerPort"] for p in router["spec"]["template"]["spec"]["containers"][0]["ports"]}
+    assert ports["http"] == 8080 and _env(router)["PONDER_HTTP_PORT"]["value"] == "8080"
+    svc = next(d for d in docs if d["kind"] == "Service" and d["metadata"]["name"].endswith("-router"))
+    assert {"name": "http", "port": 8080, "targetPort": "http", "appProtocol": "http"} in svc["spec"]["ports"]
+    off = _deployment(render({"router": {"httpPort": 0}}), "-router")
+    assert "PONDER_HTTP_PORT" not in _env(off)
+    assert "http" not in {p["name"] for p in off["spec"]["template"]["spec"]["containers"][0]["ports"]}

@@ -137,7 +137,7 @@ async def start_router(
     ``address``. ``redis_url`` None runs without an outcome log or context store;
     ``voting_address`` None without voting workers (task requests are refused).
     The OpenAI-compatible HTTP front listens on ``http_address`` (host:port), else
-    on ``router.http_host:router.http_port`` when that port is set, else not at all.
+    on ``router.http_host:router.http_port`` (or ``$PONDER_HTTP_PORT``) when a port is set, else not at all.
     """
     redis_client = outcomes = contexts = feedback = None
     if redis_url:
@@ -168,10 +168,12 @@ async def start_router(
         [SERVICE],
     )
     http = None
-    if http_address is not None or cfg.router.http_port is not None:
+    http_env = os.environ.get("PONDER_HTTP_PORT")
+    http_port = cfg.router.http_port if cfg.router.http_port is not None else (int(http_env) if http_env else None)
+    if http_address is not None or http_port is not None:
         from ponder.router.openai_http.serve import start_http
 
-        host, _, hport = (http_address or f"{cfg.router.http_host}:{cfg.router.http_port}").rpartition(":")
+        host, _, hport = (http_address or f"{cfg.router.http_host or cfg.router.host}:{http_port}").rpartition(":")
         http = await start_http(lambda: servicer.path, host.strip("[]"), int(hport), cfg.router.grace_s)
         servicer.path.http_url = http.url
     await server.start()
