@@ -97,6 +97,12 @@ async def test_sync_client_chat_completion_carries_plan_usage_and_headers(front)
     assert out["request_id"] == extra["request_id"] and out["status"] == "OK" and out["pool"] == "small"
     (span,) = [s for s in front.spans.get_finished_spans() if s.name == "router.http.chat_completions"]
     assert span.attributes["ponder.pool"] == "small"
+    # GenAI semantic conventions beside ponder's plan attributes.
+    a = span.attributes
+    assert (a["gen_ai.operation.name"], a["gen_ai.request.model"], a["gen_ai.request.max_tokens"]) == ("chat", "ponder/auto", 16)
+    assert (a["gen_ai.usage.input_tokens"], a["gen_ai.usage.output_tokens"]) == (resp.usage.prompt_tokens, 8)
+    assert a["gen_ai.response.id"] == extra["request_id"]
+    assert tuple(a["gen_ai.response.finish_reasons"]) == (resp.choices[0].finish_reason,)
 
 
 async def test_async_client_streams_every_sample_as_a_choice(front):

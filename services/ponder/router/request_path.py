@@ -27,7 +27,7 @@ import ponder
 from ponder.common.config import PonderConfig
 from ponder.common.errors import InvalidArgument, grpc_status
 from ponder.common.telemetry import Tracing, extract_metadata
-from ponder.router import costing
+from ponder.router import costing, genai
 from ponder.router.catalog import estimate_tokens
 from ponder.router.clients import PoolClients
 from ponder.router.contexts import ContextStore
@@ -254,6 +254,9 @@ class RequestPath:
     async def _run(self, t: _Trace, request, remaining_s: float | None, stream: bool, on_plan=None):
         st = t.st
         t.req = await self._prepare(st, request)
+        span = trace.get_current_span()
+        if span.is_recording():
+            span.set_attributes(genai.request_attributes(t.req))
         t.plan = await self._plan(st, t.req)
         run = Run(t.plan)
         deadline = timeout_s(st.cfg.routing.default_timeout_s, remaining_s, t.req)
@@ -265,4 +268,6 @@ class RequestPath:
                 if isinstance(item, Answer):
                     t.plan, t.answer = run.plan, item
                     t.usage = costing.usage(st.cfg, t.req, run.plan, item, (self.clock() - t.t0) * 1000)
+                    if span.is_recording():
+                        span.set_attributes(genai.response_attributes(t.req, run.plan, item, t.usage))
                 yield item
