@@ -177,8 +177,20 @@ class ServiceMonitor(_V):
     labels: dict[str, str] = Field(default_factory=dict, description="Extra labels for Prometheus selection.")
 
 
+class GrafanaDashboard(_V):
+    enabled: bool = Field(False, description="Ship the ponder dashboard as a ConfigMap for Grafana's dashboard sidecar.")
+    labels: dict[str, str] = Field(
+        default_factory=lambda: {"grafana_dashboard": "1"}, description="Labels the sidecar selects ConfigMaps by."
+    )
+    annotations: dict[str, str] = Field(
+        default_factory=dict, description="Annotations (the sidecar's folder annotation, e.g. grafana_folder)."
+    )
+    namespace: str = Field("", description="Namespace of the ConfigMap (where the sidecar looks); empty: the release's.")
+
+
 class Metrics(_V):
     serviceMonitor: ServiceMonitor = Field(default_factory=ServiceMonitor, description="ServiceMonitor.")
+    grafanaDashboard: GrafanaDashboard = Field(default_factory=GrafanaDashboard, description="Grafana dashboard.")
 
 
 class NetworkPolicy(_V):
