@@ -4,6 +4,7 @@
   ponder ask TEXT [--stream] [--budget N] [--pool NAME] [--json]
   ponder plan TEXT [--json]                 the plan the router would choose
   ponder status [--json]                    pools, health, load and real models
+  ponder top [--metrics URL] [--json]       live view: pools, load, plan mix, CU/s, errors
   ponder feedback REQUEST_ID --correct|--wrong|--score S
   ponder router-serve --config FILE         the router alone (Kubernetes)
   ponder pool-serve --config FILE --pool N  one pool as a plain gRPC server (no Ray)
@@ -296,8 +297,11 @@ def build_parser() -> argparse.ArgumentParser:
     from ponder.router import cli_router
     from ponder.voting import cli as vote_cli
 
+    from ponder import top
+
     cli_router.add_parser(sub)
     vote_cli.add_parser(sub)
+    top.add_parser(sub)
     return ap
 
 
