@@ -246,3 +246,13 @@ async def test_curl(front):
     head, _, payload = out.stdout.replace("\r\n", "\n").partition("\n\n")
     assert head.startswith("HTTP/1.1 200") and "x-ponder-pool: small" in head.lower()
     assert json.loads(payload)["choices"][0]["message"]["content"].startswith("[simulated]")
+
+
+async def test_a_taken_http_port_is_a_config_error_naming_the_field(front):
+    from ponder.common.errors import ConfigError
+
+    port = front.http_url.rsplit(":", 1)[1].split("/")[0]
+    with pytest.raises(ConfigError) as exc:
+        await start_router(front.servicer.state.cfg, None, None, Tracing("t"), address="127.0.0.1:0",
+                           http_address=f"127.0.0.1:{port}")
+    assert exc.value.problems[0][0] == "router.http_port"

@@ -174,7 +174,20 @@ async def start_router(
         from ponder.router.openai_http.serve import start_http
 
         host, _, hport = (http_address or f"{cfg.router.http_host or cfg.router.host}:{http_port}").rpartition(":")
-        http = await start_http(lambda: servicer.path, host.strip("[]"), int(hport), cfg.router.grace_s)
+        try:
+            http = await start_http(lambda: servicer.path, host.strip("[]"), int(hport), cfg.router.grace_s)
+        except OSError as e:
+            from ponder.common.errors import ConfigError
+
+            # Nothing serves yet: release what was opened for it before refusing.
+            if outcomes is not None:
+                await outcomes.close()
+            await state.clients.close()
+            if voting is not None:
+                await voting.close()
+            if redis_client is not None:
+                await redis_client.aclose()
+            raise ConfigError("router", [("router.http_port", f"cannot listen on {host}:{hport}: {e.strerror or e}")]) from e
         servicer.path.http_url = http.url
     await server.start()
     await mark_serving(health, [SERVICE])
