@@ -187,6 +187,8 @@ async def start_router(
                 await voting.close()
             if redis_client is not None:
                 await redis_client.aclose()
+            if metrics_server is not None:
+                metrics_server.shutdown()
             raise ConfigError("router", [("router.http_port", f"cannot listen on {host}:{hport}: {e.strerror or e}")]) from e
         servicer.path.http_url = http.url
     await server.start()
