@@ -66,6 +66,7 @@ class Router(Placement):
     image: Image = Field(..., description="Router and consolidator image.")
     grpcPort: int = Field(50051, ge=1, le=65535, description="gRPC port (ponder.v1.Router and grpc.health.v1).")
     metricsPort: int = Field(9464, ge=1, le=65535, description="Prometheus metrics port.")
+    httpPort: int = Field(8080, ge=0, le=65535, description="OpenAI-compatible HTTP API port (/v1/...); 0 turns it off.")
     serviceType: Literal["ClusterIP", "NodePort", "LoadBalancer"] = Field("ClusterIP", description="Service type.")
     resources: Resources = Field(default_factory=Resources, description="Container resources.")
     pdb: Pdb = Field(default_factory=Pdb, description="PodDisruptionBudget.")
@@ -176,8 +177,20 @@ class ServiceMonitor(_V):
     labels: dict[str, str] = Field(default_factory=dict, description="Extra labels for Prometheus selection.")
 
 
+class GrafanaDashboard(_V):
+    enabled: bool = Field(False, description="Ship the ponder dashboard as a ConfigMap for Grafana's dashboard sidecar.")
+    labels: dict[str, str] = Field(
+        default_factory=lambda: {"grafana_dashboard": "1"}, description="Labels the sidecar selects ConfigMaps by."
+    )
+    annotations: dict[str, str] = Field(
+        default_factory=dict, description="Annotations (the sidecar's folder annotation, e.g. grafana_folder)."
+    )
+    namespace: str = Field("", description="Namespace of the ConfigMap (where the sidecar looks); empty: the release's.")
+
+
 class Metrics(_V):
     serviceMonitor: ServiceMonitor = Field(default_factory=ServiceMonitor, description="ServiceMonitor.")
+    grafanaDashboard: GrafanaDashboard = Field(default_factory=GrafanaDashboard, description="Grafana dashboard.")
 
 
 class NetworkPolicy(_V):

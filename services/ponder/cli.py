@@ -4,6 +4,7 @@
   ponder ask TEXT [--stream] [--budget N] [--pool NAME] [--json]
   ponder plan TEXT [--json]                 the plan the router would choose
   ponder status [--json]                    pools, health, load and real models
+  ponder top [--metrics URL] [--json]       live view: pools, load, plan mix, CU/s, errors
   ponder feedback REQUEST_ID --correct|--wrong|--score S
   ponder router-serve --config FILE         the router alone (Kubernetes)
   ponder pool-serve --config FILE --pool N  one pool as a plain gRPC server (no Ray)
@@ -22,7 +23,6 @@ import signal
 import sys
 from typing import Any
 
-import grpc
 from google.protobuf.json_format import MessageToDict
 
 from ponder.common.config import load_config
@@ -44,86 +44,70 @@ def _to_dict(msg) -> dict[str, Any]:
     return MessageToDict(msg, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
 
 
-def _request(args):
-    from ponder.v1 import common_pb2, router_pb2
-
-    req = router_pb2.GenerateRequest(prompt=args.text)
-    if getattr(args, "max_tokens", None) is not None:
-        req.sampling.max_tokens = args.max_tokens
-    if getattr(args, "temperature", None) is not None:
-        req.sampling.temperature = args.temperature
-    if getattr(args, "seed", None) is not None:
-        req.sampling.seed = args.seed
-    if args.budget is not None:
-        req.budget.max_compute_units = args.budget
-    if getattr(args, "max_latency_ms", None) is not None:
-        req.budget.max_latency_ms = args.max_latency_ms
-    req.hints.CopyFrom(common_pb2.Hints(pool=args.pool or "", strategy=args.strategy or ""))
-    if args.samples is not None:
-        req.hints.samples = args.samples
-    if args.thinking is not None:
-        req.hints.thinking_budget = args.thinking
-    if getattr(args, "context_id", None):
-        req.context_id = args.context_id
-    return req
+def _request_kwargs(args) -> dict[str, Any]:
+    """``ponder.client`` keyword arguments from the request flags."""
+    kw = dict(max_tokens=getattr(args, "max_tokens", None), temperature=getattr(args, "temperature", None),
+              seed=getattr(args, "seed", None), budget_cu=args.budget, max_latency_ms=getattr(args, "max_latency_ms", None),
+              pool=args.pool or "", strategy=args.strategy or "", samples=args.samples, thinking_budget=args.thinking,
+              context_id=getattr(args, "context_id", None) or "")
+    return kw
 
 
-async def _call(args, fn):
-    from ponder.v1 import router_pb2_grpc
+def _client(args):
+    from ponder.client import Client
 
-    async with grpc.aio.insecure_channel(_address(args)) as ch:
-        return await fn(router_pb2_grpc.RouterStub(ch))
+    return Client(_address(args), api_key=getattr(args, "api_key", None), timeout_s=args.timeout)
 
 
-def _rpc_failed(e: grpc.aio.AioRpcError, address: str) -> int:
-    if e.code() == grpc.StatusCode.UNAVAILABLE and "connect" in (e.details() or "").lower():
-        return _fail(f"no router at {address} ({e.details()}); start one with `ponder up`")
-    return _fail(f"{e.code().name}: {e.details()}", 2)
+def _rpc_failed(e: PonderError, address: str) -> int:
+    from ponder.common.errors import Unavailable
+
+    if isinstance(e, Unavailable) and "connect" in e.message.lower():
+        return _fail(f"no router at {address} ({e.message}); start one with `ponder up`")
+    code = getattr(e, "grpc_code", None)
+    return _fail(f"{code.name if code else type(e).__name__}: {e.message}", 2)
 
 
 # ---------------------------------------------------------------- commands
 def cmd_ask(args) -> int:
-    req = _request(args)
-
-    async def run(stub):
-        if not args.stream:
-            return await stub.Generate(req, timeout=args.timeout)
-        final = None
-        async for ev in stub.GenerateStream(req, timeout=args.timeout):
-            if ev.HasField("delta"):
-                if not args.json:
-                    style = "\x1b[2m" if ev.delta.thinking and sys.stdout.isatty() else ""
-                    print(f"{style}{ev.delta.text}\x1b[0m" if style else ev.delta.text, end="", flush=True)
-            else:
-                final = ev.final
-        if not args.json:
-            print()
-        return final
+    from ponder.client import Delta
 
     try:
-        resp = asyncio.run(_call(args, run))
-    except grpc.aio.AioRpcError as e:
+        with _client(args) as client:
+            if not args.stream:
+                answer = client.generate(args.text, **_request_kwargs(args))
+            else:
+                for ev in client.stream(args.text, **_request_kwargs(args)):
+                    if isinstance(ev, Delta):
+                        if not args.json:
+                            style = "\x1b[2m" if ev.thinking and sys.stdout.isatty() else ""
+                            print(f"{style}{ev.text}\x1b[0m" if style else ev.text, end="", flush=True)
+                    else:
+                        answer = ev
+                if not args.json:
+                    print()
+    except PonderError as e:
         return _rpc_failed(e, _address(args))
     if args.json:
-        print(json.dumps(_to_dict(resp)))
+        print(json.dumps(_to_dict(answer.raw)))
     elif not args.stream:
-        print(resp.text)
+        print(answer.text)
     if not args.json:
-        p, u = resp.plan, resp.usage
-        sim = " [simulated]" if resp.simulated else ""
+        p, u = answer.plan, answer.usage
+        sim = " [simulated]" if answer.simulated else ""
         print(
             f"-- {p.pool}/{p.strategy} x{p.samples} think={p.thinking_budget} | {u.prompt_tokens}+{u.output_tokens} tokens, "
-            f"{u.compute_units:.1f} CU, {u.latency_ms:.0f} ms | {resp.model}{sim}",
+            f"{u.compute_units:.1f} CU, {u.latency_ms:.0f} ms | {answer.model}{sim}",
             file=sys.stderr,
         )
     return 0
 
 
 def cmd_plan(args) -> int:
-    req = _request(args)
     try:
-        resp = asyncio.run(_call(args, lambda stub: stub.Plan(req, timeout=args.timeout)))
-    except grpc.aio.AioRpcError as e:
+        with _client(args) as client:
+            resp = client.plan(args.text, **_request_kwargs(args)).raw
+    except PonderError as e:
         return _rpc_failed(e, _address(args))
     if args.json:
         print(json.dumps(_to_dict(resp.plan)))
@@ -146,16 +130,16 @@ def cmd_plan(args) -> int:
 
 
 def cmd_status(args) -> int:
-    from ponder.v1 import router_pb2
-
     try:
-        resp = asyncio.run(_call(args, lambda stub: stub.Status(router_pb2.StatusRequest(), timeout=args.timeout)))
-    except grpc.aio.AioRpcError as e:
+        with _client(args) as client:
+            resp = client.status().raw
+    except PonderError as e:
         return _rpc_failed(e, _address(args))
     if args.json:
         print(json.dumps(_to_dict(resp)))
         return 0
-    print(f"ponder {resp.version} at {_address(args)}; policy {resp.policy}; outcome log {resp.outcome_log or '-'}")
+    print(f"ponder {resp.version} at {_address(args)}; policy {resp.policy}; outcome log {resp.outcome_log or '-'}; "
+          f"OpenAI API {resp.http.url or 'off'}")
     for p in resp.pools:
         health = "up" if p.healthy else f"DOWN ({p.error})"
         s = p.stats
@@ -168,16 +152,10 @@ def cmd_status(args) -> int:
 
 
 def cmd_feedback(args) -> int:
-    from ponder.v1 import router_pb2
-
-    req = router_pb2.FeedbackRequest(request_id=args.request_id)
-    if args.correct is not None:
-        req.correct = args.correct
-    if args.score is not None:
-        req.score = args.score
     try:
-        asyncio.run(_call(args, lambda stub: stub.Feedback(req, timeout=args.timeout)))
-    except grpc.aio.AioRpcError as e:
+        with _client(args) as client:
+            client.feedback(args.request_id, correct=args.correct, score=args.score)
+    except PonderError as e:
         return _rpc_failed(e, _address(args))
     print(f"recorded feedback for {args.request_id}", file=sys.stderr)
     return 0
@@ -186,7 +164,7 @@ def cmd_feedback(args) -> int:
 def cmd_up(args) -> int:
     from ponder import stack
 
-    cfg = load_config(args.config)
+    cfg = stack.with_http_front(load_config(args.config))
     cfg = stack.prepare_models(cfg)
     redis_url, local_redis = stack.start_redis(cfg)
     try:
@@ -322,9 +300,12 @@ def build_parser() -> argparse.ArgumentParser:
     from ponder.router import cli_router
     from ponder.voting import cli as vote_cli
 
+    from ponder import top
+
     cli_router.add_parser(sub)
     vote_cli.add_parser(sub)
     consolidation_cli.add_parser(sub)
+    top.add_parser(sub)
     return ap
 
 

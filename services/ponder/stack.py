@@ -105,6 +105,16 @@ def deploy_pools(cfg: PonderConfig, say: Say = say_stderr) -> str | None:
     return f"127.0.0.1:{cfg.serve.grpc_port}"
 
 
+UP_HTTP_PORT = 8080
+
+
+def with_http_front(cfg: PonderConfig, port: int = UP_HTTP_PORT) -> PonderConfig:
+    """``cfg`` with the OpenAI-compatible front on ``port`` unless ``router.http_port`` is already set (``ponder up``)."""
+    if cfg.router.http_port is not None:
+        return cfg
+    return cfg.model_copy(update={"router": cfg.router.model_copy(update={"http_port": port})})
+
+
 def shutdown_pools() -> None:
     import ray
     from ray import serve
@@ -162,6 +172,8 @@ async def run_router(cfg: PonderConfig, pool_address: str | None, redis_url: str
     consolidator = await start_consolidator(cfg, pool_address, redis_url, say) if consolidator else None
     handle = await start_router(cfg, pool_address, redis_url, tracing, voting_address=voting_address)
     say(f"ponder is up: router on {cfg.router.host}:{handle.port} (gRPC). Try: ponder ask \"The capital of France is\"")
+    if handle.http_url:
+        say(f"OpenAI-compatible API at {handle.http_url} (model \"ponder/auto\" or a pool name)")
     watcher = asyncio.create_task(watch_config(config_path, handle, cfg.router.config_poll_s)) if config_path else None
     try:
         await stop_event.wait()

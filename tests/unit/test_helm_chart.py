@@ -285,3 +285,43 @@ def test_yamllint_clean(values):
     for f in [CHART / "values.yaml", CHART / "Chart.yaml", *sorted((CHART / "examples").glob("*.yaml"))]:
         problems += [f"{f.name}: {p}" for p in linter.run(f.read_text(), conf)]
     assert not problems, "\n".join(problems)
+
+
+def test_router_serves_the_openai_api_on_http_port_unless_zero():
+    docs = render({})
+    router = _deployment(docs, "-router")
+    ports = {p["name"]: p["containerPort"] for p in router["spec"]["template"]["spec"]["containers"][0]["ports"]}
+    assert ports["http"] == 8080 and _env(router)["PONDER_HTTP_PORT"]["value"] == "8080"
+    svc = next(d for d in docs if d["kind"] == "Service" and d["metadata"]["name"].endswith("-router"))
+    assert {"name": "http", "port": 8080, "targetPort": "http", "appProtocol": "http"} in svc["spec"]["ports"]
+    off = _deployment(render({"router": {"httpPort": 0}}), "-router")
+    assert "PONDER_HTTP_PORT" not in _env(off)
+    assert "http" not in {p["name"] for p in off["spec"]["template"]["spec"]["containers"][0]["ports"]}
+
+
+def test_grafana_dashboard_configmap_for_the_sidecar_queries_real_metrics():
+    import json
+    import re
+
+    assert not [d for d in render({}) if d["metadata"]["name"].endswith("-dashboard")]
+    docs = render({"metrics": {"grafanaDashboard": {"enabled": True, "annotations": {"grafana_folder": "ponder"}}}})
+    (cm,) = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-dashboard")]
+    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert cm["metadata"]["annotations"] == {"grafana_folder": "ponder"}
+    dash = json.loads(cm["data"]["ponder.json"])
+    exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
+    # Every ponder series a panel reads is one the router exports.
+    from prometheus_client import generate_latest
+
+    from ponder.common.config import PoolConfig
+    from ponder.router.metrics import RouterMetrics
+
+    m = RouterMetrics([PoolConfig(name="small")])
+    m.answered("small", "single", "OK", 1.0, 0.1)
+    m.set_budget_source(lambda: type("B", (), {"lambda_per_cu": lambda self: 0.1})())
+    exported = set(re.findall(r"^(ponder_\w+?)(?:\{| )", generate_latest(m.registry).decode(), re.M))
+    used = {n for e in exprs for n in re.findall(r"\b(ponder_\w+)", e)}
+    assert used and used <= exported, used - exported
+    titles = " ".join(p["title"] for p in dash["panels"]).lower()
+    for needle in ("requests", "error", "latency", "strategy", "tier", "compute units", "λ", "queue", "replicas"):
+        assert needle in titles

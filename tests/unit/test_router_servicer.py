@@ -12,7 +12,8 @@ from ponder.router import strategies as registry
 from ponder.router.contexts import ContextNotFound, ResolvedContext
 from ponder.router.feedback import FeedbackUnavailable
 from ponder.router.policies.base import build_policy
-from ponder.router.servicer import RouterServicer, RouterState
+from ponder.router.request_path import RequestPath, RouterState
+from ponder.router.servicer import RouterServicer
 from ponder.v1 import pool_pb2, router_pb2
 
 
@@ -89,7 +90,7 @@ def servicer(routing: dict | None = None, pools: dict | None = None, **kw):
     strategies = registry.build()
     clients = FakeClients(pools or {p.name: FakePool(p.name) for p in cfg.pools})
     state = RouterState(cfg, build_policy(cfg, strategies), clients, strategies)
-    return RouterServicer(state, Tracing("test"), **kw), clients
+    return RouterServicer(RequestPath(state, Tracing("test"), **kw)), clients
 
 
 async def test_generate_answers_prices_usage_and_records_the_outcome():

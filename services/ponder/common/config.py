@@ -307,6 +307,12 @@ class RouterConfig(_Model):
         None, ge=0, le=65535, description="Prometheus /metrics port; unset: $PONDER_METRICS_PORT, else off."
     )
     config_poll_s: float = Field(5.0, gt=0, le=3600, description="How often router-serve re-reads its config file.")
+    http_host: str | None = Field(None, description="Address the OpenAI-compatible HTTP front binds; unset: router.host.")
+    http_port: int | None = Field(
+        None, ge=0, le=65535,
+        description="OpenAI-compatible HTTP front port (0 = any free port); unset: $PONDER_HTTP_PORT, else off "
+        "(`ponder up` serves it on 8080).",
+    )
 
 
 class ServeConfig(_Model):

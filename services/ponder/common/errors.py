@@ -3,7 +3,8 @@
 Every error ponder raises on purpose is a ``PonderError``. Each concrete error
 (anywhere in the package) subclasses exactly one *category* below; the
 category alone decides the status code a client sees, through ``GRPC_STATUS``,
-which every server applies at its boundary (``grpcutil.ErrorInterceptor``).
+which every server applies at its boundary (``grpcutil.ErrorInterceptor``), and
+through ``HTTP_STATUS`` on the OpenAI-compatible HTTP front.
 Concrete errors take structured fields and build their own message.
 
 Categories and what they promise a client:
@@ -111,6 +112,18 @@ GRPC_STATUS: dict[type[PonderError], grpc.StatusCode] = {
     Internal: grpc.StatusCode.INTERNAL,
     PonderError: grpc.StatusCode.INTERNAL,
 }
+# The same categories as HTTP statuses, for the OpenAI-compatible front (and any HTTP door).
+HTTP_STATUS: dict[type[PonderError], int] = {
+    InvalidArgument: 400,
+    NotFound: 404,
+    FailedPrecondition: 400,
+    Unavailable: 503,
+    ResourceExhausted: 429,
+    DeadlineExceeded: 504,
+    Aborted: 409,
+    Internal: 500,
+    PonderError: 500,
+}
 _CATEGORY_OF_STATUS = {code: cls for cls, code in GRPC_STATUS.items() if cls is not PonderError}
 
 # Statuses a caller may retry (before any output reached its client).
@@ -125,6 +138,15 @@ def status_of(cls: type[BaseException]) -> grpc.StatusCode:
         if code is not None:
             return code
     return grpc.StatusCode.INTERNAL
+
+
+def http_status(err: BaseException) -> int:
+    """The HTTP status for any exception: its nearest category in ``HTTP_STATUS``; 500 otherwise."""
+    for base in type(err).__mro__:
+        code = HTTP_STATUS.get(base)  # type: ignore[arg-type]
+        if code is not None:
+            return code
+    return 500
 
 
 def grpc_status(err: BaseException) -> tuple[grpc.StatusCode, str]:

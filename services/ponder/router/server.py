@@ -18,7 +18,8 @@ from ponder.router import strategies as strategy_registry
 from ponder.router.outcomes import FeedbackStore, OutcomeLog
 from ponder.router.policies.base import build_policy
 from ponder.router.metrics import RouterMetrics
-from ponder.router.servicer import RouterServicer, RouterState
+from ponder.router.request_path import RequestPath, RouterState
+from ponder.router.servicer import RouterServicer
 from ponder.v1 import router_pb2, router_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ class RouterHandle:
     metrics_server: object | None = None
     model_watcher: asyncio.Task | None = None
     voting: object | None = None  # ponder.voting.client.VotingClient
+    http: object | None = None  # ponder.router.openai_http.serve.HttpFront, when router.http_port is set
 
     @property
     def address(self) -> str:
@@ -46,9 +48,16 @@ class RouterHandle:
         state = make_state(cfg, self.pool_address, self.redis, self.voting)
         await self.servicer.reload(state, close_old_after_s=cfg.routing.default_timeout_s)
 
+    @property
+    def http_url(self) -> str:
+        """The OpenAI-compatible base URL (``http://host:port/v1``); "" when the HTTP front is off."""
+        return self.http.url if self.http is not None else ""
+
     async def stop(self, grace_s: float = 5.0) -> None:
         if self.model_watcher is not None:
             self.model_watcher.cancel()
+        if self.http is not None:
+            await self.http.stop(grace_s)
         await stop_server(self.server, self.health, [SERVICE], grace_s)
         if self.metrics_server is not None:
             self.metrics_server.shutdown()
@@ -120,12 +129,15 @@ async def start_router(
     tracing: Tracing,
     address: str | None = None,
     voting_address: str | None = None,
+    http_address: str | None = None,
 ) -> RouterHandle:
     """Build policy, pool clients and outcome log from ``cfg`` and start serving.
 
     ``pool_address`` is the Serve gRPC proxy for pools without their own
     ``address``. ``redis_url`` None runs without an outcome log or context store;
     ``voting_address`` None without voting workers (task requests are refused).
+    The OpenAI-compatible HTTP front listens on ``http_address`` (host:port), else
+    on ``router.http_host:router.http_port`` (or ``$PONDER_HTTP_PORT``) when a port is set, else not at all.
     """
     redis_client = outcomes = contexts = feedback = None
     if redis_url:
@@ -148,17 +160,41 @@ async def start_router(
 
         voting = VotingClient(voting_address)
     state = make_state(cfg, pool_address, redis_client, voting)
-    servicer = RouterServicer(state, tracing, outcomes, contexts, metrics, feedback)
+    servicer = RouterServicer(RequestPath(state, tracing, outcomes, contexts, metrics, feedback))
     metrics.set_budget_source(lambda: servicer.state.policy.budget)
     server, port, health = create_server(
         address or f"{cfg.router.host}:{cfg.router.port}",
         lambda s: router_pb2_grpc.add_RouterServicer_to_server(servicer, s),
         [SERVICE],
     )
+    http = None
+    http_env = os.environ.get("PONDER_HTTP_PORT")
+    http_port = cfg.router.http_port if cfg.router.http_port is not None else (int(http_env) if http_env else None)
+    if http_address is not None or http_port is not None:
+        from ponder.router.openai_http.serve import start_http
+
+        host, _, hport = (http_address or f"{cfg.router.http_host or cfg.router.host}:{http_port}").rpartition(":")
+        try:
+            http = await start_http(lambda: servicer.path, host.strip("[]"), int(hport), cfg.router.grace_s)
+        except OSError as e:
+            from ponder.common.errors import ConfigError
+
+            # Nothing serves yet: release what was opened for it before refusing.
+            if outcomes is not None:
+                await outcomes.close()
+            await state.clients.close()
+            if voting is not None:
+                await voting.close()
+            if redis_client is not None:
+                await redis_client.aclose()
+            if metrics_server is not None:
+                metrics_server.shutdown()
+            raise ConfigError("router", [("router.http_port", f"cannot listen on {host}:{hport}: {e.strerror or e}")]) from e
+        servicer.path.http_url = http.url
     await server.start()
     await mark_serving(health, [SERVICE])
     watcher = asyncio.create_task(watch_model(servicer, cfg.router.config_poll_s))
-    return RouterHandle(server, port, servicer, health, redis_client, pool_address, metrics_server, watcher, voting)
+    return RouterHandle(server, port, servicer, health, redis_client, pool_address, metrics_server, watcher, voting, http)
 
 
 async def watch_config(path: str, handle: RouterHandle, poll_s: float) -> None:

@@ -101,16 +101,24 @@ class PoolStatus(_message.Message):
     def __init__(self, name: _Optional[str] = ..., tier: _Optional[str] = ..., backend: _Optional[str] = ..., model: _Optional[str] = ..., address: _Optional[str] = ..., healthy: _Optional[bool] = ..., error: _Optional[str] = ..., stats: _Optional[_Union[_pool_pb2.PoolStats, _Mapping]] = ...) -> None: ...
 
 class StatusResponse(_message.Message):
-    __slots__ = ("version", "policy", "pools", "outcome_log")
+    __slots__ = ("version", "policy", "pools", "outcome_log", "http")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     POLICY_FIELD_NUMBER: _ClassVar[int]
     POOLS_FIELD_NUMBER: _ClassVar[int]
     OUTCOME_LOG_FIELD_NUMBER: _ClassVar[int]
+    HTTP_FIELD_NUMBER: _ClassVar[int]
     version: str
     policy: str
     pools: _containers.RepeatedCompositeFieldContainer[PoolStatus]
     outcome_log: str
-    def __init__(self, version: _Optional[str] = ..., policy: _Optional[str] = ..., pools: _Optional[_Iterable[_Union[PoolStatus, _Mapping]]] = ..., outcome_log: _Optional[str] = ...) -> None: ...
+    http: HttpFront
+    def __init__(self, version: _Optional[str] = ..., policy: _Optional[str] = ..., pools: _Optional[_Iterable[_Union[PoolStatus, _Mapping]]] = ..., outcome_log: _Optional[str] = ..., http: _Optional[_Union[HttpFront, _Mapping]] = ...) -> None: ...
+
+class HttpFront(_message.Message):
+    __slots__ = ("url",)
+    URL_FIELD_NUMBER: _ClassVar[int]
+    url: str
+    def __init__(self, url: _Optional[str] = ...) -> None: ...
 
 class FeedbackRequest(_message.Message):
     __slots__ = ("request_id", "correct", "score")
