@@ -412,3 +412,19 @@ def test_retrain_cv_report_measures_apgr_on_prompts_both_pools_answered():
                                correct[::2][:150] + correct[1::2][150:], 300, "synthetic")
     rep = R.cv_report(alternating, "hashed-linear")
     assert rep["apgr"] is None and "APGR needs both pools' outcomes on the same prompts" in rep["apgr_note"]
+
+
+def test_train_and_eval_with_three_models(tmp_path, capsys):
+    f = write_csv(tmp_path / "t.csv", three_model_rows(150), header=("prompt", "cheap", "mid", "dear"))
+    out = tmp_path / "m"
+    assert cli_router.main(["router", "train", "--outcomes", str(f), "--models", "cheap,mid,dear", "--costs", "1,4,9",
+                            "--classifier", "hashed-linear", "--out", str(out), "--json"]) == 0
+    trained = json.loads(capsys.readouterr().out)
+    assert trained["targets"] == ["cheap", "mid", "dear"]
+    assert cli_router.main(["router", "eval", "--outcomes", str(f), "--models", "cheap,mid,dear", "--costs", "1,4,9",
+                            "--model", str(out), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["cost_curve"]["baselines"]["best_single"]["model"] in {"mid", "dear"}
+    from ponder.router.classifiers import load_classifier
+
+    assert load_classifier(out).report["roles"] == {"weak": "cheap", "strong": "dear"}
