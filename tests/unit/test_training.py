@@ -393,8 +393,8 @@ def test_cascade_on_responses_beats_prompt_only_when_answers_tell(tmp_path, caps
 def test_retrain_refuses_a_single_usable_pool():
     log = synth_log(n_single=200, n_think=0)
     with pytest.raises(OutcomeError, match=r"too few labelled rows per pool.*1 usable pool\(s\) \(reasoning\), need 2"):
-        R.train_from_log(log)
-    assert R.train_from_log(log, min_pools=1).targets == ["reasoning"]
+        R.train_from_log(log, min_pools=2)
+    assert R.train_from_log(log).targets == ["reasoning"]
 
 
 def test_retrain_cv_report_measures_apgr_on_prompts_both_pools_answered():

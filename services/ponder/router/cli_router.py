@@ -116,8 +116,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--stream", help="Outcome stream key; default: the config's redis.outcome_stream.")
     p.add_argument("--feedback-key", default=None, help="Feedback hash key (default ponder:feedback).")
     p.add_argument("--min-rows", type=int, default=50, help="Fewest labelled single records per pool (default 50).")
-    p.add_argument("--min-pools", type=_positive_int, default=2, metavar="N",
-                   help="Refuse unless N pools have --min-rows usable records (default 2).")
+    p.add_argument("--min-pools", type=_positive_int, default=1, metavar="N",
+                   help="Refuse unless N pools have --min-rows usable records (default 1; 2 to rank pools).")
     p.add_argument("--cv-folds", type=int, default=5, metavar="K",
                    help="Cross-validate the new model on the log before saving it (0: skip; default 5).")
     p.add_argument("--think-ref-tokens", type=_positive_int, default=None, metavar="T",

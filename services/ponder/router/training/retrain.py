@@ -173,7 +173,7 @@ def _fit_think_gains(log: OutcomeLog, clf: Classifier, ref_tokens: int, min_thin
     return fits, skipped
 
 
-MIN_POOLS = 2
+MIN_POOLS = 1  # one pool still informs the strategy choice; 2 when the model must rank pools
 CV_FOLDS = 5
 MIN_PAIRED = 20
 
