@@ -68,8 +68,15 @@ def main(argv: list[str] | None = None) -> int:
     labels = rng.random(400) < 0.6
     probe = build_classifier(args.classifier, {})
     params = {"select_trees": False} if "select_trees" in type(probe.params).model_fields else {}
-    clf = build_classifier(args.classifier, params).fit(texts, {"weak": labels, "strong": ~labels})
-    out: dict = {"classifier": clf.name, "cores": 1}
+    from ponder.router.classifiers import gain_target
+    from ponder.router.training.evaluate import DEFAULT_GAIN_HEADS
+
+    strong = labels | (rng.random(400) < 0.5)
+    targets = {"weak": labels, "strong": strong}
+    if DEFAULT_GAIN_HEADS:  # what `ponder router train` fits: the two gain heads besides the pools
+        targets.update({gain_target("weak", "strong"): strong & ~labels, gain_target("strong", "weak"): labels & ~strong})
+    clf = build_classifier(args.classifier, params).fit(texts, targets)
+    out: dict = {"classifier": clf.name, "cores": 1, "targets": len(clf.targets)}
     for tokens in (100, 1000, 8000):
         samples = [prompt(tokens, rng) for _ in range(20)]
         reps = args.repeats if tokens < 8000 else max(200, args.repeats // 5)

@@ -134,3 +134,15 @@ def test_minilm_classifier(tmp_path):
     assert p[hard].mean() < p[~hard].mean() - 0.1
     back = load_classifier(save_classifier(clf, tmp_path / "mini"))
     assert np.allclose(back.predict_proba(texts[:5]), clf.predict_proba(texts[:5]), atol=1e-5)
+
+
+@pytest.mark.parametrize("module", ["ponder.router.classifiers.base", "ponder.router.training.metrics",
+                                    "ponder.router.training", "ponder.router.confidence"])
+def test_each_module_imports_alone_and_the_registry_is_full(module):
+    import subprocess
+    import sys
+
+    code = (f"import {module}; from ponder.router.classifiers.base import registered; "
+            "print(','.join(registered()))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert {"hashed-gbt", "hashed-linear", "sw-neighbours", "mf", "minilm", "minilm-gbt"} <= set(out.strip().split(","))

@@ -70,3 +70,37 @@ def test_expected_calibration_error():
     assert M.expected_calibration_error(p, y) == pytest.approx(0.1)
     assert M.expected_calibration_error(np.array([0.5, 0.5]), np.array([0, 1])) == pytest.approx(0.0)
     assert M.expected_calibration_error(np.array([1.0, 1.0]), np.array([0, 0])) == pytest.approx(1.0)
+
+
+def test_cost_curve_against_hand_computed_points():
+    # Two prompts, models a (cost 1) and b (cost 3): a is right on prompt 0 only, b on both.
+    out = np.array([[1, 1], [0, 1]], dtype=bool)
+    probs = np.array([[0.9, 0.95], [0.2, 0.9]])
+    c = M.cost_curve(probs, out, np.array([1.0, 3.0]))
+    # λ = ∞: both to a (x 0, acc 0.5); mid λ: prompt 1 to b (x 0.5, acc 1); λ = 0: both to b (x 1, acc 1).
+    pts = set(zip(np.round(c.x, 6), np.round(c.acc, 6)))
+    assert {(0.0, 0.5), (0.5, 1.0), (1.0, 1.0)} <= pts
+    s = M.cost_summary(probs, out, np.array([1.0, 3.0]), ["a", "b"])
+    # Router: 0.5 → 1 over x in [0, 0.5], then 1: area 0.375 + 0.5.
+    assert s["auc"] == pytest.approx(0.875)
+    assert s["baselines"]["random"]["auc"] == pytest.approx(0.75)
+    assert s["baselines"]["oracle"]["auc"] == pytest.approx(0.875)
+    # Best single model: a (0.5) until b is affordable at x = 1.
+    assert s["baselines"]["best_single"]["auc"] == pytest.approx(0.5, abs=0.01)
+    assert s["baselines"]["best_single"]["model"] == "b"
+    with pytest.raises(M.MetricUndefined, match="2 costs for 3 models"):
+        M.cost_curve(np.zeros((2, 3)), np.zeros((2, 3)), np.array([1.0, 2.0]))
+
+
+def test_cascade_curve_counts_the_weak_call():
+    from ponder.router.training.cascade import cascade_curve
+
+    conf = np.array([0.9, 0.1, 0.2, 0.8])  # escalates row 1, then row 2 (the strong-only rows), first
+    by_share = M.router_curve(-conf, WEAK, STRONG)
+    assert np.allclose(by_share.acc, [0.25, 0.5, 0.75, 0.75, 0.75])
+    # Costs 1 and 2: escalating the share e costs x = 2e, so at x = 1 only half the rows escalate.
+    c = cascade_curve(conf, WEAK, STRONG, 1.0, 2.0)
+    assert c.at(1.0) == pytest.approx(0.75) and c.at(0.5) == pytest.approx(0.5)
+    assert M.apgr(c) < M.apgr(by_share)
+    with pytest.raises(M.MetricUndefined, match="weak cost < strong cost"):
+        cascade_curve(conf, WEAK, STRONG, 2.0, 1.0)

@@ -328,3 +328,103 @@ def test_retrain_refuses_a_non_positive_think_setting(flag, tmp_path, capsys):
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert flag in err and "must be >= 1, got 0" in err
+
+
+# --- N models, cascades and bad input --------------------------------------------------------------
+
+def three_model_rows(n, seed=0):
+    """Models cheap < mid < dear: mid fixes the arithmetic cheap fails, dear adds little over mid."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for prompt, weak, strong in synth_rows(n, seed):
+        hard = prompt.startswith("Compute")
+        rows.append((prompt, weak, rng.random() < (0.8 if hard else 0.92), strong))
+    return rows
+
+
+def test_cv_routes_among_three_models_with_costs(tmp_path, capsys):
+    f = write_csv(tmp_path / "t.csv", three_model_rows(240), header=("prompt", "cheap", "mid", "dear"))
+    rc = cli_router.main(["router", "cv", "--outcomes", str(f), "--models", "cheap,mid,dear", "--costs", "1,4,9",
+                          "--folds", "3", "--classifier", "hashed-linear", "--json"])
+    assert rc == 0
+    res = json.loads(capsys.readouterr().out)
+    cc = res["cost_curve"]
+    assert set(cc["models"]) == {"cheap", "mid", "dear"} and res["acc_weak"] < res["acc_strong"]
+    # Cheapest weak, dearest strong for the two-model figures; the router beats a random mix of the two.
+    assert cc["auc"] > cc["baselines"]["random"]["auc"] and cc["auc"] <= cc["baselines"]["oracle"]["auc"] + 1e-9
+    assert set(res["ece"]) == {"cheap", "mid", "dear"}
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--models", "weak"], "need at least two model columns"),
+    (["--models", "weak,strong", "--costs", "1,2,3"], "3 costs for 2 models"),
+    (["--models", "weak,gone"], "column 'gone'"),
+    (["--weak", "weak"], "--weak and --strong, or --models"),
+])
+def test_bad_model_lists_name_file_and_column(tmp_path, capsys, argv, message):
+    f = write_csv(tmp_path / "t.csv", synth_rows(40))
+    rc = cli_router.main(["router", "cv", "--outcomes", str(f), *argv])
+    err = capsys.readouterr().err
+    assert rc == 2 and message in err and str(f) in err
+
+
+def test_cascade_needs_the_response_column(tmp_path, capsys):
+    f = write_csv(tmp_path / "t.csv", synth_rows(60))
+    rc = cli_router.main(["router", "cv", "--outcomes", str(f), "--weak", W, "--strong", ST, "--cascade"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "column 'weak_response'" in err and str(f) in err
+
+
+def test_cascade_on_responses_beats_prompt_only_when_answers_tell(tmp_path, capsys):
+    rng = np.random.default_rng(5)
+    rows = []
+    for prompt, weak, strong in synth_rows(300, seed=5):
+        a, b = (int(v) for v in rng.integers(2, 99, size=2))
+        answer = f"{a} + {b} = {a + b}.\n#### {a + b}" if weak else f"{a} + {b} = {a + b + 3} and th"
+        rows.append((prompt, weak, strong, answer))
+    f = write_csv(tmp_path / "r.csv", rows, header=("prompt", W, ST, W + "_response"))
+    rc = cli_router.main(["router", "cv", "--outcomes", str(f), "--weak", W, "--strong", ST, "--cascade",
+                          "--costs", "1,20", "--classifier", "hashed-linear", "--json"])
+    assert rc == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["cascade"]["apgr"] > res["apgr"] + 0.05 and res["cascade"]["costs"] == [1.0, 20.0]
+
+
+def test_retrain_refuses_a_single_usable_pool():
+    log = synth_log(n_single=200, n_think=0)
+    with pytest.raises(OutcomeError, match=r"too few labelled rows per pool.*1 usable pool\(s\) \(reasoning\), need 2"):
+        R.train_from_log(log, min_pools=2)
+    assert R.train_from_log(log).targets == ["reasoning"]
+
+
+def test_retrain_cv_report_measures_apgr_on_prompts_both_pools_answered():
+    rows = synth_rows(300, seed=4)
+    prompts, pools, correct = [], [], []
+    for prompt, weak, strong in rows:  # shadow traffic: every prompt answered by both pools
+        prompts += [prompt, prompt]
+        pools += ["small", "reasoning"]
+        correct += [bool(weak), bool(strong)]
+    log = R.OutcomeLog(prompts, pools, correct, len(prompts), "synthetic")
+    rep = R.cv_report(log, "hashed-linear")
+    assert rep["paired"] == 300 and rep["roles"] == {"weak": "small", "strong": "reasoning"}
+    assert rep["apgr"] > 0.6 and rep["pools"]["small"]["auc"] > 0.7
+    alternating = R.OutcomeLog(prompts[::2][:150] + prompts[1::2][150:], pools[::2][:150] + pools[1::2][150:],
+                               correct[::2][:150] + correct[1::2][150:], 300, "synthetic")
+    rep = R.cv_report(alternating, "hashed-linear")
+    assert rep["apgr"] is None and "APGR needs both pools' outcomes on the same prompts" in rep["apgr_note"]
+
+
+def test_train_and_eval_with_three_models(tmp_path, capsys):
+    f = write_csv(tmp_path / "t.csv", three_model_rows(150), header=("prompt", "cheap", "mid", "dear"))
+    out = tmp_path / "m"
+    assert cli_router.main(["router", "train", "--outcomes", str(f), "--models", "cheap,mid,dear", "--costs", "1,4,9",
+                            "--classifier", "hashed-linear", "--out", str(out), "--json"]) == 0
+    trained = json.loads(capsys.readouterr().out)
+    assert trained["targets"] == ["cheap", "mid", "dear"]
+    assert cli_router.main(["router", "eval", "--outcomes", str(f), "--models", "cheap,mid,dear", "--costs", "1,4,9",
+                            "--model", str(out), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["cost_curve"]["baselines"]["best_single"]["model"] in {"mid", "dear"}
+    from ponder.router.classifiers import load_classifier
+
+    assert load_classifier(out).report["roles"] == {"weak": "cheap", "strong": "dear"}

@@ -116,6 +116,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--stream", help="Outcome stream key; default: the config's redis.outcome_stream.")
     p.add_argument("--feedback-key", default=None, help="Feedback hash key (default ponder:feedback).")
     p.add_argument("--min-rows", type=int, default=50, help="Fewest labelled single records per pool (default 50).")
+    p.add_argument("--min-pools", type=_positive_int, default=1, metavar="N",
+                   help="Refuse unless N pools have --min-rows usable records (default 1; 2 to rank pools).")
+    p.add_argument("--cv-folds", type=int, default=5, metavar="K",
+                   help="Cross-validate the new model on the log before saving it (0: skip; default 5).")
     p.add_argument("--think-ref-tokens", type=_positive_int, default=None, metavar="T",
                    help="think_ref_tokens of the difficulty policy the thinking gain is fitted for "
                    "(default: that policy's default, 256).")
@@ -276,7 +280,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     from ponder.common.config import load_config
     from ponder.router import outcome_schema as S
     from ponder.router.classifiers import save_classifier
-    from ponder.router.training.retrain import THINK_REF_TOKENS, read_outcome_log, train_from_log
+    from ponder.router.training.retrain import THINK_REF_TOKENS, cv_report, read_outcome_log, train_from_log
 
     cfg = load_config(args.config)
     url = args.redis_url or cfg.redis.url or os.environ.get("REDIS_URL")
@@ -291,13 +295,21 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         client.close()
     clf = train_from_log(log, args.classifier, args.params, args.min_rows,
                          THINK_REF_TOKENS if args.think_ref_tokens is None else args.think_ref_tokens,
-                         args.min_think_rows)
+                         args.min_think_rows, args.min_pools)
+    # Judged before it is written: the router hot-reloads the directory as soon as model.json lands.
+    cv = cv_report(log, args.classifier, args.params, args.min_rows, folds=args.cv_folds) if args.cv_folds >= 2 else None
+    if cv is not None:
+        clf.report["cv"] = cv
+        text = f"cv APGR {cv['apgr']:.3f} on {cv['paired']} paired prompts" if cv["apgr"] is not None else \
+            f"cv APGR not measured: {cv.get('apgr_note')}"
+        aucs = ", ".join(f"{p} AUC {v['auc']:.3f}" for p, v in cv["pools"].items() if v["auc"] is not None)
+        print(f"new model: {text}; {aucs}", file=sys.stderr, flush=True)
     out = save_classifier(clf, args.out)
     res = {"model": str(out), "classifier": clf.name, "targets": clf.targets, "records": log.records,
            "labelled": log.labelled, "used": log.kind_counts(), "per_pool": log.per_pool(),
            "calibration": clf.report.get("targets", {}),
            "think_logit_gain": clf.report.get("think_logit_gain", {}),
-           "think_gain_skipped": clf.report.get("think_gain_skipped", {})}
+           "think_gain_skipped": clf.report.get("think_gain_skipped", {}), "cv": cv}
 
     def text(r: dict[str, Any]) -> str:
         u = r["used"]

@@ -42,7 +42,7 @@ from typing import Sequence
 import numpy as np
 
 from ponder.router.classifiers.calibration import Calibrator, expected_calibration_error
-from ponder.router.classifiers.threads import one_blas_thread
+from ponder.router.classifiers.threads import one_thread
 
 FORMAT_VERSION = 1
 FEATURE_NAMES = (
@@ -236,7 +236,7 @@ class ConfidenceScorer:
             mu, sd = xt.mean(axis=0), xt.std(axis=0)
             sd[sd < 1e-9] = 1.0
             m = LogisticRegression(C=1.0 / (l2 * len(yt)), max_iter=1000)
-            with warnings.catch_warnings(), one_blas_thread():
+            with warnings.catch_warnings(), one_thread():
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 m.fit((xt - mu) / sd, yt)
             return mu, sd, m.coef_[0], float(m.intercept_[0])

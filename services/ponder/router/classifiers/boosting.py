@@ -20,6 +20,8 @@ import dataclasses
 
 import numpy as np
 
+from ponder.router.classifiers.threads import one_thread
+
 
 def fit_boosted(x: np.ndarray, y: np.ndarray, n_trees: int, depth: int, learning_rate: float, min_leaf: int,
                 l2: float, max_bins: int, seed: int):
@@ -40,12 +42,14 @@ def fit_boosted(x: np.ndarray, y: np.ndarray, n_trees: int, depth: int, learning
         min_samples_leaf=min_leaf, l2_regularization=l2, max_bins=min(max_bins, 255), early_stopping=False,
         random_state=seed,
     )
-    return m.fit(x, y)
+    with one_thread():
+        return m.fit(x, y)
 
 
 def staged_logits(model, x: np.ndarray) -> np.ndarray:
     """Logit after each boosting round 1..n_iter_ on rows ``x``; shape (n, n_iter_)."""
-    return np.column_stack(list(model.staged_decision_function(np.asarray(x, dtype=np.float64))))
+    with one_thread():
+        return np.column_stack(list(model.staged_decision_function(np.asarray(x, dtype=np.float64))))
 
 
 def log_loss(logits: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -67,7 +67,7 @@ class Calibrator:
 def _platt(s: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     from sklearn.linear_model import LogisticRegression
 
-    from ponder.router.classifiers.threads import one_blas_thread
+    from ponder.router.classifiers.threads import one_thread
 
     n_pos = int(y.sum())
     n_neg = len(y) - n_pos
@@ -79,7 +79,7 @@ def _platt(s: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     target = np.r_[np.ones(len(s)), np.zeros(len(s))]
     weight = np.r_[t, 1 - t]
     m = LogisticRegression(C=np.inf, solver="lbfgs", max_iter=1000, tol=1e-10)
-    with one_blas_thread():
+    with one_thread():
         m.fit(x, target, sample_weight=weight)
     return float(m.coef_[0, 0]), float(m.intercept_[0])
 

@@ -31,7 +31,7 @@ from scipy.special import expit
 from ponder.router.classifiers.base import Classifier, register
 from ponder.router.classifiers.calibration import Calibrator, expected_calibration_error
 from ponder.router.classifiers.features import structural_matrix
-from ponder.router.classifiers.threads import one_blas_thread
+from ponder.router.classifiers.threads import one_thread
 from ponder.router.classifiers.vectors import HashedTfidf
 
 
@@ -97,7 +97,7 @@ def fit_mf(x: sp.csr_matrix, s: np.ndarray, y: np.ndarray, rank: int, l2: float,
 
     rng = np.random.default_rng(seed)
     theta0 = np.concatenate([rng.normal(0, 0.1, sizes[0]), rng.normal(0, 0.1, sizes[1]), np.zeros(sizes[2]), b0])
-    with warnings.catch_warnings(), one_blas_thread():
+    with warnings.catch_warnings(), one_thread():
         warnings.simplefilter("ignore", RuntimeWarning)
         res = minimize(loss, theta0, jac=True, method="L-BFGS-B", options={"maxiter": max_iter})
     w, v, u, b = unpack(res.x)

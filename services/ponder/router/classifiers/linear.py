@@ -31,7 +31,7 @@ from scipy.special import expit as sigmoid
 
 from ponder.router.classifiers.base import Classifier, register
 from ponder.router.classifiers.calibration import Calibrator, expected_calibration_error
-from ponder.router.classifiers.threads import one_blas_thread
+from ponder.router.classifiers.threads import one_thread
 from ponder.router.classifiers.features import (
     SparseRows, ngram_buckets, sparse_ngrams, structural, structural_matrix,
 )
@@ -97,7 +97,7 @@ def fit_logistic(f: Features, y: np.ndarray, l2_dense: float, max_iter: int) -> 
         m = LogisticRegression(C=1.0 / (l2_dense * len(y)), solver="lbfgs", max_iter=max_iter)
     else:
         m = LogisticRegression(C=np.inf, solver="lbfgs", max_iter=max_iter)
-    with warnings.catch_warnings(), one_blas_thread():
+    with warnings.catch_warnings(), one_thread():
         # A capped iteration count is a choice (max_iter), not an error.
         warnings.simplefilter("ignore", ConvergenceWarning)
         m.fit(xd, y)

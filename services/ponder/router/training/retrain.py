@@ -173,13 +173,13 @@ def _fit_think_gains(log: OutcomeLog, clf: Classifier, ref_tokens: int, min_thin
     return fits, skipped
 
 
-def train_from_log(log: OutcomeLog, classifier: str = "hashed-gbt", params: dict[str, Any] | None = None,
-                   min_rows: int = 50, think_ref_tokens: int = THINK_REF_TOKENS,
-                   min_think_rows: int = MIN_THINK_ROWS) -> Classifier:
-    """One target per pool with at least ``min_rows`` labelled single records holding both outcomes,
-    then the thinking gain per pool from its think records (see the module docstring)."""
-    if log.labelled == 0:
-        raise OutcomeError(log.source, f"no records with feedback among {log.records} records")
+MIN_POOLS = 1  # one pool still informs the strategy choice; 2 when the model must rank pools
+CV_FOLDS = 5
+MIN_PAIRED = 20
+
+
+def _single_labels(log: OutcomeLog, min_rows: int) -> tuple[list[str], dict[str, np.ndarray], dict[str, str]]:
+    """(prompts, {pool: labels with NaN where another pool served}, {pool: why skipped}) of the single records."""
     counts = log.kind_counts()
     single = [i for i, k in enumerate(log.kinds) if k == SINGLE]
     if not single:
@@ -200,9 +200,108 @@ def train_from_log(log: OutcomeLog, classifier: str = "hashed-gbt", params: dict
             skipped[pool] = f"only one class (all {'correct' if pos else 'wrong'})"
         else:
             labels[pool] = np.where(mask, y, np.nan)
-    if not labels:
-        why = "; ".join(f"{p}: {r}" for p, r in skipped.items())
-        raise OutcomeError(log.source, f"no pool has enough usable feedback ({why})", column=S.POOL)
+    return prompts, labels, skipped
+
+
+def _refuse_if_thin(log: OutcomeLog, labels: dict[str, np.ndarray], skipped: dict[str, str], min_pools: int) -> None:
+    if len(labels) >= min_pools:
+        return
+    why = "; ".join(f"{p}: {r}" for p, r in skipped.items()) or "no other pool has records"
+    have = ", ".join(sorted(labels)) or "none"
+    raise OutcomeError(log.source, f"too few labelled rows per pool to retrain: {len(labels)} usable pool(s) "
+                       f"({have}), need {min_pools} to rank pools ({why})", column=S.POOL)
+
+
+def cv_report(log: OutcomeLog, classifier: str = "hashed-gbt", params: dict[str, Any] | None = None,
+              min_rows: int = 50, roles: tuple[str, str] | None = None, folds: int = CV_FOLDS,
+              seed: int = 0) -> dict[str, Any]:
+    """Cross-validated quality of what ``train_from_log`` would train, from the log alone.
+
+    Folds group records by prompt text (a prompt answered twice never sits on
+    both sides). Per pool: out-of-fold AUC and ECE of P(correct). APGR needs
+    both pools' outcomes on the same prompts: on the prompts the log has
+    answered by both ``roles`` (weak, strong; default the pair of pools with
+    the most such prompts, the less accurate one weak), routed by the
+    out-of-fold P(strong) - P(weak); None with the reason when fewer than
+    ``MIN_PAIRED`` such prompts or the strong pool is not more accurate.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    from ponder.router.training import metrics as M
+
+    prompts, labels, _ = _single_labels(log, min_rows)
+    n = len(prompts)
+    uniq = {p: i for i, p in enumerate(dict.fromkeys(prompts))}
+    group = np.array([uniq[p] for p in prompts])
+    fold = np.random.default_rng(seed).permutation(len(uniq))[group] % folds
+    oof = {p: np.full(n, np.nan) for p in labels}
+    for j in range(folds):
+        tr, te = np.flatnonzero(fold != j), np.flatnonzero(fold == j)
+        fit_labels = {p: y[tr] for p, y in labels.items()
+                      if np.nansum(y[tr]) > 0 and np.nansum(1 - y[tr]) > 0}
+        if not len(te) or len(fit_labels) < len(labels):
+            continue
+        clf = build_classifier(classifier, params).fit([prompts[i] for i in tr], fit_labels)
+        probs = clf.predict_proba([prompts[i] for i in te])
+        for p in labels:
+            oof[p][te] = probs[:, clf.targets.index(p)]
+    out: dict[str, Any] = {"folds": folds, "pools": {}}
+    for p, y in labels.items():
+        m = ~np.isnan(y) & ~np.isnan(oof[p])
+        yy = y[m] > 0.5
+        ok = m.any() and yy.any() and (~yy).any()
+        out["pools"][p] = {"n": int(m.sum()), "auc": float(roc_auc_score(yy, oof[p][m])) if ok else None,
+                           "ece": M.expected_calibration_error(oof[p][m], yy) if m.any() else None}
+    # Paired prompts: the last outcome per (prompt, pool), with the out-of-fold probabilities of that row.
+    last: dict[tuple[int, str], int] = {}
+    for i in range(n):
+        for p, y in labels.items():
+            if not np.isnan(y[i]) and not np.isnan(oof[p][i]):
+                last[(group[i], p)] = i
+    pools = sorted(labels)
+    if roles is None:
+        pairs = [(a, b) for a in pools for b in pools if a < b]
+        count = {(a, b): sum((g, a) in last and (g, b) in last for g in range(len(uniq))) for a, b in pairs}
+        roles = max(count, key=count.get) if count else None
+    out["apgr"], out["paired"] = None, 0
+    if roles is None or any(r not in labels for r in roles):
+        out["apgr_note"] = f"no pair of usable pools among {pools}"
+        return out
+    both = [g for g in range(len(uniq)) if (g, roles[0]) in last and (g, roles[1]) in last]
+    out["paired"] = len(both)
+    if len(both) < MIN_PAIRED:
+        out["apgr_note"] = (f"{len(both)} prompts answered by both {roles[0]} and {roles[1]} < {MIN_PAIRED}; "
+                            "APGR needs both pools' outcomes on the same prompts")
+        return out
+    ya = np.array([labels[roles[0]][last[(g, roles[0])]] for g in both]) > 0.5
+    yb = np.array([labels[roles[1]][last[(g, roles[1])]] for g in both]) > 0.5
+    pa = np.array([oof[roles[0]][last[(g, roles[0])]] for g in both])
+    pb = np.array([oof[roles[1]][last[(g, roles[1])]] for g in both])
+    weak, strong, w, s, score = (roles[0], roles[1], ya, yb, pb - pa) if ya.mean() <= yb.mean() else \
+        (roles[1], roles[0], yb, ya, pa - pb)
+    out["roles"] = {"weak": weak, "strong": strong}
+    try:
+        out["apgr"] = M.apgr(M.router_curve(score, w, s))
+    except M.MetricUndefined as e:
+        out["apgr_note"] = e.message
+    return out
+
+
+def train_from_log(log: OutcomeLog, classifier: str = "hashed-gbt", params: dict[str, Any] | None = None,
+                   min_rows: int = 50, think_ref_tokens: int = THINK_REF_TOKENS,
+                   min_think_rows: int = MIN_THINK_ROWS, min_pools: int = MIN_POOLS) -> Classifier:
+    """One target per pool with at least ``min_rows`` labelled single records holding both outcomes,
+    then the thinking gain per pool from its think records (see the module docstring).
+
+    OutcomeError (naming the source and the pool column) when there is no
+    feedback, no single record, or fewer than ``min_pools`` pools have enough
+    usable rows, with each skipped pool's reason.
+    """
+    if log.labelled == 0:
+        raise OutcomeError(log.source, f"no records with feedback among {log.records} records")
+    counts = log.kind_counts()
+    prompts, labels, skipped = _single_labels(log, min_rows)
+    _refuse_if_thin(log, labels, skipped, min_pools)
     clf = build_classifier(classifier, params).fit(prompts, labels)
     clf.report["skipped_pools"] = skipped
     clf.report["records"] = log.records
