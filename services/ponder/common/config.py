@@ -248,6 +248,21 @@ class BudgetPolicy(_Model):
         return self
 
 
+class ResilienceConfig(_Model):
+    """Retries within a budget and per-pool circuit breakers (``ponder.router.resilience``)."""
+
+    retry_budget_ratio: float = Field(
+        0.1, ge=0, le=1, description="Retries allowed per request started (0.1: extra attempts <= 10 % of requests)."
+    )
+    retry_budget_burst: float = Field(10.0, ge=1, le=10000, description="Unspent retry tokens kept at most.")
+    max_retries_per_request: int = Field(
+        1, ge=0, le=10, description="Retries of one request on an outage before any output (UNAVAILABLE before the first token)."
+    )
+    retry_backoff_ms: float = Field(50.0, ge=0, le=60000, description="Wait before a retry (jittered to 50..100 %).")
+    breaker_failures: int = Field(5, ge=1, le=10000, description="Consecutive outages of a pool that open its breaker.")
+    breaker_open_s: float = Field(10.0, gt=0, le=3600, description="Seconds an open breaker waits before a probe.")
+
+
 class RoutingConfig(_Model):
     policy: PolicyConfig = Field(default_factory=PolicyConfig, description="Allocation policy.")
     max_prompt_chars: int = Field(32000, ge=1, le=10_000_000, description="Longest prompt accepted.")
@@ -259,6 +274,9 @@ class RoutingConfig(_Model):
         default_factory=TierPools, description="Pools per tier; empty: every pool serves the tier it declares."
     )
     budget: BudgetPolicy = Field(default_factory=BudgetPolicy, description="Budget target and caps.")
+    resilience: ResilienceConfig = Field(
+        default_factory=ResilienceConfig, description="Retry budget and per-pool circuit breakers."
+    )
     strategies: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")]] = Field(
         default_factory=lambda: ["single", "best_of_n", "think", "vote"],
         # Bounded so that the API server's cost estimate of the CRD's uniqueness rule stays small.
@@ -330,6 +348,15 @@ class RedisConfig(_Model):
     url: str | None = Field(None, description="Redis URL; unset: $REDIS_URL, else a local redis-server.")
     outcome_stream: str = Field("ponder:outcomes", description="Stream key of the outcome log.")
     outcome_maxlen: int = Field(1_000_000, ge=1000, description="Approximate cap on outcome records kept.")
+    outcome_buffer_records: int = Field(
+        50_000, ge=1, le=10_000_000,
+        description="Outcome records held in memory while Redis is slow or down; past this they spill to the spill file.",
+    )
+    outcome_spill_path: str | None = Field(
+        None,
+        description="Append-only file for outcome records not yet in Redis (overflow and shutdown), replayed at start; "
+                    "unset: <cache dir>/outcomes-<port>.spill.",
+    )
 
 
 def default_pools() -> list[PoolConfig]:

@@ -91,10 +91,14 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
 
 
 async def abort_with(context: grpc.aio.ServicerContext, err: BaseException, method: str = "") -> None:
-    """Abort the call with the status of ``err`` (logs the traceback of INTERNAL ones)."""
+    """Abort the call with the status of ``err`` (logs the traceback of INTERNAL ones); an error
+    with a ``trailing_metadata()`` method sends those (key, value) pairs with the status."""
     code, msg = grpc_status(err)
     if code == grpc.StatusCode.INTERNAL:
         log.error("unhandled error in %s", method or "handler", exc_info=err)
+    trailing = getattr(err, "trailing_metadata", None)
+    if callable(trailing):  # e.g. grpc-retry-pushback-ms, partial usage of a broken stream
+        context.set_trailing_metadata(tuple(trailing()))
     await context.abort(code, msg)
 
 

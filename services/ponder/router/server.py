@@ -43,7 +43,8 @@ class RouterHandle:
 
     async def reload(self, cfg: PonderConfig) -> None:
         """Apply a new config without a restart; a bad one raises ConfigError and changes nothing."""
-        state = make_state(cfg, self.pool_address, self.redis, self.voting)
+        state = make_state(cfg, self.pool_address, self.redis, self.voting,
+                           failover=self.servicer.state.policy.catalog.failover)
         await self.servicer.reload(state, close_old_after_s=cfg.routing.default_timeout_s)
 
     async def stop(self, grace_s: float = 5.0) -> None:
@@ -61,15 +62,16 @@ class RouterHandle:
             await self.redis.aclose()
 
 
-def make_state(cfg: PonderConfig, pool_address: str | None, redis_client, voting_client=None) -> RouterState:
+def make_state(cfg: PonderConfig, pool_address: str | None, redis_client, voting_client=None,
+               failover=None) -> RouterState:
     """Strategies (the voting client injected), the policy over them (with a budget controller
-    when Redis is there) and pool clients.
+    when Redis is there) and pool clients; ``failover`` (breakers, retry budget) survives reloads.
 
     The policy's catalog starts a fresh latency tracker, so after a reload the
     pools are estimated at their declared speed until they are observed again.
     """
     strategies = strategy_registry.build(voting_client)
-    policy = build_policy(cfg, strategies)
+    policy = build_policy(cfg, strategies, failover)
     if redis_client is not None and policy.uses_budget:
         from ponder.router.budget import BudgetController
 

@@ -12,10 +12,12 @@ and is fixed by ``FILTERS``:
 4. ``limits``: ``hints.samples`` <= ``routing.max_samples``, ``hints.thinking_budget`` <=
    ``routing.max_thinking_tokens``, ``sampling.max_tokens`` <= the pool's ``max_tokens_limit``.
 5. ``context_window``: prompt (context included) + thinking + output fit the pool's window.
-6. ``caps``: expected compute units <= the lower of ``budget.max_compute_units`` and
+6. ``circuit``: pools whose circuit breaker is open are not offered (``resilience``);
+   when every remaining candidate is on one, ``CircuitOpen`` (UNAVAILABLE with retry pushback).
+7. ``caps``: expected compute units <= the lower of ``budget.max_compute_units`` and
    ``routing.budget.max_cu_per_request``; expected latency <= ``budget.max_latency_ms``.
    Over-cap candidates stay in the plan's list marked infeasible, with why.
-7. ``exact_hints``: a candidate matching ``hints.samples`` / ``hints.thinking_budget``
+8. ``exact_hints``: a candidate matching ``hints.samples`` / ``hints.thinking_budget``
    exactly wins over its clamped variants; the variants remain only when no exact one fits.
 """
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Callable, Sequence
 
 from ponder.common.errors import BudgetInfeasible, InvalidArgument, UnknownPool
 from ponder.router.catalog import PoolCatalog
+from ponder.router.resilience import CircuitOpen
 from ponder.router.types import Candidate, Request
 
 Filter = Callable[[Request, list[Candidate], PoolCatalog], list[Candidate]]
@@ -99,6 +102,15 @@ def context_window(req: Request, cands: list[Candidate], cat: PoolCatalog) -> li
         ctx = " with the stored context" if req.context is not None else ""
         raise InvalidArgument(field, f"~{prompt} tokens{ctx} plus the output do not fit any eligible pool's "
                                      f"context window ({', '.join(windows)} tokens)")
+    return kept
+
+
+def circuit(req: Request, cands: list[Candidate], cat: PoolCatalog) -> list[Candidate]:
+    breakers = cat.failover.breakers
+    kept = [c for c in cands if breakers[c.pool].available()]
+    if not kept and cands:
+        pools = sorted({c.pool for c in cands})
+        raise CircuitOpen(pools, min(breakers[p].retry_after_s() for p in pools))
     return kept
 
 
@@ -184,6 +196,7 @@ FILTERS: tuple[tuple[str, Filter], ...] = (
     ("task", task),
     ("limits", limits),
     ("context_window", context_window),
+    ("circuit", circuit),
     ("caps", caps),
     ("exact_hints", exact_hints),
 )
