@@ -145,3 +145,22 @@ async def test_a_stream_that_dies_after_tokens_ends_with_aborted_and_partial_usa
     assert key == PARTIAL_USAGE_KEY and '"output_tokens":3' in value
     assert rec.items[0]["status"] == "ABORTED"
     assert pools["reasoning"].calls == []
+
+
+async def test_budget_controller_steps_locally_while_redis_is_down():
+    from redis.asyncio import Redis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
+    from ponder.common.redis_server import free_port
+    from ponder.router.budget import BudgetController, dual_step
+
+    down = Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
+    try:
+        bc = BudgetController(down, target_compute_units=100.0, initial_nu=0.5)
+        lam = await bc.observe(300.0)
+        assert bc.local_steps == 1 and bc.nu == pytest.approx(dual_step(0.5, 300.0, 100.0, 0.02, 100.0))
+        assert lam == pytest.approx(bc.nu / 100.0)
+        assert await bc.refresh(force=True) == lam  # a failed read keeps the cached value
+    finally:
+        await down.aclose()

@@ -79,6 +79,16 @@ def make_state(cfg: PonderConfig, pool_address: str | None, redis_client, voting
     return RouterState(cfg, policy, PoolClients(cfg.pools, pool_address), strategies)
 
 
+def spill_path(cfg: PonderConfig) -> pathlib.Path:
+    """The outcome log's spill file: ``redis.outcome_spill_path``, else one per stream and port in the cache dir."""
+    if cfg.redis.outcome_spill_path:
+        return pathlib.Path(cfg.redis.outcome_spill_path)
+    from ponder.pools.models import cache_dir
+
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in cfg.redis.outcome_stream)
+    return cache_dir() / f"outcomes-{safe}-{cfg.router.port}.spill"
+
+
 async def watch_model(servicer: RouterServicer, poll_s: float) -> None:
     """Hot-reload the policy's classifier when its model directory's metadata changes.
 
@@ -134,7 +144,8 @@ async def start_router(
         import redis.asyncio as aioredis
 
         redis_client = aioredis.Redis.from_url(redis_url)
-        outcomes = OutcomeLog(redis_client, cfg.redis.outcome_stream, cfg.redis.outcome_maxlen)
+        outcomes = OutcomeLog(redis_client, cfg.redis.outcome_stream, cfg.redis.outcome_maxlen,
+                              max_buffer=cfg.redis.outcome_buffer_records, spill_path=spill_path(cfg))
         outcomes.start()
         contexts = ContextStore(redis_client)
         feedback = FeedbackStore(redis_client)
