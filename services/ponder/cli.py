@@ -244,7 +244,7 @@ def cmd_pool_serve(args) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
-        await stop_server(server, health, [SERVICE], 5.0)
+        await stop_server(server, health, [SERVICE], cfg.router.grace_s)
         await engine.close()
 
     asyncio.run(main())
