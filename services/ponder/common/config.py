@@ -320,7 +320,17 @@ class RoutingConfig(_Model):
 class RouterConfig(_Model):
     host: str = Field("127.0.0.1", description="Address the router binds.")
     port: int = Field(50051, ge=0, le=65535, description="Router gRPC port (0 = any free port).")
-    grace_s: float = Field(5.0, ge=0, le=600, description="Shutdown grace for in-flight requests.")
+    grace_s: float = Field(
+        5.0, ge=0, le=600,
+        description="Shutdown grace for in-flight requests (router, voting, pool-serve): on SIGTERM health turns "
+                    "NOT_SERVING and new calls get UNAVAILABLE at once; calls still running after it end UNAVAILABLE.",
+    )
+    max_request_bytes: int = Field(
+        8 * 1024 * 1024, ge=64 * 1024, le=64 * 1024 * 1024,
+        description="Largest request message the router reads; gRPC refuses larger ones with RESOURCE_EXHAUSTED "
+                    "before parsing them.",
+    )
+    log_prompts: bool = Field(False, description="Write prompts into log lines; off: logs never contain prompts or keys.")
     metrics_port: int | None = Field(
         None, ge=0, le=65535, description="Prometheus /metrics port; unset: $PONDER_METRICS_PORT, else off."
     )

@@ -167,6 +167,7 @@ async def start_router(
         address or f"{cfg.router.host}:{cfg.router.port}",
         lambda s: router_pb2_grpc.add_RouterServicer_to_server(servicer, s),
         [SERVICE],
+        max_receive_bytes=cfg.router.max_request_bytes,
     )
     await server.start()
     await mark_serving(health, [SERVICE])
