@@ -69,7 +69,11 @@ def _request(args):
 async def _call(args, fn):
     from ponder.v1 import router_pb2_grpc
 
-    async with grpc.aio.insecure_channel(_address(args)) as ch:
+    from ponder.common.auth import bearer_interceptors
+
+    # $PONDER_API_KEY, when set, goes with every call (routers with auth on require one).
+    interceptors = bearer_interceptors(os.environ.get("PONDER_API_KEY"))
+    async with grpc.aio.insecure_channel(_address(args), interceptors=interceptors or None) as ch:
         return await fn(router_pb2_grpc.RouterStub(ch))
 
 
@@ -316,11 +320,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_pool_serve)
 
     # Sub-commands that live beside their code; each sets ``func``.
+    from ponder import cli_keys
     from ponder.router import cli_router
     from ponder.voting import cli as vote_cli
 
     cli_router.add_parser(sub)
     vote_cli.add_parser(sub)
+    cli_keys.add_parser(sub)
     return ap
 
 

@@ -382,6 +382,18 @@ def default_pools() -> list[PoolConfig]:
     ]
 
 
+class AuthConfig(_Model):
+    """API keys (``ponder keys create``) bound to tenants; see ``ponder.common.auth``."""
+
+    enabled: bool | None = Field(
+        None, description="Require an API key on every router call; unset: on unless router.host is a loopback address."
+    )
+    keys_file: str | None = Field(
+        None, description="JSON file {key id: record} of keys (a mounted Secret), checked before the Redis key store."
+    )
+    cache_s: float = Field(5.0, ge=0, le=3600, description="How long a looked-up key is trusted before it is read again.")
+
+
 class PonderConfig(_Model):
     """Root of ponder.yaml."""
 
@@ -391,6 +403,7 @@ class PonderConfig(_Model):
     serve: ServeConfig = Field(default_factory=ServeConfig, description="Local Ray Serve.")
     redis: RedisConfig = Field(default_factory=RedisConfig, description="State store.")
     voting: VotingConfig = Field(default_factory=VotingConfig, description="Voting workers for decomposed tasks.")
+    auth: AuthConfig = Field(default_factory=AuthConfig, description="API keys and tenants.")
 
     @model_validator(mode="after")
     def _refs(self) -> "PonderConfig":

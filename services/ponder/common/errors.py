@@ -100,6 +100,14 @@ class Internal(PonderError):
     """An engine fault or a broken invariant; not retryable."""
 
 
+class Unauthenticated(PonderError):
+    """The call carries no credentials, or ones that are not valid."""
+
+
+class PermissionDenied(PonderError):
+    """The caller is known but its key lacks the right this call needs."""
+
+
 GRPC_STATUS: dict[type[PonderError], grpc.StatusCode] = {
     InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
     NotFound: grpc.StatusCode.NOT_FOUND,
@@ -109,6 +117,8 @@ GRPC_STATUS: dict[type[PonderError], grpc.StatusCode] = {
     DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
     Aborted: grpc.StatusCode.ABORTED,
     Internal: grpc.StatusCode.INTERNAL,
+    Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
     PonderError: grpc.StatusCode.INTERNAL,
 }
 _CATEGORY_OF_STATUS = {code: cls for cls, code in GRPC_STATUS.items() if cls is not PonderError}

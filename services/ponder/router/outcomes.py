@@ -45,6 +45,7 @@ class Outcome:
     status: str
     labels: Mapping[str, str]
     error: str = ""
+    tenant: str = ""
     ts: float = dataclasses.field(default_factory=time.time)
 
     def fields(self) -> dict[str, str]:
@@ -58,7 +59,7 @@ class Outcome:
         }
         return schema.encode_outcome(
             self.request_id, self.prompt, p.pool if p else "", p.strategy if p else "", plan, usage, self.status,
-            ts=self.ts, latency_ms=self.latency_ms, labels=self.labels, error=self.error,
+            ts=self.ts, latency_ms=self.latency_ms, labels=self.labels, error=self.error, tenant=self.tenant,
         )
 
 

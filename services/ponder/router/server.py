@@ -9,6 +9,7 @@ import pathlib
 
 import grpc
 
+from ponder.common.auth import AuthInterceptor, auth_required, build_verifier
 from ponder.common.config import PonderConfig
 from ponder.common.grpcutil import create_server, mark_serving, stop_server
 from ponder.common.telemetry import Tracing
@@ -23,6 +24,11 @@ from ponder.v1 import router_pb2, router_pb2_grpc
 
 log = logging.getLogger(__name__)
 SERVICE = router_pb2.DESCRIPTOR.services_by_name["Router"].full_name
+# The right each Router method needs from an API key (ponder.common.auth).
+METHOD_RIGHTS = {f"/{SERVICE}/{m}": r for m, r in (
+    ("Generate", "generate"), ("GenerateStream", "generate"), ("Plan", "generate"),
+    ("Feedback", "feedback"), ("Status", "admin"),
+)}
 
 
 @dataclasses.dataclass
@@ -163,10 +169,14 @@ async def start_router(
     state = make_state(cfg, pool_address, redis_client, voting)
     servicer = RouterServicer(state, tracing, outcomes, contexts, metrics, feedback)
     metrics.set_budget_source(lambda: servicer.state.policy.budget)
+    interceptors = []
+    if auth_required(cfg):
+        interceptors.append(AuthInterceptor(build_verifier(cfg, redis_client), METHOD_RIGHTS))
     server, port, health = create_server(
         address or f"{cfg.router.host}:{cfg.router.port}",
         lambda s: router_pb2_grpc.add_RouterServicer_to_server(servicer, s),
         [SERVICE],
+        interceptors=interceptors,
         max_receive_bytes=cfg.router.max_request_bytes,
     )
     await server.start()

@@ -20,6 +20,7 @@ import grpc
 from opentelemetry import trace
 
 import ponder
+from ponder.common.auth import current_principal
 from ponder.common.config import PonderConfig
 from ponder.common.errors import InvalidArgument, grpc_status
 from ponder.common.telemetry import Tracing, extract_metadata
@@ -108,7 +109,8 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
     # ------------------------------------------------------------ the request path
     def _span(self, name: str, context: grpc.aio.ServicerContext):
         md = context.invocation_metadata()
-        return self.tracer.start_as_current_span(name, context=extract_metadata(md) if md else None)
+        return self.tracer.start_as_current_span(name, context=extract_metadata(md) if md else None,
+                                                 attributes={"ponder.tenant": current_principal().tenant})
 
     async def _prepare(self, st: RouterState, request) -> Request:
         """Shape check, then the stored context resolved into the request, so planning sees all of it."""
@@ -163,7 +165,7 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
                 request_id=req.request_id if req else request.request_id,
                 prompt=req.text if req else request.prompt[:100_000],
                 plan=plan, usage=usage, latency_ms=latency_ms, status=status,
-                labels=req.labels if req else dict(request.labels), error=err,
+                labels=req.labels if req else dict(request.labels), error=err, tenant=current_principal().tenant,
             ))
         if usage is not None and status == _OK:
             t.st.policy.catalog.observe(req, plan, t.answer.samples)
