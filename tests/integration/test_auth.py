@@ -107,3 +107,15 @@ def test_keys_cli_shows_the_key_once(redis_url):
     bad = subprocess.run([sys.executable, "-m", "ponder.cli", "keys", "create", "bad tenant"], env=env,
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "tenant" in bad.stderr
+
+
+async def test_over_quota_is_resource_exhausted_with_retry_pushback(sim_stack):
+    cfg = sim_stack.cfg.model_copy(deep=True)
+    cfg.routing.quotas.default.cu_per_minute = 0.001
+    await sim_stack.router.reload(cfg)
+    call = sim_stack.stub.Generate(router_pb2.GenerateRequest(prompt="hi"), timeout=5)
+    with pytest.raises(grpc.aio.AioRpcError) as ei:
+        await call
+    assert ei.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "cu_per_minute" in ei.value.details()
+    pushback = dict(ei.value.trailing_metadata())["grpc-retry-pushback-ms"]
+    assert 0 < int(pushback) <= 60_000

@@ -263,6 +263,39 @@ class ResilienceConfig(_Model):
     breaker_open_s: float = Field(10.0, gt=0, le=3600, description="Seconds an open breaker waits before a probe.")
 
 
+class TenantLimits(_Model):
+    """One tenant's limits; unset: unlimited. State lives in Redis so router replicas agree."""
+
+    cu_per_minute: float | None = Field(None, gt=0, le=1e12, description="Compute units planned per calendar minute.")
+    cu_per_day: float | None = Field(None, gt=0, le=1e15, description="Compute units planned per UTC day.")
+    requests_per_s: int | None = Field(None, ge=1, le=1_000_000, description="Requests admitted per second.")
+    concurrent_requests: int | None = Field(None, ge=1, le=1_000_000, description="Requests in flight at once.")
+
+    def any(self) -> bool:
+        return any(v is not None for v in (self.cu_per_minute, self.cu_per_day, self.requests_per_s,
+                                           self.concurrent_requests))
+
+
+class QuotaConfig(_Model):
+    """Per-tenant quotas (``ponder.router.quotas``); a tenant without an entry gets ``default``."""
+
+    default: TenantLimits = Field(default_factory=TenantLimits, description="Limits of tenants not listed.")
+    tenants: dict[str, TenantLimits] = Field(
+        default_factory=dict, max_length=1000, description="Limits per tenant name ([A-Za-z0-9._:-], 1..128)."
+    )
+
+    @field_validator("tenants")
+    @classmethod
+    def _tenant_names(cls, v: dict[str, TenantLimits]) -> dict[str, TenantLimits]:
+        bad = [t for t in v if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}", t)]
+        if bad:
+            raise ValueError(f"tenant names must be 1..128 of A-Z a-z 0-9 . _ : - starting with a letter or digit, got {bad}")
+        return v
+
+    def for_tenant(self, tenant: str) -> TenantLimits:
+        return self.tenants.get(tenant, self.default)
+
+
 class RoutingConfig(_Model):
     policy: PolicyConfig = Field(default_factory=PolicyConfig, description="Allocation policy.")
     max_prompt_chars: int = Field(32000, ge=1, le=10_000_000, description="Longest prompt accepted.")
@@ -277,6 +310,7 @@ class RoutingConfig(_Model):
     resilience: ResilienceConfig = Field(
         default_factory=ResilienceConfig, description="Retry budget and per-pool circuit breakers."
     )
+    quotas: QuotaConfig = Field(default_factory=QuotaConfig, description="Per-tenant quotas and rate limits.")
     strategies: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")]] = Field(
         default_factory=lambda: ["single", "best_of_n", "think", "vote"],
         # Bounded so that the API server's cost estimate of the CRD's uniqueness rule stays small.

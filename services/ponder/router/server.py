@@ -167,7 +167,12 @@ async def start_router(
 
         voting = VotingClient(voting_address)
     state = make_state(cfg, pool_address, redis_client, voting)
-    servicer = RouterServicer(state, tracing, outcomes, contexts, metrics, feedback)
+    quotas = None
+    if redis_client is not None:
+        from ponder.router.quotas import Quotas
+
+        quotas = Quotas(redis_client)
+    servicer = RouterServicer(state, tracing, outcomes, contexts, metrics, feedback, quotas=quotas)
     metrics.set_budget_source(lambda: servicer.state.policy.budget)
     interceptors = []
     if auth_required(cfg):

@@ -63,6 +63,7 @@ class _Trace:
     plan: Plan | None = None
     answer: Answer | None = None
     usage: common_pb2.Usage | None = None
+    admission: object | None = None  # a quotas.Admission while the tenant's quota is held
 
 
 def with_context(req: Request, ctx) -> Request:
@@ -82,6 +83,7 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
         metrics: RouterMetrics | None = None,
         feedback: FeedbackStore | None = None,
         clock: Callable[[], float] = time.perf_counter,
+        quotas=None,  # ponder.router.quotas.Quotas
     ):
         self.state = state
         self.tracing = tracing
@@ -92,6 +94,7 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
         self.feedback = feedback
         self.clock = clock
         self.costs = CostFeedback()
+        self.quotas = quotas
 
     async def reload(self, state: RouterState, close_old_after_s: float) -> None:
         """Swap in a new config; requests in flight finish on the state they started with."""
@@ -167,6 +170,8 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
                 plan=plan, usage=usage, latency_ms=latency_ms, status=status,
                 labels=req.labels if req else dict(request.labels), error=err, tenant=current_principal().tenant,
             ))
+        if t.admission is not None:
+            self.quotas.settle_later(t.admission, usage.compute_units if usage is not None and status == _OK else None)
         if usage is not None and status == _OK:
             t.st.policy.catalog.observe(req, plan, t.answer.samples)
             self.costs.observe(t.st.policy, usage.compute_units)
@@ -174,9 +179,14 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
     async def _run(self, t: _Trace, request, context, stream: bool):
         st = t.st
         t.req = await self._prepare(st, request)
-        t.plan = await self._plan(st, t.req)
-        run = Run(t.plan)
         deadline = timeout_s(st.cfg.routing.default_timeout_s, context.time_remaining(), t.req)
+        if self.quotas is not None:  # the tenant's quota: admitted, and what is left caps the plan
+            t.admission = await self.quotas.admit(st.cfg, current_principal().tenant, t.req.request_id, deadline)
+            t.req.quota = t.admission.left if t.admission is not None else None
+        t.plan = await self._plan(st, t.req)
+        if t.admission is not None:
+            await self.quotas.reserve(t.admission, t.plan.expected_compute_units)
+        run = Run(t.plan)
         async with contextlib.aclosing(run.items(st, t.req, deadline, stream, self.tracer)) as items:
             async for item in items:
                 if isinstance(item, Answer):
