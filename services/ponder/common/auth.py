@@ -261,9 +261,12 @@ def build_verifier(cfg, redis_client):
     """The key sources ``cfg`` names: ``auth.keys_file`` first, then the Redis store; ConfigError without any."""
     from ponder.common.errors import ConfigError
 
+    import os
+
     sources: list = []
-    if cfg.auth.keys_file:
-        sources.append(StaticKeys(cfg.auth.keys_file))
+    keys_file = cfg.auth.keys_file or os.environ.get("PONDER_AUTH_KEYS_FILE")  # the chart mounts a Secret there
+    if keys_file:
+        sources.append(StaticKeys(keys_file))
     if redis_client is not None:
         sources.append(KeyStore(redis_client, cache_s=cfg.auth.cache_s))
     if not sources:
