@@ -3,6 +3,7 @@ requests and random byte strings never crash the server and invalid ones are INV
 naming the field. ``PONDER_FUZZ_EXAMPLES`` sets the count per RPC and kind (bench/faults.py: 10,000)."""
 from __future__ import annotations
 
+import json
 import os
 
 import grpc
@@ -14,6 +15,14 @@ from conftest import sim_config
 
 pytestmark = pytest.mark.integration
 EXAMPLES = int(os.environ.get("PONDER_FUZZ_EXAMPLES", "60"))
+
+
+def report(rpc: str, kind: str, tally: Tally) -> None:
+    """Append the tally to $PONDER_FUZZ_REPORT (one JSON line) when bench/faults.py asks for it."""
+    path = os.environ.get("PONDER_FUZZ_REPORT")
+    if path:
+        with open(path, "a") as f:
+            f.write(json.dumps({"rpc": rpc, "kind": kind, **tally.summary()}) + "\n")
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +43,7 @@ def test_generated_requests(router, rpc):
         tally.add(rpc, *call(router, rpc, msg.SerializeToString()))
 
     one()
+    report(rpc, "generated", tally)
     assert tally.crashes == 0 and tally.unnamed_invalid == 0, tally.summary()
 
 
@@ -47,5 +57,6 @@ def test_random_bytes(router, rpc):
         tally.add(rpc, *call(router, rpc, data))
 
     one()
+    report(rpc, "random_bytes", tally)
     assert tally.crashes == 0 and tally.unnamed_invalid == 0, tally.summary()
     assert tally.codes["UNKNOWN"] == 0
