@@ -164,3 +164,17 @@ async def test_budget_controller_steps_locally_while_redis_is_down():
         assert await bc.refresh(force=True) == lam  # a failed read keeps the cached value
     finally:
         await down.aclose()
+
+
+async def test_request_log_has_no_prompt_unless_switched_on(caplog):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="ponder.requests")
+    svc, _ = servicer()
+    await svc.Generate(router_pb2.GenerateRequest(prompt="secret question", request_id="log-1"), FakeContext())
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "ponder.requests"]
+    assert "log-1" in line and "tenant=default" in line and "secret question" not in line
+    caplog.clear()
+    svc.state.cfg.router.log_prompts = True
+    await svc.Generate(router_pb2.GenerateRequest(prompt="secret question", request_id="log-2"), FakeContext())
+    assert "secret question" in [r.getMessage() for r in caplog.records if r.name == "ponder.requests"][0]

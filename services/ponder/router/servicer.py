@@ -33,6 +33,7 @@ from ponder.router.dispatch import Run, timeout_s
 from ponder.router.feedback import CostFeedback, FeedbackUnavailable, parse_feedback
 from ponder.router.metrics import RouterMetrics
 from ponder.router.outcomes import FeedbackStore, Outcome, OutcomeLog
+from ponder.router.requestlog import log_request
 from ponder.router.policies.base import Policy
 from ponder.router.strategies.base import StreamDelta, Strategy
 from ponder.router.types import Answer, Plan, Request
@@ -170,6 +171,9 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
                 plan=plan, usage=usage, latency_ms=latency_ms, status=status,
                 labels=req.labels if req else dict(request.labels), error=err, tenant=current_principal().tenant,
             ))
+        log_request(t.st.cfg.router.log_prompts, req.request_id if req else request.request_id,
+                    current_principal().tenant, plan, status, latency_ms, usage.compute_units if usage else 0.0,
+                    req.text if req else "")
         if t.admission is not None:
             self.quotas.settle_later(t.admission, usage.compute_units if usage is not None and status == _OK else None)
         if usage is not None and status == _OK:
