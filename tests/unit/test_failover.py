@@ -178,3 +178,14 @@ async def test_request_log_has_no_prompt_unless_switched_on(caplog):
     svc.state.cfg.router.log_prompts = True
     await svc.Generate(router_pb2.GenerateRequest(prompt="secret question", request_id="log-2"), FakeContext())
     assert "secret question" in [r.getMessage() for r in caplog.records if r.name == "ponder.requests"][0]
+
+
+def test_tenant_metric_labels_are_bounded():
+    from ponder.common.config import parse_config as pc
+    from ponder.router import metrics as m
+
+    rm = m.RouterMetrics(pc({}).pools)
+    for i in range(m.MAX_TENANT_LABELS + 5):
+        rm.tenant_answered(f"t{i}", "OK", 1.0)
+    assert rm.registry.get_sample_value("ponder_router_tenant_requests_total", {"tenant": "other", "code": "OK"}) == 5
+    assert rm.registry.get_sample_value("ponder_router_tenant_compute_units_total", {"tenant": "t0"}) == 1.0

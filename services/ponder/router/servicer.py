@@ -164,6 +164,7 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
         if self.metrics:
             self.metrics.answered(plan.pool if plan else "", plan.strategy if plan else "", status,
                                   usage.compute_units if usage else 0.0, latency_ms / 1000)
+            self.metrics.tenant_answered(current_principal().tenant, status, usage.compute_units if usage else 0.0)
         if self.outcomes is not None:
             self.outcomes.record(Outcome(
                 request_id=req.request_id if req else request.request_id,
