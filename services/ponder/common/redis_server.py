@@ -81,10 +81,11 @@ class LocalRedis:
             wait = poll_s
             while not self._stopping.wait(wait):
                 with self._lock:
-                    if self._stopping.is_set() or self.proc is None or self.proc.poll() is None:
+                    # proc None here means a restart failed (start cleans up after itself): try again.
+                    if self._stopping.is_set() or (self.proc is not None and self.proc.poll() is None):
                         wait = poll_s
                         continue
-                    code = self.proc.returncode
+                    code = self.proc.returncode if self.proc is not None else "a failed restart"
                     try:
                         self.start()
                         self.restarts += 1
