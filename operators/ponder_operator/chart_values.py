@@ -61,6 +61,13 @@ class Placement(_V):
     )
 
 
+class RouterAuth(_V):
+    keysSecret: str = Field(
+        "", description="Secret with keys.json ({key id: {tenant, rights, sha256}}) checked before the Redis key "
+                        "store; empty: Redis keys only. The router requires a key on every call in the chart."
+    )
+
+
 class Router(Placement):
     replicas: int = Field(2, ge=1, le=100, description="Router pods.")
     image: Image = Field(..., description="Router and consolidator image.")
@@ -70,6 +77,13 @@ class Router(Placement):
     serviceType: Literal["ClusterIP", "NodePort", "LoadBalancer"] = Field("ClusterIP", description="Service type.")
     resources: Resources = Field(default_factory=Resources, description="Container resources.")
     pdb: Pdb = Field(default_factory=Pdb, description="PodDisruptionBudget.")
+    drainDelaySeconds: int = Field(
+        5, ge=0, le=300, description="preStop wait before SIGTERM, so the Service stops sending new calls first."
+    )
+    graceSeconds: int = Field(
+        5, ge=0, le=600, description="In-flight calls' time after SIGTERM; keep equal to ponder.yaml router.grace_s."
+    )
+    auth: RouterAuth = Field(default_factory=lambda: RouterAuth(), description="API key sources.")
 
 
 class Consolidator(Placement):

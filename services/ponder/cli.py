@@ -224,7 +224,7 @@ def cmd_pool_serve(args) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
-        await stop_server(server, health, [SERVICE], 5.0)
+        await stop_server(server, health, [SERVICE], cfg.router.grace_s)
         await engine.close()
 
     asyncio.run(main())
@@ -297,6 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     # Sub-commands that live beside their code; each sets ``func``.
     from ponder.consolidation import cli as consolidation_cli
+    from ponder import cli_keys
     from ponder.router import cli_router
     from ponder.voting import cli as vote_cli
 
@@ -306,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     vote_cli.add_parser(sub)
     consolidation_cli.add_parser(sub)
     top.add_parser(sub)
+    cli_keys.add_parser(sub)
     return ap
 
 

@@ -132,8 +132,8 @@ def start_redis(cfg: PonderConfig, say: Say = say_stderr) -> tuple[str, LocalRed
     if url:
         say(f"using Redis at {url}")
         return url, None
-    local = LocalRedis(cache_dir() / "redis").start()
-    say(f"started redis-server on {local.url} (data in {local.data_dir})")
+    local = LocalRedis(cache_dir() / "redis").start().supervise()
+    say(f"started redis-server on {local.url} (data in {local.data_dir}; restarted with its data if it dies)")
     return local.url, local
 
 

@@ -109,8 +109,8 @@ async def test_unreachable_redis_keeps_records_and_close_does_not_hang():
         await log.close(timeout_s=3)
         assert time.monotonic() - t0 < 3.5
         assert log._task.done()
-        assert log.written == 0 and log.dropped == 0
-        assert [r["i"] for r in log._buf] == [0, 1, 2, 3, 4]
+        # Without a spill file, what Redis never took is counted as lost (see test_outcome_spill.py).
+        assert log.written == 0 and log.dropped == 5 and not log._buf
     finally:
         await down.aclose()
 
@@ -126,7 +126,7 @@ async def test_close_gives_up_on_a_write_that_never_returns(client, stream):
     assert 0.25 < time.monotonic() - t0 < 1.5
     await asyncio.sleep(0)
     assert log._task.done()
-    assert log.written == 0 and [r["i"] for r in log._buf] == ["0"]
+    assert log.written == 0 and log.dropped == 1 and not log._buf
     assert await client.exists(stream) == 0
 
 

@@ -53,3 +53,26 @@ def test_missing_binary_says_how_to_install(tmp_path):
     assert "apt-get install redis-server" in str(err) and "brew install redis" in str(err) and "REDIS_URL" in str(err)
     assert server.proc is None
     assert not (tmp_path / "data").exists()
+
+
+def test_a_killed_server_is_restarted_on_its_port_with_its_data(tmp_path):
+    import signal
+    import time
+
+    server = LocalRedis(tmp_path / "data").start().supervise(poll_s=0.05)
+    try:
+        client = redis.Redis.from_url(server.url)
+        client.set("k", "kept")
+        client.xadd("s", {"a": "1"})
+        first = server.proc
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        deadline = time.monotonic() + 30  # generous: a loaded machine starts redis-server slowly
+        while time.monotonic() < deadline and (server.restarts == 0 or server.proc is first):
+            time.sleep(0.05)
+        assert server.restarts == 1 and server.proc.poll() is None
+        assert client.get("k") == b"kept" and client.xlen("s") == 1  # the append-only file brought it back
+        client.close()
+    finally:
+        server.stop()
+    assert server.proc is None and server.restarts == 1  # a stop is not a death: no restart after it

@@ -248,6 +248,54 @@ class BudgetPolicy(_Model):
         return self
 
 
+class ResilienceConfig(_Model):
+    """Retries within a budget and per-pool circuit breakers (``ponder.router.resilience``)."""
+
+    retry_budget_ratio: float = Field(
+        0.1, ge=0, le=1, description="Retries allowed per request started (0.1: extra attempts <= 10 % of requests)."
+    )
+    retry_budget_burst: float = Field(10.0, ge=1, le=10000, description="Unspent retry tokens kept at most.")
+    max_retries_per_request: int = Field(
+        1, ge=0, le=10, description="Retries of one request on an outage before any output (UNAVAILABLE before the first token)."
+    )
+    retry_backoff_ms: float = Field(50.0, ge=0, le=60000, description="Wait before a retry (jittered to 50..100 %).")
+    breaker_failures: int = Field(5, ge=1, le=10000, description="Consecutive outages of a pool that open its breaker.")
+    breaker_open_s: float = Field(10.0, gt=0, le=3600, description="Seconds an open breaker waits before a probe.")
+
+
+class TenantLimits(_Model):
+    """One tenant's limits; unset: unlimited. State lives in Redis so router replicas agree."""
+
+    cu_per_minute: float | None = Field(None, gt=0, le=1e12, description="Compute units planned per calendar minute.")
+    cu_per_day: float | None = Field(None, gt=0, le=1e15, description="Compute units planned per UTC day.")
+    requests_per_s: int | None = Field(None, ge=1, le=1_000_000, description="Requests admitted per second.")
+    concurrent_requests: int | None = Field(None, ge=1, le=1_000_000, description="Requests in flight at once.")
+
+    def any(self) -> bool:
+        return any(v is not None for v in (self.cu_per_minute, self.cu_per_day, self.requests_per_s,
+                                           self.concurrent_requests))
+
+
+class QuotaConfig(_Model):
+    """Per-tenant quotas (``ponder.router.quotas``); a tenant without an entry gets ``default``."""
+
+    default: TenantLimits = Field(default_factory=TenantLimits, description="Limits of tenants not listed.")
+    tenants: dict[str, TenantLimits] = Field(
+        default_factory=dict, max_length=1000, description="Limits per tenant name ([A-Za-z0-9._:-], 1..128)."
+    )
+
+    @field_validator("tenants")
+    @classmethod
+    def _tenant_names(cls, v: dict[str, TenantLimits]) -> dict[str, TenantLimits]:
+        bad = [t for t in v if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}", t)]
+        if bad:
+            raise ValueError(f"tenant names must be 1..128 of A-Z a-z 0-9 . _ : - starting with a letter or digit, got {bad}")
+        return v
+
+    def for_tenant(self, tenant: str) -> TenantLimits:
+        return self.tenants.get(tenant, self.default)
+
+
 class RoutingConfig(_Model):
     policy: PolicyConfig = Field(default_factory=PolicyConfig, description="Allocation policy.")
     max_prompt_chars: int = Field(32000, ge=1, le=10_000_000, description="Longest prompt accepted.")
@@ -259,6 +307,10 @@ class RoutingConfig(_Model):
         default_factory=TierPools, description="Pools per tier; empty: every pool serves the tier it declares."
     )
     budget: BudgetPolicy = Field(default_factory=BudgetPolicy, description="Budget target and caps.")
+    resilience: ResilienceConfig = Field(
+        default_factory=ResilienceConfig, description="Retry budget and per-pool circuit breakers."
+    )
+    quotas: QuotaConfig = Field(default_factory=QuotaConfig, description="Per-tenant quotas and rate limits.")
     strategies: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")]] = Field(
         default_factory=lambda: ["single", "best_of_n", "think", "vote"],
         # Bounded so that the API server's cost estimate of the CRD's uniqueness rule stays small.
@@ -302,7 +354,17 @@ class RoutingConfig(_Model):
 class RouterConfig(_Model):
     host: str = Field("127.0.0.1", description="Address the router binds.")
     port: int = Field(50051, ge=0, le=65535, description="Router gRPC port (0 = any free port).")
-    grace_s: float = Field(5.0, ge=0, le=600, description="Shutdown grace for in-flight requests.")
+    grace_s: float = Field(
+        5.0, ge=0, le=600,
+        description="Shutdown grace for in-flight requests (router, voting, pool-serve): on SIGTERM health turns "
+                    "NOT_SERVING and new calls get UNAVAILABLE at once; calls still running after it end UNAVAILABLE.",
+    )
+    max_request_bytes: int = Field(
+        8 * 1024 * 1024, ge=64 * 1024, le=64 * 1024 * 1024,
+        description="Largest request message the router reads; gRPC refuses larger ones with RESOURCE_EXHAUSTED "
+                    "before parsing them.",
+    )
+    log_prompts: bool = Field(False, description="Write prompts into log lines; off: logs never contain prompts or keys.")
     metrics_port: int | None = Field(
         None, ge=0, le=65535, description="Prometheus /metrics port; unset: $PONDER_METRICS_PORT, else off."
     )
@@ -336,6 +398,15 @@ class RedisConfig(_Model):
     url: str | None = Field(None, description="Redis URL; unset: $REDIS_URL, else a local redis-server.")
     outcome_stream: str = Field("ponder:outcomes", description="Stream key of the outcome log.")
     outcome_maxlen: int = Field(1_000_000, ge=1000, description="Approximate cap on outcome records kept.")
+    outcome_buffer_records: int = Field(
+        50_000, ge=1, le=10_000_000,
+        description="Outcome records held in memory while Redis is slow or down; past this they spill to the spill file.",
+    )
+    outcome_spill_path: str | None = Field(
+        None,
+        description="Append-only file for outcome records not yet in Redis (overflow and shutdown), replayed at start; "
+                    "unset: <cache dir>/outcomes-<port>.spill.",
+    )
 
 
 class ExtractiveSettings(_Model):
@@ -409,6 +480,18 @@ def default_pools() -> list[PoolConfig]:
     ]
 
 
+class AuthConfig(_Model):
+    """API keys (``ponder keys create``) bound to tenants; see ``ponder.common.auth``."""
+
+    enabled: bool | None = Field(
+        None, description="Require an API key on every router call; unset: on unless router.host is a loopback address."
+    )
+    keys_file: str | None = Field(
+        None, description="JSON file {key id: record} of keys (a mounted Secret), checked before the Redis key store."
+    )
+    cache_s: float = Field(5.0, ge=0, le=3600, description="How long a looked-up key is trusted before it is read again.")
+
+
 class PonderConfig(_Model):
     """Root of ponder.yaml."""
 
@@ -419,6 +502,7 @@ class PonderConfig(_Model):
     redis: RedisConfig = Field(default_factory=RedisConfig, description="State store.")
     voting: VotingConfig = Field(default_factory=VotingConfig, description="Voting workers for decomposed tasks.")
     consolidator: ConsolidatorConfig = Field(default_factory=ConsolidatorConfig, description="Sleep-time consolidator.")
+    auth: AuthConfig = Field(default_factory=AuthConfig, description="API keys and tenants.")
 
     @model_validator(mode="after")
     def _refs(self) -> "PonderConfig":

@@ -101,6 +101,14 @@ class Internal(PonderError):
     """An engine fault or a broken invariant; not retryable."""
 
 
+class Unauthenticated(PonderError):
+    """The call carries no credentials, or ones that are not valid."""
+
+
+class PermissionDenied(PonderError):
+    """The caller is known but its key lacks the right this call needs."""
+
+
 GRPC_STATUS: dict[type[PonderError], grpc.StatusCode] = {
     InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
     NotFound: grpc.StatusCode.NOT_FOUND,
@@ -110,6 +118,8 @@ GRPC_STATUS: dict[type[PonderError], grpc.StatusCode] = {
     DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
     Aborted: grpc.StatusCode.ABORTED,
     Internal: grpc.StatusCode.INTERNAL,
+    Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
     PonderError: grpc.StatusCode.INTERNAL,
 }
 # The same categories as HTTP statuses, for the OpenAI-compatible front (and any HTTP door).
@@ -121,6 +131,8 @@ HTTP_STATUS: dict[type[PonderError], int] = {
     ResourceExhausted: 429,
     DeadlineExceeded: 504,
     Aborted: 409,
+    Unauthenticated: 401,
+    PermissionDenied: 403,
     Internal: 500,
     PonderError: 500,
 }

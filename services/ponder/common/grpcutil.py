@@ -8,7 +8,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from ponder.common.errors import grpc_status
+from ponder.common.errors import InvalidArgument, grpc_status
 
 log = logging.getLogger(__name__)
 
@@ -29,13 +29,18 @@ def create_server(
     register: Callable[[grpc.aio.Server], None],
     service_names: Iterable[str],
     interceptors: list[grpc.aio.ServerInterceptor] | None = None,
+    max_receive_bytes: int = MAX_MESSAGE_BYTES,
 ) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
     """Build a grpc.aio server with health, reflection and the error boundary; return (server, bound port, health).
 
     ``address`` may end in ``:0`` to bind a free port. Services start SERVING
-    once the caller has started the server and calls ``mark_serving``.
+    once the caller has started the server and calls ``mark_serving``. A
+    request larger than ``max_receive_bytes`` is refused by gRPC itself
+    (RESOURCE_EXHAUSTED) before any handler runs.
     """
-    server = grpc.aio.server(options=CHANNEL_OPTIONS, interceptors=[*(interceptors or []), ErrorInterceptor()])
+    options = [*(o for o in CHANNEL_OPTIONS if o[0] != "grpc.max_receive_message_length"),
+               ("grpc.max_receive_message_length", max_receive_bytes)]
+    server = grpc.aio.server(options=options, interceptors=[*(interceptors or []), ErrorInterceptor()])
     register(server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -78,28 +83,63 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 _unary(handler.unary_unary, method),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=_lenient(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
                 _stream(handler.unary_stream, method),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=_lenient(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         return handler
 
 
+class Undecodable:
+    """What a request that is not a valid protobuf of its type decodes to; the handler answers INVALID_ARGUMENT."""
+
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
+def _lenient(deserializer):
+    """Wrap a request deserializer so that bytes it cannot parse reach the handler as ``Undecodable``
+    (gRPC itself would answer UNKNOWN, which names nothing and is not the client's fault to read)."""
+    if deserializer is None:
+        return None
+
+    def decode(data: bytes):
+        try:
+            return deserializer(data)
+        except Exception as e:  # noqa: BLE001 - DecodeError and friends
+            return Undecodable(e)
+
+    return decode
+
+
+def _undecodable(request) -> InvalidArgument | None:
+    if isinstance(request, Undecodable):
+        return InvalidArgument("request", f"not a valid protobuf message of this method's type ({request.error})")
+    return None
+
+
 async def abort_with(context: grpc.aio.ServicerContext, err: BaseException, method: str = "") -> None:
-    """Abort the call with the status of ``err`` (logs the traceback of INTERNAL ones)."""
+    """Abort the call with the status of ``err`` (logs the traceback of INTERNAL ones); an error
+    with a ``trailing_metadata()`` method sends those (key, value) pairs with the status."""
     code, msg = grpc_status(err)
     if code == grpc.StatusCode.INTERNAL:
         log.error("unhandled error in %s", method or "handler", exc_info=err)
+    trailing = getattr(err, "trailing_metadata", None)
+    if callable(trailing):  # e.g. grpc-retry-pushback-ms, partial usage of a broken stream
+        context.set_trailing_metadata(tuple(trailing()))
     await context.abort(code, msg)
 
 
 def _unary(behavior, method: str):
     async def handle(request, context):
+        bad = _undecodable(request)
+        if bad is not None:
+            await abort_with(context, bad, method)
         try:
             return await behavior(request, context)
         except grpc.aio.AbortError:
@@ -112,6 +152,9 @@ def _unary(behavior, method: str):
 
 def _stream(behavior, method: str):
     async def handle(request, context):
+        bad = _undecodable(request)
+        if bad is not None:
+            await abort_with(context, bad, method)
         try:
             async for item in behavior(request, context):
                 yield item

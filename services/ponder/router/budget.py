@@ -11,17 +11,27 @@ target by (ν_T − ν_0) / (step·T) as long as ν stays inside its bounds, so 
 error shrinks like 1/T. The state (ν, count, cost sum) lives in one Redis hash
 updated by a Lua script, so every router replica and every restart steps the
 same ν. Replicas cache λ for ``refresh_s`` (clock injected) between reads.
+
+When Redis is unreachable the controller keeps working on local state: each
+cost steps the cached ν by the same rule (counted in ``local_steps``) and a
+failed refresh keeps the cached ν. When Redis answers again the shared ν takes
+over; the steps taken locally during the outage are not merged into it.
 """
 from __future__ import annotations
 
 import dataclasses
 import inspect
+import logging
 import time
 from typing import Any, Callable
 
+from redis.exceptions import RedisError
+
 from ponder.common.errors import InvalidArgument
 
+log = logging.getLogger(__name__)
 BUDGET_KEY = "ponder:budget"
+_DOWN = (RedisError, OSError)
 
 _STEP_LUA = """
 local nu = tonumber(redis.call('HGET', KEYS[1], 'nu') or ARGV[3])
@@ -82,6 +92,7 @@ class BudgetController:
         self.refresh_s, self.clock, self.wall_clock = refresh_s, clock, wall_clock
         self._nu = initial_nu
         self._read_at: float | None = None
+        self.local_steps = 0
 
     def lambda_per_cu(self) -> float:
         """The cached λ (accuracy per compute unit); never blocks."""
@@ -95,10 +106,17 @@ class BudgetController:
         """Record one request's realised cost; returns the new λ per compute unit."""
         if compute_units < 0:
             raise InvalidArgument("usage.compute_units", f"must be >= 0, got {compute_units}")
-        res = await _maybe_await(self.redis.eval(
-            _STEP_LUA, 1, self.key, repr(float(compute_units)), repr(self.target), repr(self.initial_nu),
-            repr(self.step), repr(self.nu_max), repr(self.wall_clock()),
-        ))
+        try:
+            res = await _maybe_await(self.redis.eval(
+                _STEP_LUA, 1, self.key, repr(float(compute_units)), repr(self.target), repr(self.initial_nu),
+                repr(self.step), repr(self.nu_max), repr(self.wall_clock()),
+            ))
+        except _DOWN as e:
+            if not self.local_steps:
+                log.warning("budget controller: redis unreachable (%s); stepping lambda locally", e)
+            self.local_steps += 1
+            self._nu = dual_step(self._nu, float(compute_units), self.target, self.step, self.nu_max)
+            return self.lambda_per_cu()
         self._nu = float(res.decode() if isinstance(res, bytes) else res)
         self._read_at = self.clock()
         return self.lambda_per_cu()
@@ -108,7 +126,10 @@ class BudgetController:
         now = self.clock()
         if not force and self._read_at is not None and now - self._read_at < self.refresh_s:
             return self.lambda_per_cu()
-        v = await _maybe_await(self.redis.hget(self.key, "nu"))
+        try:
+            v = await _maybe_await(self.redis.hget(self.key, "nu"))
+        except _DOWN:
+            return self.lambda_per_cu()  # keep the cached (locally stepped) value
         self._nu = float(v) if v is not None else self.initial_nu
         self._read_at = now
         return self.lambda_per_cu()

@@ -3,7 +3,9 @@
 ``estimate`` prices a (pool, strategy, samples, thinking budget) shape for a
 request; strategies call it to build their candidates, so candidates from any
 strategy are comparable. ``observe`` feeds answered samples to the latency
-tracker, which replaces declared pool speeds with measured ones.
+tracker, which replaces declared pool speeds with measured ones. ``failover``
+holds each pool's circuit breaker (read by the ``circuit`` filter) and the
+router's retry budget.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 
 from ponder.common.config import PonderConfig, PoolConfig
 from ponder.router.latency import LatencyTracker, expected_latency_ms
+from ponder.router.resilience import Failover
 from ponder.router.types import Candidate, Plan, Request, SampleResult
 
 if TYPE_CHECKING:
@@ -32,7 +35,7 @@ class PoolCatalog:
     """
 
     def __init__(self, cfg: PonderConfig, latency: LatencyTracker | None = None,
-                 strategies: Mapping[str, "Strategy"] | None = None):
+                 strategies: Mapping[str, "Strategy"] | None = None, failover: Failover | None = None):
         if strategies is None:
             from ponder.router.strategies import build
 
@@ -43,6 +46,9 @@ class PoolCatalog:
         self.routing = cfg.routing
         self.pools = {p.name: p for p in cfg.pools}
         self.latency = latency if latency is not None else LatencyTracker()
+        # Pool health (breakers) and the retry budget; shared across reloads when passed in.
+        self.failover = (failover.configure(cfg.routing.resilience) if failover is not None
+                         else Failover.from_config(cfg.routing.resilience))
         tiers = cfg.routing.tiers
         self._tiers = {
             t: (getattr(tiers, t) or [p.name for p in cfg.pools if p.tier == t]) for t in ("small", "reasoning", "softcot")

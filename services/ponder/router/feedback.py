@@ -11,6 +11,7 @@ import logging
 import math
 
 from ponder.common.errors import FailedPrecondition, InvalidArgument
+from ponder.common.ids import check_request_id
 from ponder.v1 import router_pb2
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,7 @@ def parse_feedback(request: router_pb2.FeedbackRequest) -> tuple[str, bool | Non
     """(request_id, correct, score) of a Feedback call; InvalidArgument naming the field."""
     if not request.request_id or len(request.request_id) > 128:
         raise InvalidArgument("request_id", "must be 1..128 chars")
+    check_request_id("request_id", request.request_id)
     if not request.HasField("correct") and not request.HasField("score"):
         raise InvalidArgument("correct", "give correct or score (or both)")
     if request.HasField("score") and not (math.isfinite(request.score) and 0.0 <= request.score <= 1.0):

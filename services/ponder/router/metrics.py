@@ -23,6 +23,9 @@ from prometheus_client.core import GaugeMetricFamily
 from ponder.common.config import PoolConfig
 
 
+# Bound on the tenant label's values, so a flood of keys cannot blow up the series count.
+MAX_TENANT_LABELS = 1000
+
 class DecayingRate:
     """Exponentially weighted event rate (units per second) with time constant ``tau_s``."""
 
@@ -56,6 +59,14 @@ class RouterMetrics:
             "ponder_router_requests", "Requests answered, by pool, strategy and gRPC status.",
             ["pool", "strategy", "code"], registry=self.registry,
         )
+        self.tenant_requests = Counter(
+            "ponder_router_tenant_requests", "Requests by tenant and gRPC status (tenants past the first "
+            f"{MAX_TENANT_LABELS} are counted as 'other').", ["tenant", "code"], registry=self.registry,
+        )
+        self.tenant_compute_units = Counter(
+            "ponder_router_tenant_compute_units", "Compute units spent, by tenant.", ["tenant"], registry=self.registry
+        )
+        self._tenants: set[str] = set()
         self.compute_units = Counter(
             "ponder_router_compute_units", "Compute units spent, as measured.", ["pool"], registry=self.registry
         )
@@ -99,6 +110,17 @@ class RouterMetrics:
         if pool:
             self.compute_units.labels(pool).inc(compute_units)
             self.latency.labels(pool).observe(latency_s)
+
+    def tenant_answered(self, tenant: str, code: str, compute_units: float) -> None:
+        """Count one request of ``tenant``; past MAX_TENANT_LABELS distinct tenants, new ones share 'other'."""
+        if tenant not in self._tenants:
+            if len(self._tenants) >= MAX_TENANT_LABELS:
+                tenant = "other"
+            else:
+                self._tenants.add(tenant)
+        self.tenant_requests.labels(tenant, code).inc()
+        if compute_units:
+            self.tenant_compute_units.labels(tenant).inc(compute_units)
 
     def collect(self):
         g = GaugeMetricFamily(

@@ -29,6 +29,7 @@ TS = "ts"
 LATENCY_MS = "latency_ms"
 LABELS = "labels"
 ERROR = "error"
+TENANT = "tenant"
 FIELDS = (REQUEST_ID, PROMPT, POOL, STRATEGY, PLAN, USAGE, STATUS)
 
 STATUS_OK = "OK"  # the gRPC status code name, as the router writes it
@@ -57,8 +58,8 @@ class OutcomeRecord:
 def encode_outcome(request_id: str, prompt: str, pool: str, strategy: str, plan: Mapping[str, Any],
                    usage: Mapping[str, Any], status: str = STATUS_OK, *, ts: float | None = None,
                    latency_ms: float | None = None, labels: Mapping[str, str] | None = None,
-                   error: str = "") -> dict[str, str]:
-    """Stream fields for XADD; ``ts`` (unix seconds), ``latency_ms``, ``labels`` and ``error`` are optional."""
+                   error: str = "", tenant: str = "") -> dict[str, str]:
+    """Stream fields for XADD; ``ts`` (unix seconds), ``latency_ms``, ``labels``, ``error`` and ``tenant`` are optional."""
     out = {
         REQUEST_ID: request_id, PROMPT: prompt, POOL: pool, STRATEGY: strategy,
         PLAN: json.dumps(dict(plan), sort_keys=True), USAGE: json.dumps(dict(usage), sort_keys=True), STATUS: status,
@@ -71,6 +72,8 @@ def encode_outcome(request_id: str, prompt: str, pool: str, strategy: str, plan:
         out[LABELS] = json.dumps(dict(labels), sort_keys=True)
     if error:
         out[ERROR] = error
+    if tenant:
+        out[TENANT] = tenant
     return out
 
 

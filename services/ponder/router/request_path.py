@@ -24,6 +24,7 @@ import grpc
 from opentelemetry import trace
 
 import ponder
+from ponder.common.auth import authenticate, current_principal
 from ponder.common.config import PonderConfig
 from ponder.common.errors import InvalidArgument, grpc_status
 from ponder.common.telemetry import Tracing, extract_metadata
@@ -37,6 +38,7 @@ from ponder.router.feedback import CostFeedback, FeedbackUnavailable, parse_feed
 from ponder.router.metrics import RouterMetrics
 from ponder.router.outcomes import FeedbackStore, Outcome, OutcomeLog
 from ponder.router.policies.base import Policy
+from ponder.router.requestlog import log_request
 from ponder.router.strategies.base import StreamDelta, Strategy
 from ponder.router.types import Answer, Plan, Request
 from ponder.router.validate import validate
@@ -67,6 +69,7 @@ class _Trace:
     plan: Plan | None = None
     answer: Answer | None = None
     usage: common_pb2.Usage | None = None
+    admission: object | None = None  # a quotas.Admission while the tenant's quota is held
 
 
 def with_context(req: Request, ctx) -> Request:
@@ -88,7 +91,11 @@ class RequestPath:
         metrics: RouterMetrics | None = None,
         feedback: FeedbackStore | None = None,
         clock: Callable[[], float] = time.perf_counter,
+        quotas=None,  # ponder.router.quotas.Quotas
+        verifier=None,  # ponder.common.auth key verifier, when the router requires keys
     ):
+        self.quotas = quotas
+        self.verifier = verifier
         self.state = state
         self.tracing = tracing
         self.tracer = tracing.tracer
@@ -190,7 +197,8 @@ class RequestPath:
     # ------------------------------------------------------------ steps
     def _span(self, name: str, metadata: Metadata):
         md = list(metadata) if metadata else None
-        return self.tracer.start_as_current_span(name, context=extract_metadata(md) if md else None)
+        return self.tracer.start_as_current_span(name, context=extract_metadata(md) if md else None,
+                                                 attributes={"ponder.tenant": current_principal().tenant})
 
     async def _prepare(self, st: RouterState, request, dry_run: bool = False) -> Request:
         """Shape check, then the stored context resolved into the request, so planning sees all of it.
@@ -235,19 +243,31 @@ class RequestPath:
             finally:
                 self._finish(request, t, status, err)
 
+    async def admit(self, metadata: Metadata, need: str) -> None:
+        """For front doors without a gRPC interceptor (HTTP): check the bearer key in ``metadata``
+        and make its tenant the caller's for this request; nothing when the router requires no keys."""
+        if self.verifier is not None:
+            await authenticate(self.verifier, metadata, need, "http")
+
     def _finish(self, request, t: _Trace, status: str, err: str) -> None:
         latency_ms = (self.clock() - t.t0) * 1000
         plan, usage, req = t.plan, t.usage, t.req
+        tenant = current_principal().tenant
         if self.metrics:
             self.metrics.answered(plan.pool if plan else "", plan.strategy if plan else "", status,
                                   usage.compute_units if usage else 0.0, latency_ms / 1000)
+            self.metrics.tenant_answered(tenant, status, usage.compute_units if usage else 0.0)
         if self.outcomes is not None:
             self.outcomes.record(Outcome(
                 request_id=req.request_id if req else request.request_id,
                 prompt=req.text if req else request.prompt[:100_000],
                 plan=plan, usage=usage, latency_ms=latency_ms, status=status,
-                labels=req.labels if req else dict(request.labels), error=err,
+                labels=req.labels if req else dict(request.labels), error=err, tenant=tenant,
             ))
+        log_request(t.st.cfg.router.log_prompts, req.request_id if req else request.request_id,
+                    tenant, plan, status, latency_ms, usage.compute_units if usage else 0.0, req.text if req else "")
+        if t.admission is not None:
+            self.quotas.settle_later(t.admission, usage.compute_units if usage is not None and status == _OK else None)
         if usage is not None and status == _OK:
             t.st.policy.catalog.observe(req, plan, t.answer.samples)
             self.costs.observe(t.st.policy, usage.compute_units)
@@ -258,9 +278,14 @@ class RequestPath:
         span = trace.get_current_span()
         if span.is_recording():
             span.set_attributes(genai.request_attributes(t.req))
-        t.plan = await self._plan(st, t.req)
-        run = Run(t.plan)
         deadline = timeout_s(st.cfg.routing.default_timeout_s, remaining_s, t.req)
+        if self.quotas is not None:  # the tenant's quota: admitted, and what is left caps the plan
+            t.admission = await self.quotas.admit(st.cfg, current_principal().tenant, t.req.request_id, deadline)
+            t.req.quota = t.admission.left if t.admission is not None else None
+        t.plan = await self._plan(st, t.req)
+        if t.admission is not None:
+            await self.quotas.reserve(t.admission, t.plan.expected_compute_units)
+        run = Run(t.plan)
         async with contextlib.aclosing(run.items(st, t.req, deadline, stream, self.tracer)) as items:
             async for item in items:
                 if on_plan is not None:

@@ -9,6 +9,7 @@ import pathlib
 
 import grpc
 
+from ponder.common.auth import AuthInterceptor, auth_required, build_verifier
 from ponder.common.config import PonderConfig
 from ponder.common.grpcutil import create_server, mark_serving, stop_server
 from ponder.common.telemetry import Tracing
@@ -24,6 +25,11 @@ from ponder.v1 import router_pb2, router_pb2_grpc
 
 log = logging.getLogger(__name__)
 SERVICE = router_pb2.DESCRIPTOR.services_by_name["Router"].full_name
+# The right each Router method needs from an API key (ponder.common.auth).
+METHOD_RIGHTS = {f"/{SERVICE}/{m}": r for m, r in (
+    ("Generate", "generate"), ("GenerateStream", "generate"), ("Plan", "generate"),
+    ("Feedback", "feedback"), ("Status", "admin"),
+)}
 
 
 @dataclasses.dataclass
@@ -45,7 +51,8 @@ class RouterHandle:
 
     async def reload(self, cfg: PonderConfig) -> None:
         """Apply a new config without a restart; a bad one raises ConfigError and changes nothing."""
-        state = make_state(cfg, self.pool_address, self.redis, self.voting)
+        state = make_state(cfg, self.pool_address, self.redis, self.voting,
+                           failover=self.servicer.state.policy.catalog.failover)
         await self.servicer.reload(state, close_old_after_s=cfg.routing.default_timeout_s)
 
     @property
@@ -70,20 +77,31 @@ class RouterHandle:
             await self.redis.aclose()
 
 
-def make_state(cfg: PonderConfig, pool_address: str | None, redis_client, voting_client=None) -> RouterState:
+def make_state(cfg: PonderConfig, pool_address: str | None, redis_client, voting_client=None,
+               failover=None) -> RouterState:
     """Strategies (the voting client injected), the policy over them (with a budget controller
-    when Redis is there) and pool clients.
+    when Redis is there) and pool clients; ``failover`` (breakers, retry budget) survives reloads.
 
     The policy's catalog starts a fresh latency tracker, so after a reload the
     pools are estimated at their declared speed until they are observed again.
     """
     strategies = strategy_registry.build(voting_client)
-    policy = build_policy(cfg, strategies)
+    policy = build_policy(cfg, strategies, failover)
     if redis_client is not None and policy.uses_budget:
         from ponder.router.budget import BudgetController
 
         policy.set_budget(BudgetController(redis_client, cfg.routing.budget.target_cu_per_request))
     return RouterState(cfg, policy, PoolClients(cfg.pools, pool_address), strategies)
+
+
+def spill_path(cfg: PonderConfig) -> pathlib.Path:
+    """The outcome log's spill file: ``redis.outcome_spill_path``, else one per stream and port in the cache dir."""
+    if cfg.redis.outcome_spill_path:
+        return pathlib.Path(cfg.redis.outcome_spill_path)
+    from ponder.pools.models import cache_dir
+
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in cfg.redis.outcome_stream)
+    return cache_dir() / f"outcomes-{safe}-{cfg.router.port}.spill"
 
 
 async def watch_model(servicer: RouterServicer, poll_s: float) -> None:
@@ -144,7 +162,8 @@ async def start_router(
         import redis.asyncio as aioredis
 
         redis_client = aioredis.Redis.from_url(redis_url)
-        outcomes = OutcomeLog(redis_client, cfg.redis.outcome_stream, cfg.redis.outcome_maxlen)
+        outcomes = OutcomeLog(redis_client, cfg.redis.outcome_stream, cfg.redis.outcome_maxlen,
+                              max_buffer=cfg.redis.outcome_buffer_records, spill_path=spill_path(cfg))
         outcomes.start()
         contexts = ContextStore(redis_client, cfg.consolidator)
         feedback = FeedbackStore(redis_client)
@@ -160,12 +179,22 @@ async def start_router(
 
         voting = VotingClient(voting_address)
     state = make_state(cfg, pool_address, redis_client, voting)
-    servicer = RouterServicer(RequestPath(state, tracing, outcomes, contexts, metrics, feedback))
+    quotas = None
+    if redis_client is not None:
+        from ponder.router.quotas import Quotas
+
+        quotas = Quotas(redis_client)
+    verifier = build_verifier(cfg, redis_client) if auth_required(cfg) else None
+    servicer = RouterServicer(RequestPath(state, tracing, outcomes, contexts, metrics, feedback, quotas=quotas,
+                                          verifier=verifier))
     metrics.set_budget_source(lambda: servicer.state.policy.budget)
+    interceptors = [AuthInterceptor(verifier, METHOD_RIGHTS)] if verifier is not None else []
     server, port, health = create_server(
         address or f"{cfg.router.host}:{cfg.router.port}",
         lambda s: router_pb2_grpc.add_RouterServicer_to_server(servicer, s),
         [SERVICE],
+        interceptors=interceptors,
+        max_receive_bytes=cfg.router.max_request_bytes,
     )
     http = None
     http_env = os.environ.get("PONDER_HTTP_PORT")

@@ -36,6 +36,8 @@ class Request:
     context: object | None = None
     # Estimated prompt tokens, set once the request is final (context included); planning reads it.
     prompt_tokens: int = 0
+    # What the tenant's compute quota leaves (a ``quotas.QuotaLeft``), or None when unlimited.
+    quota: object | None = None
 
     @property
     def text(self) -> str:

@@ -12,6 +12,7 @@ import math
 import uuid
 
 from ponder.common.config import PonderConfig
+from ponder.common.ids import check_key_id, check_request_id
 from ponder.common.errors import InvalidArgument
 from ponder.router.types import Request, Sampling
 from ponder.v1 import router_pb2
@@ -113,8 +114,12 @@ def validate(msg: router_pb2.GenerateRequest, cfg: PonderConfig) -> Request:
 
     if len(msg.request_id) > MAX_ID_CHARS:
         raise InvalidArgument("request_id", f"at most {MAX_ID_CHARS} chars")
+    if msg.request_id:
+        check_request_id("request_id", msg.request_id)
     if len(msg.context_id) > MAX_ID_CHARS:
         raise InvalidArgument("context_id", f"at most {MAX_ID_CHARS} chars")
+    if msg.context_id:
+        check_key_id("context_id", msg.context_id)  # part of a Redis key
     if len(msg.labels) > MAX_LABELS:
         raise InvalidArgument("labels", f"at most {MAX_LABELS} labels")
 

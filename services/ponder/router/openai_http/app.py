@@ -100,13 +100,14 @@ def build_app(path_of: Callable[[], RequestPath]) -> Starlette:
     async def generate(request: HttpRequest, chat: bool) -> Response:
         origin: dict[str, str] = {}
         try:
+            path = path_of()
+            metadata = [(k.lower(), v) for k, v in request.headers.items()]
+            await path.admit(metadata, "generate")  # the same keys and tenants as the gRPC door
             try:
                 body = json.loads(await request.body() or b"null")
             except ValueError as e:
                 raise InvalidArgument("body", f"malformed JSON: {e}") from None
-            path = path_of()
             msg, origin = convert.to_generate_request(body, path.state.cfg, chat)
-            metadata = [(k.lower(), v) for k, v in request.headers.items()]
             remaining = deadline_s(request.headers)
             model = body["model"]
             span = "router.http.chat_completions" if chat else "router.http.completions"

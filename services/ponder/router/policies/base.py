@@ -102,14 +102,15 @@ def registered() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def build_policy(cfg: PonderConfig, strategies: Mapping[str, object] | None = None) -> Policy:
-    """Build the configured policy over ``strategies`` (default: the built-in ones, no voting client).
+def build_policy(cfg: PonderConfig, strategies: Mapping[str, object] | None = None, failover=None) -> Policy:
+    """Build the configured policy over ``strategies`` (default: the built-in ones, no voting client);
+    ``failover`` (breakers, retry budget) is kept from a previous build on a reload.
 
     Bad names or params -> ConfigError with the field path.
     """
     import ponder.router.policies  # noqa: F401  (the package registers the built-in policies)
 
-    catalog = PoolCatalog(cfg, strategies=strategies)
+    catalog = PoolCatalog(cfg, strategies=strategies, failover=failover)
     unknown = [s for s in cfg.routing.strategies if s not in catalog.strategies]
     if unknown:
         raise ConfigError("routing", [("routing.strategies", f"unknown strategies {unknown}; known: {catalog.strategy_names}")])

@@ -12,10 +12,14 @@ and is fixed by ``FILTERS``:
 4. ``limits``: ``hints.samples`` <= ``routing.max_samples``, ``hints.thinking_budget`` <=
    ``routing.max_thinking_tokens``, ``sampling.max_tokens`` <= the pool's ``max_tokens_limit``.
 5. ``context_window``: prompt (context included) + thinking + output fit the pool's window.
-6. ``caps``: expected compute units <= the lower of ``budget.max_compute_units`` and
+6. ``circuit``: pools whose circuit breaker is open are not offered (``resilience``);
+   when every remaining candidate is on one, ``CircuitOpen`` (UNAVAILABLE with retry pushback).
+7. ``quota``: candidates costing more than the tenant's compute quota leaves (``req.quota``)
+   are marked infeasible; when none fits, ``QuotaExceeded`` (RESOURCE_EXHAUSTED with retry pushback).
+8. ``caps``: expected compute units <= the lower of ``budget.max_compute_units`` and
    ``routing.budget.max_cu_per_request``; expected latency <= ``budget.max_latency_ms``.
    Over-cap candidates stay in the plan's list marked infeasible, with why.
-7. ``exact_hints``: a candidate matching ``hints.samples`` / ``hints.thinking_budget``
+9. ``exact_hints``: a candidate matching ``hints.samples`` / ``hints.thinking_budget``
    exactly wins over its clamped variants; the variants remain only when no exact one fits.
 """
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Callable, Sequence
 
 from ponder.common.errors import BudgetInfeasible, InvalidArgument, UnknownPool
 from ponder.router.catalog import PoolCatalog
+from ponder.router.resilience import CircuitOpen
 from ponder.router.types import Candidate, Request
 
 Filter = Callable[[Request, list[Candidate], PoolCatalog], list[Candidate]]
@@ -100,6 +105,33 @@ def context_window(req: Request, cands: list[Candidate], cat: PoolCatalog) -> li
         raise InvalidArgument(field, f"~{prompt} tokens{ctx} plus the output do not fit any eligible pool's "
                                      f"context window ({', '.join(windows)} tokens)")
     return kept
+
+
+def circuit(req: Request, cands: list[Candidate], cat: PoolCatalog) -> list[Candidate]:
+    breakers = cat.failover.breakers
+    kept = [c for c in cands if breakers[c.pool].available()]
+    if not kept and cands:
+        pools = sorted({c.pool for c in cands})
+        raise CircuitOpen(pools, min(breakers[p].retry_after_s() for p in pools))
+    return kept
+
+
+def quota(req: Request, cands: list[Candidate], cat: PoolCatalog) -> list[Candidate]:
+    left = req.quota
+    if left is None or left.cu_left == float("inf"):
+        return cands
+    for c in cands:
+        if c.expected_compute_units > left.cu_left:
+            c.feasible = False
+            why = f"costs {c.expected_compute_units} CU > {left.cu_left:g} left in tenant quota {left.field}"
+            c.note = f"{c.note}; {why}" if c.note else why
+    if cands and not any(c.feasible for c in cands):
+        from ponder.router.quotas import QuotaExceeded
+
+        cheapest = min(c.expected_compute_units for c in cands)
+        raise QuotaExceeded(left.tenant, f"{left.field} compute units ({left.cu_left:g} left, cheapest plan {cheapest:g})",
+                            left.retry_after_s)
+    return cands
 
 
 def over_caps(c: Candidate, max_cu: float | None, max_latency_ms: float | None) -> str:
@@ -184,6 +216,8 @@ FILTERS: tuple[tuple[str, Filter], ...] = (
     ("task", task),
     ("limits", limits),
     ("context_window", context_window),
+    ("circuit", circuit),
+    ("quota", quota),
     ("caps", caps),
     ("exact_hints", exact_hints),
 )
