@@ -27,6 +27,7 @@ from ponder.common.config import (
     ReplicaRange,
     Replicas,
     RoutingConfig,
+    SoftCoT,
     Speed,
     Thinking,
     VLLMBackend,
@@ -47,17 +48,6 @@ class _Model(BaseModel):
 
 
 # ----------------------------------------------------------------- ModelPool
-class SoftCoT(_Model):
-    """SoftCoT for a ``softcot`` pool: a small assistant writes soft thoughts that a
-    projection maps into the frozen backbone's embedding space."""
-
-    assistant_model: str = Field(..., min_length=1, description="Hugging Face id or path of the assistant model.")
-    projection_path: str = Field(
-        ..., min_length=1, description="Path or URI of the trained projection weights (assistant to backbone)."
-    )
-    num_thought_tokens: int = Field(4, ge=1, le=256, description="Soft thought tokens prepended per request.")
-
-
 class DemandScaling(_Model):
     """Difficulty-aware scaling: raise the replica floor from the router's planned demand."""
 
@@ -199,6 +189,7 @@ class ModelPoolSpec(_Model):
             backend=self.backend,
             cost=self.cost,
             thinking=self.thinking,
+            softcot=self.softcot,
             speed=self.speed,
             max_tokens_default=self.max_tokens_default,
             max_tokens_limit=self.max_tokens_limit,
