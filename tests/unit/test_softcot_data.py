@@ -67,3 +67,16 @@ def test_wilson_interval_and_paired_difference():
     assert wilson(0, 0) == (0.0, 1.0)
     d = paired_diff([True, True, False, True], [False, True, False, False])
     assert d["mean"] == 0.5 and d["ci95"][0] < 0.5 < d["ci95"][1]
+
+
+@pytest.mark.parametrize("argv,field", [
+    (["train", "--out", "p.safetensors", "--steps", "0"], "steps"),
+    (["train", "--out", "p.safetensors", "--lr", "-1"], "lr"),
+    (["eval", "--projection", "p.safetensors", "--seeds", ","], "seeds"),
+])
+def test_softcot_cli_refuses_bad_settings_before_loading_models(argv, field):
+    from ponder.softcot.cli import main
+
+    with pytest.raises(InvalidArgument) as ei:
+        main(argv)
+    assert ei.value.field == field
