@@ -117,6 +117,8 @@ def main() -> None:
         g.pop("assistant_ms")
         g["projection"] = pathlib.Path(args.gsm8k_projection or args.projection).name
         out["gsm8k"] = g
+    else:
+        out["gsm8k"] = {"n": 0, "skipped": "--gsm8k-n 0"}
     out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     emit(out)
 

@@ -51,7 +51,8 @@ class Done:
 
 
 class Backend(abc.ABC):
-    """A model engine. Implementations: llamacpp, openai, vllm, sim (test double)."""
+    """A model engine. Implementations: llamacpp, openai, vllm, transformers, sim (test double);
+    the SoftCoT pool wraps one that ``accepts_embeddings``."""
 
     kind: str = "?"
     simulated: bool = False
