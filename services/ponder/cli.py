@@ -299,6 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     from ponder.consolidation import cli as consolidation_cli
     from ponder import cli_keys
     from ponder.router import cli_router
+    from ponder.softcot import cli as softcot_cli
     from ponder.voting import cli as vote_cli
 
     from ponder import top
@@ -308,6 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     consolidation_cli.add_parser(sub)
     top.add_parser(sub)
     cli_keys.add_parser(sub)
+    softcot_cli.add_parser(sub)
     return ap
 
 

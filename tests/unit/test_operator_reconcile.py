@@ -26,7 +26,7 @@ GPU = {"tier": "reasoning", "backend": {"kind": "vllm", "model": "Qwen/QwQ-32B",
        "resources": {"cpu": "16", "memory": "128Gi", "gpus": 2, "shared_memory": "16Gi"},
        "node_selector": {"nvidia.com/gpu.product": "H100"},
        "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]}
-SOFTCOT = {"tier": "softcot", "backend": {"kind": "openai", "base_url": "http://b:8000/v1", "model": "m"},
+SOFTCOT = {"tier": "softcot", "backend": {"kind": "transformers"},
            "softcot": {"assistant_model": "a", "projection_path": "s3://p"}}
 
 

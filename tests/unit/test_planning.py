@@ -189,3 +189,39 @@ def test_a_duplicate_strategy_name_fails_at_build():
 
     with pytest.raises(ValueError, match="registered twice"):
         registry.build(extra=[Twin()])
+
+
+SOFTCOT_POOLS = [
+    {"name": "small"},
+    {"name": "softcot", "tier": "softcot", "backend": {"kind": "transformers"},
+     "softcot": {"projection_path": "p.safetensors", "num_thought_tokens": 4, "assistant_token_cu": 0.05}},
+]
+
+
+async def test_softcot_is_offered_only_on_softcot_pools_and_priced_with_its_assistant():
+    pol = policy("difficulty", pools=SOFTCOT_POOLS)
+    plan = await pol.plan(req("What is 2 + 2?"))
+    soft = [c for c in plan.candidates if c.strategy == "softcot"]
+    assert [c.pool for c in soft] == ["softcot"]
+    plain = next(c for c in plan.candidates if (c.pool, c.strategy) == ("softcot", "single"))
+    # The backbone reads the 4 soft tokens and 2 markers more, and the assistant reads the prompt and placeholders.
+    assert soft[0].expected_compute_units > plain.expected_compute_units
+    # With the prior gain of 0, soft thoughts cost more for the same accuracy: the plain sample wins.
+    assert soft[0].expected_accuracy == pytest.approx(plain.expected_accuracy)
+    gained = policy("difficulty", {"policy": {"name": "difficulty", "params": {"softcot_logit_gain": 1.0}}},
+                    pools=SOFTCOT_POOLS)
+    plan = await gained.plan(req("What is 2 + 2?", hint_pool="softcot"))
+    assert plan.strategy == "softcot" and "soft-thought gain 1.00 (prior)" in plan.candidates[0].note
+
+
+async def test_threshold_targets_softcot_on_a_hinted_softcot_pool():
+    plan = await policy("threshold", pools=SOFTCOT_POOLS).plan(req("hi", hint_pool="softcot"))
+    assert plan.strategy == "softcot"
+
+
+def test_softcot_plans_ask_the_pool_for_soft_thoughts_and_others_do_not():
+    from ponder.router.strategies.base import pool_request
+    from ponder.router.types import Plan
+
+    assert pool_request(req("hi"), Plan(pool="softcot", strategy="softcot")).soft_thoughts is True
+    assert pool_request(req("hi"), Plan(pool="softcot", strategy="single")).soft_thoughts is False

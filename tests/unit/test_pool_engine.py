@@ -22,8 +22,11 @@ class ScriptedBackendDouble(Backend):
 
     simulated = False
 
-    def __init__(self, script: list[list[str]] | None = None, kind: str = "double", endless: bool = False):
+    def __init__(
+        self, script: list[list[str]] | None = None, kind: str = "double", endless: bool = False, max_concurrency: int = 1_000_000
+    ):
         self.kind = kind
+        self.max_concurrency = max_concurrency
         self.script = script or [["ok"]]
         self.endless = endless
         self.calls: list[GenParams] = []
@@ -201,8 +204,8 @@ async def test_thinking_on_sim_reports_tokens_apart():
 
 
 async def test_queue_limit_refuses_with_pool_overloaded():
-    # kind "llamacpp" makes the engine admit one request at a time.
-    double = ScriptedBackendDouble(kind="llamacpp")
+    # A backend that runs one request at a time makes the engine queue the rest.
+    double = ScriptedBackendDouble(max_concurrency=1)
     double.hold = asyncio.Event()
     engine = PoolEngine(pool(max_queued_requests=1), double)
 
@@ -225,8 +228,18 @@ async def test_queue_limit_refuses_with_pool_overloaded():
     assert (engine.running, engine.queue_depth, engine.requests_total) == (0, 0, 2)
 
 
+class ManualClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 async def test_stats_return_to_idle_and_totals_grow():
-    engine = sim_engine(max_tokens_default=5)
+    clock = ManualClock()
+    cfg = pool(max_tokens_default=5)
+    engine = PoolEngine(cfg, make_backend(cfg.backend), clock=clock)
     before = engine.stats()
     assert (before["queue_depth"], before["running"], before["requests_total"], before["output_tokens_total"]) == (0, 0, 0, 0)
     assert (before["pool"], before["backend"], before["simulated"]) == ("p", "sim", True)
@@ -234,7 +247,39 @@ async def test_stats_return_to_idle_and_totals_grow():
     after = engine.stats()
     assert (after["queue_depth"], after["running"]) == (0, 0)
     assert (after["requests_total"], after["output_tokens_total"]) == (3, 15)
-    assert after["tokens_per_s"] >= 0
+    # No time has passed: nothing folded into the rate yet.
+    assert after["tokens_per_s"] == 0.0
+    # 15 tokens over 2 s is 7.5 tok/s, weighted 2 s / 10 s window = 0.2 -> 1.5.
+    clock.now += 2.0
+    assert engine.stats()["tokens_per_s"] == pytest.approx(1.5)
+    # A full idle window replaces the average with the idle rate.
+    clock.now += 10.0
+    assert engine.stats()["tokens_per_s"] == 0.0
+
+
+async def test_engine_admits_as_many_requests_as_the_backend_runs_at_once():
+    double = ScriptedBackendDouble(max_concurrency=2)
+    double.hold = asyncio.Event()
+    engine = PoolEngine(pool(), double)
+    tasks = [asyncio.create_task(engine.generate(PoolRequest(prompt=str(i)))) for i in range(3)]
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert (engine.running, engine.queue_depth) == (2, 1)
+    double.hold.set()
+    await asyncio.wait_for(asyncio.gather(*tasks), 2)
+    assert (engine.running, engine.queue_depth, engine.requests_total) == (0, 0, 3)
+
+
+async def test_unset_sampling_fields_take_the_shared_defaults():
+    from ponder.common.sampling import DEFAULTS
+
+    double = ScriptedBackendDouble()
+    engine = PoolEngine(pool(), double)
+    await engine.generate(PoolRequest(prompt="a"))
+    await engine.generate(PoolRequest(prompt="b", temperature=0.0, top_p=0.5, top_k=0))
+    first, second = double.calls
+    assert (first.temperature, first.top_p, first.top_k) == (DEFAULTS.temperature, DEFAULTS.top_p, DEFAULTS.top_k)
+    assert (second.temperature, second.top_p, second.top_k) == (0.0, 0.5, 0)
 
 
 async def test_stats_while_a_request_runs():
@@ -250,7 +295,7 @@ async def test_stats_while_a_request_runs():
 
 
 async def test_closing_the_stream_early_stops_the_backend():
-    double = ScriptedBackendDouble([["tok"]], kind="llamacpp", endless=True)
+    double = ScriptedBackendDouble([["tok"]], max_concurrency=1, endless=True)
     engine = PoolEngine(pool(), double)
     got = []
     async with contextlib.aclosing(engine.stream(PoolRequest(prompt="go", max_tokens=1000))) as items:
@@ -282,7 +327,7 @@ async def test_cancelling_the_consumer_stops_the_backend():
 
 
 async def test_cancel_while_queued_frees_the_queue_slot():
-    double = ScriptedBackendDouble(kind="llamacpp")
+    double = ScriptedBackendDouble(max_concurrency=1)
     double.hold = asyncio.Event()
     engine = PoolEngine(pool(max_queued_requests=1), double)
     running = asyncio.create_task(engine.generate(PoolRequest(prompt="a")))

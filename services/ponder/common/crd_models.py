@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic.json_schema import SkipJsonSchema
 
 from ponder.common.config import (
+    BACKEND_CONFIGS,
     NAME_RE,
     PoolConfig,
     ReplicaRange,
@@ -47,17 +48,6 @@ class _Model(BaseModel):
 
 
 # ----------------------------------------------------------------- ModelPool
-class SoftCoT(_Model):
-    """SoftCoT for a ``softcot`` pool: a small assistant writes soft thoughts that a
-    projection maps into the frozen backbone's embedding space."""
-
-    assistant_model: str = Field(..., min_length=1, description="Hugging Face id or path of the assistant model.")
-    projection_path: str = Field(
-        ..., min_length=1, description="Path or URI of the trained projection weights (assistant to backbone)."
-    )
-    num_thought_tokens: int = Field(4, ge=1, le=256, description="Soft thought tokens prepended per request.")
-
-
 class DemandScaling(_Model):
     """Difficulty-aware scaling: raise the replica floor from the router's planned demand."""
 
@@ -217,7 +207,6 @@ class ModelPoolSpec(PoolConfig):
     num_cpus: SkipJsonSchema[float | None] = Field(None, description="Set from resources.cpu.")
     num_gpus: SkipJsonSchema[float | None] = Field(None, description="Set from resources.gpus.")
     replicas: ReplicaRange = Field(default_factory=ReplicaRange, description="Replica bounds.")  # type: ignore[assignment]
-    softcot: SoftCoT | None = Field(None, description="Assistant and projection; required for tier softcot only.")
     autoscaling: Autoscaling = Field(default_factory=Autoscaling, description="Serve autoscaling policy.")
     resources: PoolResources = Field(default_factory=PoolResources, description="Resources of each worker pod.")
     node_selector: dict[str, str] = Field(
@@ -246,10 +235,6 @@ class ModelPoolSpec(PoolConfig):
         derived = [f for f in ("name", "address", "num_cpus", "num_gpus") if getattr(self, f) is not None]
         if derived:
             raise ValueError(f"{derived} are set by the operator (metadata.name, the Service, resources); remove them")
-        if self.tier == "softcot" and self.softcot is None:
-            raise ValueError("tier 'softcot' needs softcot (assistant_model, projection_path)")
-        if self.tier != "softcot" and self.softcot is not None:
-            raise ValueError(f"softcot is only valid for tier 'softcot', not {self.tier!r}")
         if self.replicas.min == 0 and not self.autoscaling.scale_to_zero:
             raise ValueError("replicas.min 0 needs autoscaling.scale_to_zero: true")
         if isinstance(self.backend, VLLMBackend):
@@ -455,6 +440,9 @@ CEL_RULES: dict[str, list[dict[str, str]]] = {
          "message": "max_tokens_default must be <= max_tokens_limit", "fieldPath": ".max_tokens_default"},
         {"rule": f"self.tier == 'softcot' ? has(self.softcot) : {_unset('self.softcot')}",
          "message": "softcot is required for tier softcot and only valid there", "fieldPath": ".softcot"},
+        {"rule": "self.tier != 'softcot' || (has(self.backend) && self.backend.kind in "
+                 + repr(sorted(k for k, c in BACKEND_CONFIGS.items() if c.accepts_embeddings)) + ")",
+         "message": "tier softcot needs a backend that accepts input embeddings", "fieldPath": ".backend.kind"},
         {"rule": "!has(self.replicas) || self.replicas.min > 0 || (has(self.autoscaling) && self.autoscaling.scale_to_zero)",
          "message": "replicas.min 0 needs autoscaling.scale_to_zero: true", "fieldPath": ".replicas.min"},
         {"rule": "!has(self.backend) || self.backend.kind != 'vllm' || (has(self.resources) ? self.resources.gpus : 0) >= "

@@ -18,6 +18,7 @@ def request_from_proto(msg: pool_pb2.PoolGenerateRequest) -> PoolRequest:
         messages=tuple((m.role, m.content) for m in msg.messages),
         thinking_budget=msg.thinking_budget,
         request_id=msg.request_id,
+        soft_thoughts=msg.soft_thoughts if msg.HasField("soft_thoughts") else None,
     )
 
 
@@ -33,6 +34,10 @@ def result_to_proto(r: PoolResult) -> pool_pb2.PoolGenerateResponse:
         time_to_first_token_ms=r.ttft_ms,
         model=r.model,
         simulated=r.simulated,
+        soft_thought_tokens=r.soft_thought_tokens,
+        assistant_tokens=r.assistant_tokens,
+        assistant_ms=r.assistant_ms,
+        assistant_cu=r.assistant_cu,
     )
 
 

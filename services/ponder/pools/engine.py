@@ -10,11 +10,14 @@ import asyncio
 import contextlib
 import dataclasses
 import socket
+import logging
 import time
 from typing import AsyncIterator, Callable
 
+
 from ponder.common.config import PoolConfig
-from ponder.common.errors import InvalidArgument, PoolOverloaded
+from ponder.common.errors import InvalidArgument, PonderError, PoolOverloaded, Unavailable
+from ponder.common.sampling import resolve
 from ponder.pools.backends.base import Backend, Done, GenParams, flatten_messages
 
 
@@ -30,6 +33,7 @@ class PoolRequest:
     messages: tuple[tuple[str, str], ...] = ()
     thinking_budget: int = 0
     request_id: str = ""
+    soft_thoughts: bool | None = None  # None: the pool's default
 
 
 @dataclasses.dataclass(slots=True)
@@ -50,6 +54,19 @@ class PoolResult:
     ttft_ms: float
     model: str
     simulated: bool
+    soft_thought_tokens: int = 0
+    assistant_tokens: int = 0
+    assistant_ms: float = 0.0
+    assistant_cu: float = 0.0
+
+
+class PoolNotReady(Unavailable):
+    """The pool's model did not load (missing or mismatched file): it answers nothing until fixed."""
+
+
+    def __init__(self, pool: str, reason: str):
+        self.pool, self.reason = pool, reason
+        super().__init__(f"pool {pool!r} is not serving: {reason}")
 
 
 class _Rate:
@@ -89,12 +106,24 @@ class PoolEngine:
         self.requests_total = 0
         self.output_tokens_total = 0
         self._rate = _Rate(clock)
-        # One request at a time per engine unless the backend batches itself.
-        self._gate = asyncio.Semaphore(1 if backend.kind == "llamacpp" else 1_000_000)
+        # As many requests at once as the backend generates together; the rest queue here.
+        self._gate = asyncio.Semaphore(max(1, backend.max_concurrency))
         self.replica = socket.gethostname()
+        self.load_error = ""
 
     async def start(self) -> None:
-        await self.backend.start()
+        """Load the model. A load failure the project can name (a missing or mismatched
+        file) leaves the pool up but NOT_SERVING: ``load_error`` says why and every
+        request is refused with PoolNotReady (UNAVAILABLE, so routers fall back)."""
+        try:
+            await self.backend.start()
+        except PonderError as e:
+            self.load_error = e.message
+            logging.getLogger(__name__).error("pool %s is not serving: %s", self.cfg.name, e.message)
+
+    @property
+    def serving(self) -> bool:
+        return not self.load_error
 
     async def close(self) -> None:
         await self.backend.close()
@@ -111,19 +140,22 @@ class PoolEngine:
             "requests_total": self.requests_total,
             "output_tokens_total": self.output_tokens_total,
             "replica": self.replica,
+            "load_error": self.load_error,
         }
 
     def _params(self, req: PoolRequest, prompt: str, max_tokens: int, stop: tuple[str, ...]) -> GenParams:
+        temperature, top_p, top_k = resolve(req.temperature, req.top_p, req.top_k)
         return GenParams(
             prompt=prompt,
             max_tokens=max_tokens,
-            temperature=0.8 if req.temperature is None else req.temperature,
-            top_p=0.95 if req.top_p is None else req.top_p,
-            top_k=40 if req.top_k is None else req.top_k,
+            temperature=temperature,
+            top_p=top_p,
+            top_k=top_k,
             stop=stop,
             seed=req.seed,
             messages=req.messages if not self.cfg.thinking else (),
             request_id=req.request_id,
+            soft_thoughts=req.soft_thoughts,
         )
 
     def _check(self, req: PoolRequest) -> int:
@@ -140,6 +172,10 @@ class PoolEngine:
             raise InvalidArgument(
                 "thinking_budget", f"pool {self.cfg.name!r} has no thinking phase; send 0, got {req.thinking_budget}"
             )
+        if req.soft_thoughts and self.cfg.softcot is None:
+            raise InvalidArgument("soft_thoughts", f"pool {self.cfg.name!r} has no SoftCoT assistant (tier {self.cfg.tier!r})")
+        if self.load_error:
+            raise PoolNotReady(self.cfg.name, self.load_error)
         return max_tokens
 
     async def stream(self, req: PoolRequest) -> AsyncIterator[PoolDelta | PoolResult]:
@@ -166,6 +202,7 @@ class PoolEngine:
             phases.append(("", max_tokens, req.stop, False))
             texts = {True: [], False: []}
             prompt_tokens = output_tokens = thinking_tokens = 0
+            soft = {"soft_thought_tokens": 0, "assistant_tokens": 0, "assistant_ms": 0.0}
             finish = "stop"
             for prompt, limit, stop, thinking in phases:
                 if not thinking:
@@ -183,6 +220,9 @@ class PoolEngine:
                                 thinking_tokens += item.output_tokens
                             else:
                                 finish = item.finish_reason
+                            soft["soft_thought_tokens"] += item.soft_thought_tokens
+                            soft["assistant_tokens"] += item.assistant_tokens
+                            soft["assistant_ms"] += item.assistant_ms
                             self._rate.add(item.output_tokens)
                             self.output_tokens_total += item.output_tokens
                             continue
@@ -203,6 +243,8 @@ class PoolEngine:
                 ttft_ms=ttft if ttft is not None else (self.clock() - t0) * 1000,
                 model=self.backend.model,
                 simulated=self.backend.simulated,
+                assistant_cu=soft["assistant_tokens"] * (self.cfg.softcot.assistant_token_cu if self.cfg.softcot else 0.0),
+                **soft,
             )
         finally:
             self.running -= 1

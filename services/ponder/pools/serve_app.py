@@ -16,7 +16,7 @@ from ray.serve.grpc_util import RayServegRPCContext
 from ponder.common.config import PoolConfig
 from ponder.common.errors import grpc_status
 from ponder.common.telemetry import Tracing, extract_metadata
-from ponder.pools.backends import make_backend
+from ponder.pools.backends import make_pool_backend
 from ponder.pools.convert import chunk_to_proto, request_from_proto, result_to_proto, stats_to_proto
 from ponder.pools.engine import PoolEngine
 
@@ -36,7 +36,7 @@ class PoolDeployment:
         # Serve awaits an async constructor: the replica reports ready only
         # once the model is loaded, so no request pays for loading.
         self.cfg = PoolConfig.model_validate(pool)
-        self.engine = PoolEngine(self.cfg, make_backend(self.cfg.backend))
+        self.engine = PoolEngine(self.cfg, make_pool_backend(self.cfg))
         self.tracing = Tracing.from_env(f"ponder-pool-{self.cfg.name}")
         await self.engine.start()
 

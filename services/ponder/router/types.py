@@ -95,6 +95,8 @@ class SampleResult:
     model: str
     simulated: bool
     duration_ms: float
+    # Compute units the pool spent beside the tokens above (a SoftCoT assistant's pass), as it reports them.
+    extra_compute_units: float = 0.0
 
 
 @dataclasses.dataclass(slots=True)

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from ponder.v1 import common_pb2 as ponder_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14ponder/v1/pool.proto\x12\tponder.v1\x1a\x16ponder/v1/common.proto\"\xa9\x01\n\x13PoolGenerateRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12(\n\x08messages\x18\x03 \x03(\x0b\x32\x16.ponder.v1.ChatMessage\x12+\n\x08sampling\x18\x04 \x01(\x0b\x32\x19.ponder.v1.SamplingParams\x12\x17\n\x0fthinking_budget\x18\x05 \x01(\r\"\xea\x01\n\x14PoolGenerateResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x10\n\x08thinking\x18\x02 \x01(\t\x12\x15\n\rfinish_reason\x18\x03 \x01(\t\x12\x15\n\rprompt_tokens\x18\x04 \x01(\r\x12\x15\n\routput_tokens\x18\x05 \x01(\r\x12\x17\n\x0fthinking_tokens\x18\x06 \x01(\r\x12\x12\n\nlatency_ms\x18\x07 \x01(\x01\x12\x1e\n\x16time_to_first_token_ms\x18\x08 \x01(\x01\x12\r\n\x05model\x18\t \x01(\t\x12\x11\n\tsimulated\x18\n \x01(\x08\"v\n\x11PoolGenerateChunk\x12&\n\x05\x64\x65lta\x18\x01 \x01(\x0b\x32\x15.ponder.v1.TokenDeltaH\x00\x12\x30\n\x05\x66inal\x18\x02 \x01(\x0b\x32\x1f.ponder.v1.PoolGenerateResponseH\x00\x42\x07\n\x05\x65vent\"\x12\n\x10PoolStatsRequest\"\xce\x01\n\tPoolStats\x12\x0c\n\x04pool\x18\x01 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x11\n\tsimulated\x18\x04 \x01(\x08\x12\x13\n\x0bqueue_depth\x18\x05 \x01(\r\x12\x0f\n\x07running\x18\x06 \x01(\r\x12\x14\n\x0ctokens_per_s\x18\x07 \x01(\x01\x12\x16\n\x0erequests_total\x18\x08 \x01(\x04\x12\x1b\n\x13output_tokens_total\x18\t \x01(\x04\x12\x0f\n\x07replica\x18\n \x01(\t2\xe6\x01\n\tModelPool\x12K\n\x08Generate\x12\x1e.ponder.v1.PoolGenerateRequest\x1a\x1f.ponder.v1.PoolGenerateResponse\x12P\n\x0eGenerateStream\x12\x1e.ponder.v1.PoolGenerateRequest\x1a\x1c.ponder.v1.PoolGenerateChunk0\x01\x12:\n\x05Stats\x12\x1b.ponder.v1.PoolStatsRequest\x1a\x14.ponder.v1.PoolStatsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14ponder/v1/pool.proto\x12\tponder.v1\x1a\x16ponder/v1/common.proto\"\xd7\x01\n\x13PoolGenerateRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12(\n\x08messages\x18\x03 \x03(\x0b\x32\x16.ponder.v1.ChatMessage\x12+\n\x08sampling\x18\x04 \x01(\x0b\x32\x19.ponder.v1.SamplingParams\x12\x17\n\x0fthinking_budget\x18\x05 \x01(\r\x12\x1a\n\rsoft_thoughts\x18\x06 \x01(\x08H\x00\x88\x01\x01\x42\x10\n\x0e_soft_thoughts\"\xcd\x02\n\x14PoolGenerateResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x10\n\x08thinking\x18\x02 \x01(\t\x12\x15\n\rfinish_reason\x18\x03 \x01(\t\x12\x15\n\rprompt_tokens\x18\x04 \x01(\r\x12\x15\n\routput_tokens\x18\x05 \x01(\r\x12\x17\n\x0fthinking_tokens\x18\x06 \x01(\r\x12\x12\n\nlatency_ms\x18\x07 \x01(\x01\x12\x1e\n\x16time_to_first_token_ms\x18\x08 \x01(\x01\x12\r\n\x05model\x18\t \x01(\t\x12\x11\n\tsimulated\x18\n \x01(\x08\x12\x1b\n\x13soft_thought_tokens\x18\x0b \x01(\r\x12\x18\n\x10\x61ssistant_tokens\x18\x0c \x01(\r\x12\x14\n\x0c\x61ssistant_ms\x18\r \x01(\x01\x12\x14\n\x0c\x61ssistant_cu\x18\x0e \x01(\x01\"v\n\x11PoolGenerateChunk\x12&\n\x05\x64\x65lta\x18\x01 \x01(\x0b\x32\x15.ponder.v1.TokenDeltaH\x00\x12\x30\n\x05\x66inal\x18\x02 \x01(\x0b\x32\x1f.ponder.v1.PoolGenerateResponseH\x00\x42\x07\n\x05\x65vent\"\x12\n\x10PoolStatsRequest\"\xe2\x01\n\tPoolStats\x12\x0c\n\x04pool\x18\x01 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x11\n\tsimulated\x18\x04 \x01(\x08\x12\x13\n\x0bqueue_depth\x18\x05 \x01(\r\x12\x0f\n\x07running\x18\x06 \x01(\r\x12\x14\n\x0ctokens_per_s\x18\x07 \x01(\x01\x12\x16\n\x0erequests_total\x18\x08 \x01(\x04\x12\x1b\n\x13output_tokens_total\x18\t \x01(\x04\x12\x0f\n\x07replica\x18\n \x01(\t\x12\x12\n\nload_error\x18\x0b \x01(\t2\xe6\x01\n\tModelPool\x12K\n\x08Generate\x12\x1e.ponder.v1.PoolGenerateRequest\x1a\x1f.ponder.v1.PoolGenerateResponse\x12P\n\x0eGenerateStream\x12\x1e.ponder.v1.PoolGenerateRequest\x1a\x1c.ponder.v1.PoolGenerateChunk0\x01\x12:\n\x05Stats\x12\x1b.ponder.v1.PoolStatsRequest\x1a\x14.ponder.v1.PoolStatsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,15 +33,15 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ponder.v1.pool_pb2', _globa
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_POOLGENERATEREQUEST']._serialized_start=60
-  _globals['_POOLGENERATEREQUEST']._serialized_end=229
-  _globals['_POOLGENERATERESPONSE']._serialized_start=232
-  _globals['_POOLGENERATERESPONSE']._serialized_end=466
-  _globals['_POOLGENERATECHUNK']._serialized_start=468
-  _globals['_POOLGENERATECHUNK']._serialized_end=586
-  _globals['_POOLSTATSREQUEST']._serialized_start=588
-  _globals['_POOLSTATSREQUEST']._serialized_end=606
-  _globals['_POOLSTATS']._serialized_start=609
-  _globals['_POOLSTATS']._serialized_end=815
-  _globals['_MODELPOOL']._serialized_start=818
-  _globals['_MODELPOOL']._serialized_end=1048
+  _globals['_POOLGENERATEREQUEST']._serialized_end=275
+  _globals['_POOLGENERATERESPONSE']._serialized_start=278
+  _globals['_POOLGENERATERESPONSE']._serialized_end=611
+  _globals['_POOLGENERATECHUNK']._serialized_start=613
+  _globals['_POOLGENERATECHUNK']._serialized_end=731
+  _globals['_POOLSTATSREQUEST']._serialized_start=733
+  _globals['_POOLSTATSREQUEST']._serialized_end=751
+  _globals['_POOLSTATS']._serialized_start=754
+  _globals['_POOLSTATS']._serialized_end=980
+  _globals['_MODELPOOL']._serialized_start=983
+  _globals['_MODELPOOL']._serialized_end=1213
 # @@protoc_insertion_point(module_scope)

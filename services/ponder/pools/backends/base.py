@@ -11,19 +11,26 @@ import abc
 import dataclasses
 from typing import AsyncIterator
 
+from ponder.common.sampling import DEFAULTS
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class GenParams:
     prompt: str
     max_tokens: int
-    temperature: float = 0.8
-    top_p: float = 0.95
-    top_k: int = 40
+    temperature: float = DEFAULTS.temperature
+    top_p: float = DEFAULTS.top_p
+    top_k: int = DEFAULTS.top_k
     stop: tuple[str, ...] = ()
     seed: int | None = None
     # Chat turns as (role, content); backends without a chat template use ``prompt``.
     messages: tuple[tuple[str, str], ...] = ()
     request_id: str = ""
+    # SoftCoT: None = the pool's default, False = plain generation, True = steer with soft thoughts.
+    soft_thoughts: bool | None = None
+    # Input embeddings [seq, hidden] (a torch tensor) that replace the prompt; only
+    # backends with ``accepts_embeddings`` read it.
+    prompt_embeds: object | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -36,14 +43,23 @@ class Delta:
 class Done:
     prompt_tokens: int
     output_tokens: int
-    finish_reason: str  # "stop" | "length"
+    finish_reason: str  # "stop" | "length" | "cancelled"
+    # SoftCoT usage: soft tokens in the backbone's input, assistant tokens read, assistant + projection time.
+    soft_thought_tokens: int = 0
+    assistant_tokens: int = 0
+    assistant_ms: float = 0.0
 
 
 class Backend(abc.ABC):
-    """A model engine. Implementations: llamacpp, openai, vllm, sim (test double)."""
+    """A model engine. Implementations: llamacpp, openai, vllm, transformers, sim (test double);
+    the SoftCoT pool wraps one that ``accepts_embeddings``."""
 
     kind: str = "?"
     simulated: bool = False
+    # Requests the engine generates at once; the pool engine queues the rest.
+    # Engines that batch (vLLM, remote servers) take all; single-context ones take 1.
+    max_concurrency: int = 1_000_000
+    accepts_embeddings: bool = False  # reads GenParams.prompt_embeds
 
     @property
     @abc.abstractmethod

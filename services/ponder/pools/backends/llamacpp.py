@@ -39,6 +39,7 @@ def completion_kwargs(p: GenParams) -> dict:
 
 class LlamaCppEngine(Backend):
     kind = "llamacpp"
+    max_concurrency = 1  # one context, one worker thread
 
     def __init__(self, cfg: LlamaCppBackend, model_path: str | None = None):
         self.cfg = cfg

@@ -59,8 +59,19 @@ def sampling_kwargs(params: GenParams) -> dict[str, Any]:
     }
 
 
+def engine_prompt(params: GenParams) -> Any:
+    """What ``generate`` is given: the prompt text, or ``{"prompt_embeds": tensor[seq, hidden]}``
+    when the caller supplies input embeddings (SoftCoT). The embeddings path needs
+    ``extra_engine_args: {enable_prompt_embeds: true}`` (vLLM V1, about 0.11 on), and
+    prefix caching off when token and embedding prompts mix."""
+    if params.prompt_embeds is not None:
+        return {"prompt_embeds": params.prompt_embeds}
+    return params.prompt or flatten_messages(params.messages)
+
+
 class VLLMEngine(Backend):
     kind = "vllm"
+    accepts_embeddings = True
 
     def __init__(
         self,
@@ -107,7 +118,7 @@ class VLLMEngine(Backend):
         # The pool may reuse one request_id across phases; vLLM needs each live id unique.
         request_id = f"{params.request_id or 'ponder'}-{uuid.uuid4().hex[:12]}"
         sampling = self._sampling_params(**sampling_kwargs(params))
-        prompt = params.prompt or flatten_messages(params.messages)
+        prompt = engine_prompt(params)
         sent = ""
         prompt_tokens = output_tokens = pending = 0
         finish = "stop"
@@ -115,7 +126,7 @@ class VLLMEngine(Backend):
         try:
             async for result in self._engine.generate(prompt, sampling, request_id):
                 out = result.outputs[0]
-                prompt_tokens = len(result.prompt_token_ids or ())
+                prompt_tokens = len(result.prompt_token_ids or ()) or _embeds_len(params)
                 n = len(out.token_ids)
                 pending += n - output_tokens
                 output_tokens = n
@@ -140,3 +151,7 @@ class VLLMEngine(Backend):
             await self._engine.abort(request_id)
         except Exception:  # noqa: BLE001 - the request is already gone; the caller's error matters more
             log.warning("vllm abort(%s) failed", request_id, exc_info=True)
+
+
+def _embeds_len(params: GenParams) -> int:
+    return int(params.prompt_embeds.shape[0]) if params.prompt_embeds is not None else 0

@@ -42,6 +42,9 @@ class DifficultyParams(BaseModel):
         0.5, ge=0, description="Logit gain per doubling of 1 + T/think_ref_tokens, for pools without a gain "
         "fitted by `ponder router retrain` in the classifier's report.")
     think_ref_tokens: int = Field(256, ge=1, description="Thinking tokens that give one unit of log2 gain.")
+    softcot_logit_gain: float = Field(
+        0.0, description="Logit gain of soft thoughts over a plain sample of the same backbone, until feedback "
+        "fits one; 0: a SoftCoT plan must win on its backbone's own accuracy.")
 
 
 class _Gains:
@@ -49,14 +52,14 @@ class _Gains:
 
     def __init__(self, params: DifficultyParams, fitted: dict[str, tuple[float, int]]):
         self.ref_tokens = params.think_ref_tokens
-        self._prior = params.think_logit_gain
+        self._priors = {"think": params.think_logit_gain, "softcot": params.softcot_logit_gain}
         self._fitted = fitted
 
     def gain(self, strategy: str, pool: str) -> tuple[float, str]:
         if strategy == "think" and pool in self._fitted:
             g, n = self._fitted[pool]
             return g, f"fitted, n={n}"
-        return self._prior, "prior"
+        return self._priors.get(strategy, 0.0), "prior"
 
 
 @register

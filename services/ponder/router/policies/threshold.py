@@ -2,8 +2,9 @@
 reasoning pool with a thinking budget, the rest to the small pool; hints override.
 
 The rule names a target plan: pool (``reasoning_pool`` for hard prompts, else
-``small_pool``; a task goes to the small pool), strategy (``think`` on a pool
-with a thinking config when allowed, else ``single``; ``vote`` for a task),
+``small_pool``; a task goes to the small pool), strategy (``softcot`` on a pool
+with a SoftCoT block, ``think`` on a pool with a thinking config, when allowed,
+else ``single``; ``vote`` for a task),
 thinking budget (the pool's ``budget_tokens``) and, for a hinted
 ``best_of_n``, the smallest of ``routing.best_of_n_samples``. Each feasible candidate scores,
 in [0, 1]:
@@ -92,7 +93,11 @@ class ThresholdPolicy(Policy):
         if req.hint_pool:
             why = f"hints.pool={req.hint_pool}"
         th = cat.pools[pool].thinking
-        strategy = req.hint_strategy or ("think" if th is not None and "think" in cat.routing.strategies else "single")
+        if cat.pools[pool].softcot is not None and "softcot" in cat.routing.strategies:
+            default = "softcot"
+        else:
+            default = "think" if th is not None and "think" in cat.routing.strategies else "single"
+        strategy = req.hint_strategy or default
         if req.hint_strategy:
             why += f"; hints.strategy={req.hint_strategy}"
         thinking = 0

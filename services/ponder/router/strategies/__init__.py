@@ -12,9 +12,10 @@ from typing import Iterable
 from ponder.router.strategies.base import Strategy, StreamDelta
 from ponder.router.strategies.best_of_n import BestOfN
 from ponder.router.strategies.single import Single, Think
+from ponder.router.strategies.softcot import SoftCoT
 from ponder.router.strategies.vote import Vote
 
-BUILTIN: tuple[type[Strategy], ...] = (Single, BestOfN, Think, Vote)
+BUILTIN: tuple[type[Strategy], ...] = (Single, BestOfN, Think, SoftCoT, Vote)
 NAMES: tuple[str, ...] = tuple(c.name for c in BUILTIN)
 
 

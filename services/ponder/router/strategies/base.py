@@ -82,6 +82,7 @@ def pool_request(req: Request, plan: Plan, sample_index: int = 0) -> pool_pb2.Po
         messages=[common_pb2.ChatMessage(role=r, content=c) for r, c in req.messages],
         sampling=sampling,
         thinking_budget=plan.thinking_budget,
+        soft_thoughts=plan.strategy == "softcot",  # a SoftCoT pool answers plainly for every other strategy
     )
 
 
@@ -97,6 +98,7 @@ def sample_from_proto(r: pool_pb2.PoolGenerateResponse, duration_ms: float) -> S
         model=r.model,
         simulated=r.simulated,
         duration_ms=duration_ms,
+        extra_compute_units=r.assistant_cu,
     )
 
 
