@@ -58,6 +58,7 @@ def _digits(value: str, field: str, n: int) -> tuple[int, ...]:
 
 class Addition(Task[AdditionState, ColumnSum]):
     name = "addition"
+    decomposition = "column"
 
     def __init__(self, digits: int, a: str = "", b: str = "", seed: int = 0):
         if not 1 <= digits <= MAX_DIGITS:
@@ -86,6 +87,14 @@ class Addition(Task[AdditionState, ColumnSum]):
     def prompt(self, state: AdditionState, step: int) -> StepPrompt:
         text = f"{FEW_SHOT}{_column(state.a[state.pos], state.b[state.pos], state.carry)}="
         return StepPrompt(text, self.max_tokens, ("\n",), step, self, state)
+
+    def vary(self, prompt: StepPrompt, seed: int) -> StepPrompt:
+        """Ten of the sixteen example sums, in a seed-chosen order."""
+        rng = random.Random(seed)
+        shots = rng.sample(SHOTS, 10)
+        s = prompt.state
+        text = "".join(f"{_column(a, b, c)}={a + b + c}\n" for a, b, c in shots)
+        return dataclasses.replace(prompt, text=f"{text}{_column(s.a[s.pos], s.b[s.pos], s.carry)}=")
 
     def parse(self, text: str, state: AdditionState) -> ColumnSum:
         m = _NUM_RE.match(text)
