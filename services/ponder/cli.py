@@ -314,10 +314,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     # Sub-commands that live beside their code; each sets ``func``.
     from ponder.router import cli_router
+    from ponder.tasksets import cli as samples_cli
     from ponder.voting import cli as vote_cli
 
     cli_router.add_parser(sub)
     vote_cli.add_parser(sub)
+    samples_cli.add_parser(sub)
     return ap
 
 
