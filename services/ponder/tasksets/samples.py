@@ -81,10 +81,23 @@ def check_settings(path: pathlib.Path, settings: TableSettings) -> None:
         meta.write_text(json.dumps(want, indent=1))
 
 
+def interleave(questions: Sequence[Question]) -> list[Question]:
+    """Round-robin over levels (first of each level, then second, ...), so a partial table spans every level."""
+    seen: dict[int, int] = {}
+    keyed = []
+    for pos, q in enumerate(questions):
+        rank = seen.get(q.level, 0)
+        seen[q.level] = rank + 1
+        keyed.append((rank, q.level, pos, q))
+    return [q for *_, q in sorted(keyed, key=lambda t: t[:3])]
+
+
 def todo(questions: Sequence[Question], rows: Iterable[dict], wants: dict[str, int]) -> list[tuple[Question, str, int]]:
-    """(question, mode, index) triples the table still lacks, question-major."""
+    """(question, mode, index) triples the table still lacks: question-major (a question's samples in a row,
+    which lets an engine reuse the prompt's cache), questions interleaved over levels."""
     have = {(r["id"], r["mode"], r["index"]) for r in rows}
-    return [(q, m, i) for q in questions for m, n in wants.items() for i in range(n) if (q.id, m, i) not in have]
+    return [(q, m, i) for q in interleave(questions) for m, n in wants.items() for i in range(n)
+            if (q.id, m, i) not in have]
 
 
 def make_request(q: Question, mode: str, index: int, s: TableSettings) -> pool_pb2.PoolGenerateRequest:

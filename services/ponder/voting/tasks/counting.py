@@ -7,12 +7,14 @@ count ends, splits it into digit (count mod 10) and carry (count div 10); it
 never adds. A column with nothing to count on (the smaller digit 0, no carry)
 takes no step. A correct 30-digit run takes about 3.3 steps per column.
 
-Prompt: a few successor examples then the open one, in one of several
-phrasings ("after 7 comes 8", "7 + 1 = 8", ...). ``vary`` draws the phrasing
-and the examples from each sample's seed, so samples of one step differ in
-wording and exemplars (MAKER's decorrelation lever); the example numbers never
-include the step's own. The answer is one number of at most two digits;
-anything else, or a number over 19 (no count here exceeds 19), is a red flag.
+Prompt: two counting runs as examples, then the column's count so far (its
+own earlier winners), ``8, 9, 10,``; the model continues with the next number.
+The fixed prompt keeps the examples, so consecutive steps share a prefix an
+engine can cache. ``vary`` (when ``vary_prompts``) draws other example runs
+from each sample's seed, never one that contains the step's number, so the
+samples of one step see different contexts (MAKER's decorrelation lever). The
+answer is one number of at most two digits; anything else, or a number over
+19 (no count here exceeds 19), is a red flag.
 """
 from __future__ import annotations
 
@@ -20,19 +22,11 @@ import dataclasses
 import random
 import re
 
-from ponder.voting.tasks.addition import _digits, MAX_DIGITS
 from ponder.common.errors import InvalidArgument
+from ponder.voting.tasks.addition import MAX_DIGITS, _digits
 from ponder.voting.tasks.base import StepPrompt, Task
 
-# (example line for n, question prefix for n): the answer follows the prefix.
-PHRASINGS: tuple[tuple[str, str], ...] = (
-    ("after {n} comes {m}", "after {n} comes"),
-    ("{n} + 1 = {m}", "{n} + 1 ="),
-    ("the number after {n} is {m}", "the number after {n} is"),
-    ("one more than {n} is {m}", "one more than {n} is"),
-    ("{n}, then {m}", "{n}, then"),
-)
-EXAMPLES = 6
+SHOTS = "3, 4, 5, 6\n12, 13, 14, 15\n"
 MAX_COUNT = 19
 _NUM_RE = re.compile(r"\s*(\d{1,2})\s*(?:[.,;]|$|\n)")
 
@@ -41,17 +35,22 @@ _NUM_RE = re.compile(r"\s*(\d{1,2})\s*(?:[.,;]|$|\n)")
 class CountState:
     pos: int  # column being added, least significant first
     carry: int  # carry into column ``pos``
+    start: int  # where this column's count began (its larger digit)
     cur: int  # count so far in this column
     left: int  # successor steps still to take in this column
     out: tuple[int, ...] = ()  # sum digits so far, least significant first
 
 
-def successor_prompt(n: int, phrasing: int, rng: random.Random | None) -> str:
-    """Few-shot successor prompt for ``n``; rng=None gives the fixed examples (greedy use)."""
-    line, ask = PHRASINGS[phrasing % len(PHRASINGS)]
-    pool = [x for x in range(MAX_COUNT) if x != n]
-    xs = rng.sample(pool, EXAMPLES) if rng is not None else [x for x in (3, 11, 6, 15, 0, 8, 13, 2) if x != n][:EXAMPLES]
-    return "".join(line.format(n=x, m=x + 1) + "\n" for x in xs) + ask.format(n=n)
+def example_runs(n: int, rng: random.Random) -> str:
+    """Two counting runs of four numbers from 0..19, neither containing ``n``."""
+    starts = [s for s in range(0, MAX_COUNT - 2) if not s <= n <= s + 3]
+    return "".join(", ".join(str(x) for x in range(s, s + 4)) + "\n" for s in rng.sample(starts, 2))
+
+
+def count_prompt(start: int, cur: int, rng: random.Random | None) -> str:
+    """The count so far (start..cur) after example runs; fixed examples when rng is None."""
+    shots = SHOTS if rng is None else example_runs(cur, rng)
+    return shots + ", ".join(str(x) for x in range(start, cur + 1)) + ","
 
 
 def parse_count(text: str) -> int:
@@ -68,7 +67,7 @@ class CountingAddition(Task[CountState, int]):
     name = "addition"
     decomposition = "count"
 
-    def __init__(self, digits: int, a: str = "", b: str = "", seed: int = 0):
+    def __init__(self, digits: int, a: str = "", b: str = "", seed: int = 0, vary_prompts: bool = True):
         if not 1 <= digits <= MAX_DIGITS:
             raise InvalidArgument("addition.digits", f"must be in 1..{MAX_DIGITS}, got {digits}")
         rng = random.Random(seed)
@@ -81,6 +80,7 @@ class CountingAddition(Task[CountState, int]):
         self.a = _digits(self.a_text, "addition.a", digits)
         self.b = _digits(self.b_text, "addition.b", digits)
         self.max_tokens = 3
+        self.vary_prompts = vary_prompts
         self._path: list[CountState] | None = None
 
     def _settle(self, pos: int, carry: int, out: tuple[int, ...]) -> CountState:
@@ -88,9 +88,9 @@ class CountingAddition(Task[CountState, int]):
         while pos < self.n:
             hi, lo = max(self.a[pos], self.b[pos]), min(self.a[pos], self.b[pos])
             if lo + carry:
-                return CountState(pos, carry, hi, lo + carry, out)
+                return CountState(pos, carry, hi, hi, lo + carry, out)
             out, carry, pos = out + (hi,), 0, pos + 1
-        return CountState(pos, carry, 0, 0, out)
+        return CountState(pos, carry, 0, 0, 0, out)
 
     def initial_state(self) -> CountState:
         return self._settle(0, 0, ())
@@ -112,12 +112,13 @@ class CountingAddition(Task[CountState, int]):
         return state.pos >= self.n
 
     def prompt(self, state: CountState, step: int) -> StepPrompt:
-        return StepPrompt(successor_prompt(state.cur, 0, None), self.max_tokens, ("\n",), step, self, state)
+        return StepPrompt(count_prompt(state.start, state.cur, None), self.max_tokens, ("\n", ","), step, self, state)
 
     def vary(self, prompt: StepPrompt, seed: int) -> StepPrompt:
-        rng = random.Random(seed)
-        text = successor_prompt(prompt.state.cur, rng.randrange(len(PHRASINGS)), rng)
-        return dataclasses.replace(prompt, text=text)
+        if not self.vary_prompts:
+            return prompt
+        st = prompt.state
+        return dataclasses.replace(prompt, text=count_prompt(st.start, st.cur, random.Random(seed)))
 
     def parse(self, text: str, state: CountState) -> int:
         return parse_count(text)
