@@ -18,7 +18,10 @@ p = the question's measured accuracy. λ is swept to trace accuracy against
 mean samples; all three curves are scored on the same samples.
 ``compute_ratio_at_equal_accuracy``: the policy's mean samples to reach uniform
 best-of-N's best accuracy, divided by the N uniform needs for it (null when the
-policy never gets there); ``oracle_ratio`` likewise.
+policy never gets there); ``oracle_ratio`` likewise. ``hindsight_ratio``
+chooses each n on the question's measured vote curve, an upper bound for any
+allocation: the policy's binary-vote model gives one sample below p = 1/2,
+where a plurality can still be right when wrong answers scatter.
 
 Thinking. Always-think (the think samples), never-think (one plain sample),
 and the policy's choice per question: think when thinking_accuracy(p̂, T, g) -
@@ -82,10 +85,13 @@ def best_of_n(plain: dict[str, list[dict]], p_pred: dict[str, float], permutatio
     uniform = al.uniform_curve(vacc)
     pol = al.allocation_curve(pp, vacc, LAMBDAS)
     ora = al.allocation_curve(p_true, vacc, LAMBDAS)
+    hind = al.hindsight_curve(vacc, LAMBDAS)
     pol_pts = [(c, a) for _, c, a in pol]
     ora_pts = [(c, a) for _, c, a in ora]
+    hind_pts = [(c, a) for _, c, a in hind]
     r_pol, best, best_n, need_pol = ratio(uniform, pol_pts)
     r_ora, _, _, need_ora = ratio(uniform, ora_pts)
+    r_hind, _, _, _ = ratio(uniform, hind_pts)
     at_equal = [{"samples": n, "uniform": round(a, 4),
                  "policy": _r(al.accuracy_at_samples(pol_pts, n)), "oracle": _r(al.accuracy_at_samples(ora_pts, n))}
                 for n, a in uniform]
@@ -94,13 +100,14 @@ def best_of_n(plain: dict[str, list[dict]], p_pred: dict[str, float], permutatio
         "accuracy_one_sample": round(float(p_true.mean()), 4),
         "uniform_best_accuracy": round(best, 4), "uniform_best_n": best_n,
         "policy_samples_at_uniform_best": _r(need_pol), "oracle_samples_at_uniform_best": _r(need_ora),
-        "compute_ratio_at_equal_accuracy": _r(r_pol), "oracle_ratio": _r(r_ora),
+        "compute_ratio_at_equal_accuracy": _r(r_pol), "oracle_ratio": _r(r_ora), "hindsight_ratio": _r(r_hind),
         "policy_best_accuracy": round(max(a for _, a in pol_pts), 4),
         "oracle_best_accuracy": round(max(a for _, a in ora_pts), 4),
         "at_equal_samples": at_equal,
         "curves": {"uniform": [[n, round(a, 4)] for n, a in uniform],
                    "policy": [[round(l, 6), round(c, 3), round(a, 4)] for l, c, a in pol],
-                   "oracle": [[round(l, 6), round(c, 3), round(a, 4)] for l, c, a in ora]},
+                   "oracle": [[round(l, 6), round(c, 3), round(a, 4)] for l, c, a in ora],
+                   "hindsight": [[round(l, 6), round(c, 3), round(a, 4)] for l, c, a in hind]},
         "prediction_mae": round(float(np.abs(pp - p_true).mean()), 4),
         "prediction_corr": round(float(np.corrcoef(pp, p_true)[0, 1]), 4) if pp.std() > 0 else None,
     }
@@ -173,9 +180,11 @@ def plot(result: dict, path: str) -> None:
     c = result["curves"]
     fig, ax = plt.subplots(1, 2, figsize=(11, 4))
     ax[0].plot([x[0] for x in c["uniform"]], [x[1] for x in c["uniform"]], "o-", label="uniform best-of-N")
-    for key, style in (("policy", "s-"), ("oracle", "^--")):
+    for key, style, label in (("policy", "s-", "difficulty policy, predicted p"),
+                              ("oracle", "^--", "difficulty policy, true p"),
+                              ("hindsight", ":", "hindsight (measured vote curves)")):
         pts = al.lower_hull([(x[1], x[2]) for x in c[key]])
-        ax[0].plot([p[0] for p in pts], [p[1] for p in pts], style, label=f"difficulty policy ({key} p)")
+        ax[0].plot([p[0] for p in pts], [p[1] for p in pts], style, label=label)
     ax[0].set_xlabel("mean samples per question")
     ax[0].set_ylabel("accuracy (plurality vote)")
     ax[0].set_title(f"{result['model']}: {result['questions']} questions")
@@ -204,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--think-samples", type=int, default=4)
     ap.add_argument("--thinking-budget", type=int, default=48)
     ap.add_argument("--folds", type=int, default=5)
-    ap.add_argument("--classifier", default="hashed-gbt")
+    ap.add_argument("--classifier", default="hashed-gbt", help="router classifier that predicts p (cross-validated)")
     ap.add_argument("--lambda-think", type=float, default=1e-3,
                     help="accuracy traded per token in the think choice (the policy's lambda_per_cu default)")
     ap.add_argument("--permutations", type=int, default=400)

@@ -12,6 +12,8 @@ Everything here is a pure function of a table's rows (``samples.draw_table``).
   over n in 1..M (ties to the smaller n). Below p = 1/2 that is n = 1.
 - ``allocation_curve``: for each λ of a grid, the mean n and the mean realised
   accuracy (``vote_accuracy`` at each question's n) over the table.
+- ``hindsight_curve``: the same with each n chosen on the measured vote curve
+  (an upper bound: it knows how the votes turn out).
 - ``uniform_curve``: (N, mean vote accuracy at N) for N = 1..M.
 - ``samples_at_accuracy``: the least mean n on a curve reaching an accuracy,
   interpolating linearly between neighbouring points of the curve's lower hull
@@ -75,6 +77,17 @@ def allocation_curve(p_pred: np.ndarray, vacc: np.ndarray, lambdas: Sequence[flo
     out = []
     for lam in lambdas:
         ns = np.array([choose_samples(float(p_pred[i]), m, lam, tab[i]) for i in range(q)])
+        out.append((float(lam), float(ns.mean()), float(vacc[np.arange(q), ns - 1].mean())))
+    return out
+
+
+def hindsight_curve(vacc: np.ndarray, lambdas: Sequence[float]) -> list[tuple[float, float, float]]:
+    """Like ``allocation_curve`` but each n maximises the question's *measured* vote accuracy - λ·n:
+    an upper bound no predictor reaches (it knows how plurality votes turn out, not only p)."""
+    q, m = vacc.shape
+    out = []
+    for lam in lambdas:
+        ns = np.array([int(np.argmax(vacc[i] - lam * np.arange(1, m + 1))) + 1 for i in range(q)])
         out.append((float(lam), float(ns.mean()), float(vacc[np.arange(q), ns - 1].mean())))
     return out
 
