@@ -173,7 +173,7 @@ TASKS = {"column": Addition, "count": CountingAddition}
 
 
 def make(cls, digits: int, seed: int, vary: bool):
-    return cls(digits, seed=seed, vary_prompts=vary) if cls is CountingAddition else cls(digits, seed=seed)
+    return cls(digits, seed=seed, vary_prompts=vary)
 
 
 async def calibrate(sampler, cls, states: int, seed: int, vary: bool) -> dict:

@@ -54,7 +54,7 @@ def test_each_step_is_a_successor_and_columns_close_into_digit_and_carry():
 
 
 def test_prompt_is_the_count_so_far_and_vary_changes_only_the_examples():
-    task = CountingAddition(2, "58", "67")
+    task = CountingAddition(2, "58", "67", vary_prompts=True)
     st = task.correct_path()[3]  # 8 + 7: counted 8, 9, 10, 11 so far
     base = task.prompt(st, 3)
     assert base.text.endswith("\n8, 9, 10, 11,") and base.stop == ("\n", ",")
@@ -107,3 +107,13 @@ async def test_mixed_sampler_spreads_samples_over_members():
     assert right == [seed % 2 == 0 for seed in range(100)]
     with pytest.raises(InvalidArgument):
         reg.get("mix:sim:0.9")
+
+
+def test_column_prompts_vary_only_when_asked():
+    from ponder.voting.tasks import Addition
+
+    fixed, varied = Addition(3, "123", "456"), Addition(3, "123", "456", vary_prompts=True)
+    p = fixed.prompt(fixed.initial_state(), 0)
+    assert fixed.vary(p, 3) is p  # one prompt for every sample: an engine can reuse its cache
+    texts = {varied.vary(p, seed).text for seed in range(20)}
+    assert len(texts) > 10 and all(t.endswith("\n3+6=") and t.count("\n") == 10 for t in texts)

@@ -13,16 +13,18 @@ class HanoiParams(_message.Message):
     def __init__(self, disks: _Optional[int] = ...) -> None: ...
 
 class AdditionParams(_message.Message):
-    __slots__ = ("digits", "a", "b", "decomposition")
+    __slots__ = ("digits", "a", "b", "decomposition", "vary_prompts")
     DIGITS_FIELD_NUMBER: _ClassVar[int]
     A_FIELD_NUMBER: _ClassVar[int]
     B_FIELD_NUMBER: _ClassVar[int]
     DECOMPOSITION_FIELD_NUMBER: _ClassVar[int]
+    VARY_PROMPTS_FIELD_NUMBER: _ClassVar[int]
     digits: int
     a: str
     b: str
     decomposition: str
-    def __init__(self, digits: _Optional[int] = ..., a: _Optional[str] = ..., b: _Optional[str] = ..., decomposition: _Optional[str] = ...) -> None: ...
+    vary_prompts: bool
+    def __init__(self, digits: _Optional[int] = ..., a: _Optional[str] = ..., b: _Optional[str] = ..., decomposition: _Optional[str] = ..., vary_prompts: _Optional[bool] = ...) -> None: ...
 
 class VotingParams(_message.Message):
     __slots__ = ("k", "target_success", "p", "calibration_steps", "calibration_samples_per_step", "max_samples_per_step", "max_output_tokens", "retries", "max_steps", "calibration_confidence")

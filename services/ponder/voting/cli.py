@@ -56,6 +56,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     a.add_argument("--b", default="", help="second number (default: random from --seed)")
     a.add_argument("--decomposition", default="", choices=["", "column", "count"],
                    help="column: one column sum per step (default); count: one successor (n -> n+1) per step")
+    a.add_argument("--vary-prompts", action="store_true", help="other exemplars in each sample's prompt")
     _common(a)
     return vote
 
@@ -68,6 +69,7 @@ def request_from_args(args: argparse.Namespace) -> voting_pb2.SolveRequest:
         req.addition.digits = max(0, args.digits)
         req.addition.a, req.addition.b = args.a, args.b
         req.addition.decomposition = args.decomposition
+        req.addition.vary_prompts = args.vary_prompts
     v = req.voting
     if args.k is not None:
         if args.k < 1:

@@ -21,6 +21,7 @@ def task_from_proto(req: voting_pb2.SolveRequest) -> Task:
     return make_task(
         req.task, disks=req.hanoi.disks, digits=req.addition.digits,
         a=req.addition.a, b=req.addition.b, seed=req.seed, decomposition=req.addition.decomposition,
+        vary_prompts=req.addition.vary_prompts,
     )
 
 

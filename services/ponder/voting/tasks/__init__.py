@@ -19,7 +19,7 @@ DECOMPOSITIONS = {"column": Addition, "count": CountingAddition}
 
 
 def make_task(name: str, *, disks: int = 0, digits: int = 0, a: str = "", b: str = "", seed: int = 0,
-              decomposition: str = "") -> Task:
+              decomposition: str = "", vary_prompts: bool = False) -> Task:
     """Build a task by name; InvalidArgument names the bad field."""
     if name == "hanoi":
         return Hanoi(disks)
@@ -28,5 +28,5 @@ def make_task(name: str, *, disks: int = 0, digits: int = 0, a: str = "", b: str
         if cls is None:
             raise InvalidArgument("addition.decomposition",
                                   f"unknown {decomposition!r}; known: {', '.join(DECOMPOSITIONS)}")
-        return cls(digits, a, b, seed)
+        return cls(digits, a, b, seed, vary_prompts)
     raise InvalidArgument("task", f"unknown task {name!r}; known tasks: hanoi, addition")

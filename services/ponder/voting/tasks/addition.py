@@ -60,7 +60,7 @@ class Addition(Task[AdditionState, ColumnSum]):
     name = "addition"
     decomposition = "column"
 
-    def __init__(self, digits: int, a: str = "", b: str = "", seed: int = 0):
+    def __init__(self, digits: int, a: str = "", b: str = "", seed: int = 0, vary_prompts: bool = False):
         if not 1 <= digits <= MAX_DIGITS:
             raise InvalidArgument("addition.digits", f"must be in 1..{MAX_DIGITS}, got {digits}")
         rng = random.Random(seed)
@@ -68,6 +68,7 @@ class Addition(Task[AdditionState, ColumnSum]):
         def pick() -> str:
             return str(rng.randrange(1, 10)) + "".join(str(rng.randrange(10)) for _ in range(digits - 1))
 
+        self.vary_prompts = vary_prompts
         self.n = digits
         self.a_text = a or pick()
         self.b_text = b or pick()
@@ -89,7 +90,9 @@ class Addition(Task[AdditionState, ColumnSum]):
         return StepPrompt(text, self.max_tokens, ("\n",), step, self, state)
 
     def vary(self, prompt: StepPrompt, seed: int) -> StepPrompt:
-        """Ten of the sixteen example sums, in a seed-chosen order."""
+        """With ``vary_prompts``: ten of the sixteen example sums, in a seed-chosen order."""
+        if not self.vary_prompts:
+            return prompt
         rng = random.Random(seed)
         shots = rng.sample(SHOTS, 10)
         s = prompt.state

@@ -10,7 +10,8 @@ takes no step. A correct 30-digit run takes about 3.3 steps per column.
 Prompt: two counting runs as examples, then the column's count so far (its
 own earlier winners), ``8, 9, 10,``; the model continues with the next number.
 The fixed prompt keeps the examples, so consecutive steps share a prefix an
-engine can cache. ``vary`` (when ``vary_prompts``) draws other example runs
+engine can cache (on a CPU that is several times faster, hence the default).
+``vary`` (with ``vary_prompts``) draws other example runs
 from each sample's seed, never one that contains the step's number, so the
 samples of one step see different contexts (MAKER's decorrelation lever). The
 answer is one number of at most two digits; anything else, or a number over
@@ -67,7 +68,7 @@ class CountingAddition(Task[CountState, int]):
     name = "addition"
     decomposition = "count"
 
-    def __init__(self, digits: int, a: str = "", b: str = "", seed: int = 0, vary_prompts: bool = True):
+    def __init__(self, digits: int, a: str = "", b: str = "", seed: int = 0, vary_prompts: bool = False):
         if not 1 <= digits <= MAX_DIGITS:
             raise InvalidArgument("addition.digits", f"must be in 1..{MAX_DIGITS}, got {digits}")
         rng = random.Random(seed)
