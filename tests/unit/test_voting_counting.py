@@ -117,3 +117,9 @@ def test_column_prompts_vary_only_when_asked():
     assert fixed.vary(p, 3) is p  # one prompt for every sample: an engine can reuse its cache
     texts = {varied.vary(p, seed).text for seed in range(20)}
     assert len(texts) > 10 and all(t.endswith("\n3+6=") and t.count("\n") == 10 for t in texts)
+
+
+def test_two_digit_counts_fit_the_token_limit_with_room_for_the_stop():
+    # " 10," is four tokens for a digit-by-digit tokenizer; the answer must end by the stop, not the limit
+    task = CountingAddition(1, "9", "1")
+    assert task.prompt(task.initial_state(), 0).max_tokens >= 4

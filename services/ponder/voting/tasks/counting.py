@@ -80,7 +80,8 @@ class CountingAddition(Task[CountState, int]):
         self.a_text, self.b_text = a or pick(), b or pick()
         self.a = _digits(self.a_text, "addition.a", digits)
         self.b = _digits(self.b_text, "addition.b", digits)
-        self.max_tokens = 3
+        # A space, two digits and the stop: Gemma spells numbers digit by digit, so 3 would cut " 10" short.
+        self.max_tokens = 4
         self.vary_prompts = vary_prompts
         self._path: list[CountState] | None = None
 
