@@ -145,8 +145,10 @@ def thinking(plain, think, texts, folds, seed, fit_predict, lam, budget) -> dict
         ps = np.array([p_tr[j] for j, k in enumerate(train) for _ in think[ids[k]]])
         g = fit_think_gain(ps, np.full(len(ys), float(budget)), ys, REF_TOKENS)
         gains.append(g)
+        # the plan's cost is what the pool is expected to spend (the training folds' mean), not this question's tokens
+        c_plain, c_think = float(tok_plain[train].mean()), float(tok_think[train].mean())
         for k in test:
-            choice[k] = al.think_choice(float(p_hat[k]), budget, g, REF_TOKENS, lam, tok_plain[k], tok_think[k])
+            choice[k] = al.think_choice(float(p_hat[k]), budget, g, REF_TOKENS, lam, c_plain, c_think)
     acc_policy = np.where(choice, p_think, p_plain)
     tok_policy = np.where(choice, tok_think, tok_plain)
     by_level: dict[str, dict] = {}
