@@ -321,7 +321,7 @@ def plot(result: dict, path: str) -> None:
     ax[0].bar([i + 0.2 for i in x], [result["study"][s][d]["plurality_right"] for s, d in names], 0.4, label="plurality right")
     ax[0].set_xticks(list(x), [f"{s}\n{d}" for s, d in names], fontsize=7)
     ax[0].axhline(0.5, color="grey", lw=0.5)
-    ax[0].set_title("per-step accuracy by decomposition")
+    ax[0].set_title("per-step accuracy by decomposition" if names else "study skipped (--study-samples 0)")
     ax[0].legend(fontsize=8)
     digits = sorted(int(d) for d in result["by_digits"])
     for key, label in (("success_without_voting", "k=1"), ("success_with_voting", "voting")):
