@@ -300,6 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     from ponder import cli_keys
     from ponder.router import cli_router
     from ponder.softcot import cli as softcot_cli
+    from ponder.tasksets import cli as samples_cli
     from ponder.voting import cli as vote_cli
 
     from ponder import top
@@ -310,6 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     top.add_parser(sub)
     cli_keys.add_parser(sub)
     softcot_cli.add_parser(sub)
+    samples_cli.add_parser(sub)
     return ap
 
 

@@ -66,3 +66,14 @@ def test_remote_server(capsys):
         loop.call_soon_threadsafe(holder["stop"].set)
         t.join(10)
         loop.close()
+
+
+def test_count_decomposition_and_the_reported_bound(capsys):
+    rc, out, _ = run(["vote", "add", "--digits", "6", "--a", "999999", "--b", "1", "--decomposition", "count",
+                      "--sampler", "sim:0.9", "--json"], capsys)
+    s = json.loads(out.strip().splitlines()[-1])
+    assert rc == 0 and s["answer"] == "1000000" and s["correct"]
+    assert s["steps_total"] == 6  # one successor per column: 9 -> 10, then 9 + carry 1 five times
+    assert s["calibration_valid"] == 64 and s["p"] == s["p_lower_bound"] < s["p_estimate"]
+    rc, out, _ = run(["vote", "hanoi", "--disks", "3", "--sampler", "sim:0.95"], capsys)
+    assert rc == 0 and "Wilson bound" in out and "k=1 " not in out

@@ -11,6 +11,8 @@ from ponder.voting.kchoice import (
     estimate_p,
     expected_samples_per_step,
     expected_votes_per_step,
+    p_lower_bound,
+    samples_for_bound,
     task_success,
     voted_step_success,
 )
@@ -95,3 +97,45 @@ def test_estimate_p_and_wilson_interval():
 def test_task_success_is_a_power_of_the_step_success():
     assert task_success(0.9, 2, 5) == pytest.approx(voted_step_success(0.9, 2) ** 5)
     assert math.isclose(task_success(0.99, 4, 2**20 - 1), 0.98915, rel_tol=1e-3)
+
+
+@pytest.mark.parametrize("n", [1, 10, 64, 1000])
+def test_all_correct_lower_bound_is_n_over_n_plus_z_squared(n):
+    z = 1.6448536269514722  # one-sided 95 %
+    assert p_lower_bound(n, n) == pytest.approx(n / (n + z * z), rel=1e-9)
+    assert p_lower_bound(n, n) < 1.0
+
+
+def test_lower_bound_hand_value_and_ordering():
+    # 90/100, one-sided 95 % (z = 1.6449): Wilson centre 0.8895, half-width 0.0498 -> 0.8396
+    assert p_lower_bound(90, 100) == pytest.approx(0.8396, abs=1e-3)
+    _, lo95, _ = estimate_p(90, 100)  # two-sided 95 % is the one-sided 97.5 % bound
+    assert p_lower_bound(90, 100, 0.975) == pytest.approx(lo95, rel=1e-5)  # z = 1.96 there
+    assert p_lower_bound(0, 20) == 0.0
+    bounds = [p_lower_bound(n, n) for n in (5, 20, 80)]
+    assert bounds == sorted(bounds)  # more evidence, tighter bound
+
+
+def test_lower_bound_rejects_bad_input_naming_the_field():
+    with pytest.raises(InvalidArgument) as e:
+        p_lower_bound(3, 4, confidence=0.4)
+    assert e.value.field == "voting.calibration_confidence"
+    with pytest.raises(InvalidArgument):
+        p_lower_bound(0, 0)
+    with pytest.raises(InvalidArgument):
+        p_lower_bound(5, 4)
+
+
+def test_samples_for_bound_is_the_smallest_sufficient_count():
+    for floor in (0.5, 0.9, 0.99):
+        n = samples_for_bound(floor)
+        assert p_lower_bound(n, n) > floor >= p_lower_bound(n - 1, n - 1)
+
+
+def test_a_perfect_short_calibration_does_not_give_k_1():
+    # 7 Hanoi steps at target 0.95 need r^k <= 0.00735: k = 1 only for p >= 0.9927.
+    assert choose_k(p_lower_bound(64, 64), 7, 0.95) >= 2
+    assert choose_k(p_lower_bound(20, 20), 7, 0.95) >= 3
+    # Enough evidence does support k = 1: the bound passes 0.9927 only after ~370 all-correct samples.
+    n = samples_for_bound(0.9927)
+    assert choose_k(p_lower_bound(n, n), 7, 0.95) == 1

@@ -1,6 +1,8 @@
 """The solve loop: k choice, calibration, red flags, retries and failure summaries."""
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from ponder.common.errors import InvalidArgument, PoolUnavailable
@@ -41,6 +43,8 @@ class Oracle(Sampler):
             return Sample("12", 3, 99, "length", 99.0)
         if what == "junk":
             return Sample("banana", 3, 1, "stop", 1.0)
+        if what == "wrong":
+            return Sample(prompt.task.render(prompt.task.plausible_error(prompt.state, random.Random(0))), 10, 2, "stop", 3.0)
         text = prompt.task.render(prompt.task.oracle(prompt.state))
         return Sample(text, 10, 2, "stop", 3.0)
 
@@ -60,8 +64,29 @@ async def test_calibration_estimates_p_and_counts_its_samples():
     _, s = await collect(
         Hanoi(5), ScriptedSampler(0.8, seed=3), SolveConfig(calibration_steps=40, calibration_samples_per_step=5)
     )
-    assert s.calibration_samples == 200 and 0.7 < s.p < 0.9 and s.k >= 3
+    assert s.calibration_samples == 200 and s.calibration_valid == 200 and 0.7 < s.p_estimate < 0.9 and s.k >= 3
+    assert s.p == s.p_lower_bound < s.p_estimate == s.calibration_correct / 200 and s.calibration_confidence == 0.95
     assert s.total_samples > s.calibration_samples and s.success
+
+
+async def test_all_correct_calibration_chooses_k_from_the_lower_bound_not_p_1():
+    _, s = await collect(Hanoi(3), Oracle(), SolveConfig(target_success=0.95))
+    assert s.p_estimate == 1.0 and s.calibration_correct == s.calibration_valid == 64
+    assert s.p == s.p_lower_bound == pytest.approx(64 / (64 + 1.6448536269514722**2))
+    assert s.k == 2 and s.success  # a point estimate of 1 would have given k = 1
+
+
+async def test_sim_095_hanoi_3_no_longer_picks_k_1():
+    _, s = await collect(Hanoi(3), ScriptedSampler(0.95, seed=0), SolveConfig(target_success=0.95))
+    assert s.k >= 2 and s.p_lower_bound < s.p_estimate and s.p == s.p_lower_bound
+
+
+async def test_a_lower_bound_not_above_half_fails_calibration_and_says_why():
+    # 3 of 4 correct: point estimate 0.75, but the one-sided 95 % bound is about 0.36
+    _, s = await collect(Hanoi(3), Oracle(["wrong", "ok", "ok", "ok"]), SolveConfig(calibration_steps=2))
+    assert s.p_estimate == 0.75 and s.p_lower_bound == pytest.approx(0.356, abs=2e-3)
+    assert not s.success and s.failed_step == -1 and s.steps_completed == 0
+    assert "lower bound" in s.error and "voting.calibration_steps" in s.error
 
 
 async def test_red_flags_are_reported_per_step_and_in_total():
@@ -122,6 +147,7 @@ async def test_max_steps_stops_early():
         (SolveConfig(p=1.0), "voting.p"),
         (SolveConfig(target_success=1.5), "voting.target_success"),
         (SolveConfig(max_samples_per_step=0), "voting.max_samples_per_step"),
+        (SolveConfig(calibration_confidence=1.0), "voting.calibration_confidence"),
     ],
 )
 async def test_bad_settings_raise_before_sampling(cfg, field):

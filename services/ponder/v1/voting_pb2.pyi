@@ -13,17 +13,21 @@ class HanoiParams(_message.Message):
     def __init__(self, disks: _Optional[int] = ...) -> None: ...
 
 class AdditionParams(_message.Message):
-    __slots__ = ("digits", "a", "b")
+    __slots__ = ("digits", "a", "b", "decomposition", "vary_prompts")
     DIGITS_FIELD_NUMBER: _ClassVar[int]
     A_FIELD_NUMBER: _ClassVar[int]
     B_FIELD_NUMBER: _ClassVar[int]
+    DECOMPOSITION_FIELD_NUMBER: _ClassVar[int]
+    VARY_PROMPTS_FIELD_NUMBER: _ClassVar[int]
     digits: int
     a: str
     b: str
-    def __init__(self, digits: _Optional[int] = ..., a: _Optional[str] = ..., b: _Optional[str] = ...) -> None: ...
+    decomposition: str
+    vary_prompts: bool
+    def __init__(self, digits: _Optional[int] = ..., a: _Optional[str] = ..., b: _Optional[str] = ..., decomposition: _Optional[str] = ..., vary_prompts: _Optional[bool] = ...) -> None: ...
 
 class VotingParams(_message.Message):
-    __slots__ = ("k", "target_success", "p", "calibration_steps", "calibration_samples_per_step", "max_samples_per_step", "max_output_tokens", "retries", "max_steps")
+    __slots__ = ("k", "target_success", "p", "calibration_steps", "calibration_samples_per_step", "max_samples_per_step", "max_output_tokens", "retries", "max_steps", "calibration_confidence")
     K_FIELD_NUMBER: _ClassVar[int]
     TARGET_SUCCESS_FIELD_NUMBER: _ClassVar[int]
     P_FIELD_NUMBER: _ClassVar[int]
@@ -33,6 +37,7 @@ class VotingParams(_message.Message):
     MAX_OUTPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     RETRIES_FIELD_NUMBER: _ClassVar[int]
     MAX_STEPS_FIELD_NUMBER: _ClassVar[int]
+    CALIBRATION_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     k: int
     target_success: float
     p: float
@@ -42,7 +47,8 @@ class VotingParams(_message.Message):
     max_output_tokens: int
     retries: int
     max_steps: int
-    def __init__(self, k: _Optional[int] = ..., target_success: _Optional[float] = ..., p: _Optional[float] = ..., calibration_steps: _Optional[int] = ..., calibration_samples_per_step: _Optional[int] = ..., max_samples_per_step: _Optional[int] = ..., max_output_tokens: _Optional[int] = ..., retries: _Optional[int] = ..., max_steps: _Optional[int] = ...) -> None: ...
+    calibration_confidence: float
+    def __init__(self, k: _Optional[int] = ..., target_success: _Optional[float] = ..., p: _Optional[float] = ..., calibration_steps: _Optional[int] = ..., calibration_samples_per_step: _Optional[int] = ..., max_samples_per_step: _Optional[int] = ..., max_output_tokens: _Optional[int] = ..., retries: _Optional[int] = ..., max_steps: _Optional[int] = ..., calibration_confidence: _Optional[float] = ...) -> None: ...
 
 class SolveRequest(_message.Message):
     __slots__ = ("request_id", "task", "hanoi", "addition", "voting", "sampler", "seed")
@@ -89,7 +95,7 @@ class StepEvent(_message.Message):
     def __init__(self, index: _Optional[int] = ..., winner: _Optional[str] = ..., votes: _Optional[_Iterable[_Union[Vote, _Mapping]]] = ..., red_flags: _Optional[int] = ..., samples: _Optional[int] = ..., compute_units: _Optional[float] = ..., latency_ms: _Optional[float] = ...) -> None: ...
 
 class SolveSummary(_message.Message):
-    __slots__ = ("request_id", "task", "sampler", "simulated", "k", "p", "expected_success", "steps_total", "steps_completed", "total_samples", "red_flags", "calibration_samples", "compute_units", "wall_time_ms", "success", "correct", "answer", "progress", "failed_step", "error")
+    __slots__ = ("request_id", "task", "sampler", "simulated", "k", "p", "expected_success", "steps_total", "steps_completed", "total_samples", "red_flags", "calibration_samples", "compute_units", "wall_time_ms", "success", "correct", "answer", "progress", "failed_step", "error", "p_estimate", "p_lower_bound", "calibration_valid", "calibration_correct", "calibration_confidence")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     TASK_FIELD_NUMBER: _ClassVar[int]
     SAMPLER_FIELD_NUMBER: _ClassVar[int]
@@ -110,6 +116,11 @@ class SolveSummary(_message.Message):
     PROGRESS_FIELD_NUMBER: _ClassVar[int]
     FAILED_STEP_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    P_ESTIMATE_FIELD_NUMBER: _ClassVar[int]
+    P_LOWER_BOUND_FIELD_NUMBER: _ClassVar[int]
+    CALIBRATION_VALID_FIELD_NUMBER: _ClassVar[int]
+    CALIBRATION_CORRECT_FIELD_NUMBER: _ClassVar[int]
+    CALIBRATION_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     task: str
     sampler: str
@@ -130,7 +141,12 @@ class SolveSummary(_message.Message):
     progress: str
     failed_step: int
     error: str
-    def __init__(self, request_id: _Optional[str] = ..., task: _Optional[str] = ..., sampler: _Optional[str] = ..., simulated: _Optional[bool] = ..., k: _Optional[int] = ..., p: _Optional[float] = ..., expected_success: _Optional[float] = ..., steps_total: _Optional[int] = ..., steps_completed: _Optional[int] = ..., total_samples: _Optional[int] = ..., red_flags: _Optional[int] = ..., calibration_samples: _Optional[int] = ..., compute_units: _Optional[float] = ..., wall_time_ms: _Optional[float] = ..., success: _Optional[bool] = ..., correct: _Optional[bool] = ..., answer: _Optional[str] = ..., progress: _Optional[str] = ..., failed_step: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
+    p_estimate: float
+    p_lower_bound: float
+    calibration_valid: int
+    calibration_correct: int
+    calibration_confidence: float
+    def __init__(self, request_id: _Optional[str] = ..., task: _Optional[str] = ..., sampler: _Optional[str] = ..., simulated: _Optional[bool] = ..., k: _Optional[int] = ..., p: _Optional[float] = ..., expected_success: _Optional[float] = ..., steps_total: _Optional[int] = ..., steps_completed: _Optional[int] = ..., total_samples: _Optional[int] = ..., red_flags: _Optional[int] = ..., calibration_samples: _Optional[int] = ..., compute_units: _Optional[float] = ..., wall_time_ms: _Optional[float] = ..., success: _Optional[bool] = ..., correct: _Optional[bool] = ..., answer: _Optional[str] = ..., progress: _Optional[str] = ..., failed_step: _Optional[int] = ..., error: _Optional[str] = ..., p_estimate: _Optional[float] = ..., p_lower_bound: _Optional[float] = ..., calibration_valid: _Optional[int] = ..., calibration_correct: _Optional[int] = ..., calibration_confidence: _Optional[float] = ...) -> None: ...
 
 class SolveEvent(_message.Message):
     __slots__ = ("step", "summary")

@@ -29,6 +29,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     g.add_argument("--k", type=int, help="fixed vote lead k (>= 1)")
     g.add_argument("--target-success", type=float, help="whole-task success wanted; k is derived (default 0.95)")
     p.add_argument("--p", type=float, help="per-step success estimate in (0.5, 1); unset: calibrate")
+    p.add_argument("--calibration-steps", type=int, help="calibration states (default 32)")
+    p.add_argument("--calibration-confidence", type=float,
+                   help="one-sided confidence of the lower bound on p that k is chosen from (default 0.95)")
     p.add_argument("--sampler", default="sim:0.99", help="pool:NAME (a real model) or sim:P (simulated test double)")
     p.add_argument("--address", help="host:port of a Voting server; unset: run in this process")
     p.add_argument("--config", help="ponder.yaml for pool addresses (in-process runs with pool:NAME)")
@@ -51,6 +54,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     a.add_argument("--digits", type=int, required=True)
     a.add_argument("--a", default="", help="first number (default: random from --seed)")
     a.add_argument("--b", default="", help="second number (default: random from --seed)")
+    a.add_argument("--decomposition", default="", choices=["", "column", "count"],
+                   help="column: one column sum per step (default); count: one successor (n -> n+1) per step")
+    a.add_argument("--vary-prompts", action="store_true", help="other exemplars in each sample's prompt")
     _common(a)
     return vote
 
@@ -62,12 +68,15 @@ def request_from_args(args: argparse.Namespace) -> voting_pb2.SolveRequest:
     else:
         req.addition.digits = max(0, args.digits)
         req.addition.a, req.addition.b = args.a, args.b
+        req.addition.decomposition = args.decomposition
+        req.addition.vary_prompts = args.vary_prompts
     v = req.voting
     if args.k is not None:
         if args.k < 1:
             raise PonderError(f"voting.k: must be >= 1, got {args.k}")
         v.k = args.k
-    for name in ("target_success", "p", "max_steps", "max_samples_per_step", "retries"):
+    for name in ("target_success", "p", "max_steps", "max_samples_per_step", "retries", "calibration_steps",
+                 "calibration_confidence"):
         value = getattr(args, name)
         if value is not None:
             setattr(v, name, value)
@@ -113,6 +122,10 @@ async def _run(args: argparse.Namespace) -> int:
         sim = " (SIMULATED sampler)" if summary.simulated else ""
         status = "succeeded" if summary.success else f"FAILED at step {summary.failed_step}: {summary.error}"
         print(f"{summary.task}{sim}: {status}")
+        if summary.calibration_valid:
+            print(f"  k={summary.k} from p >= {summary.p_lower_bound:.4f} (one-sided {summary.calibration_confidence:.0%} "
+                  f"Wilson bound; {summary.calibration_correct}/{summary.calibration_valid} valid calibration samples "
+                  f"correct, point estimate {summary.p_estimate:.4f})")
         print(f"  steps {summary.steps_completed}/{summary.steps_total}, k={summary.k}, p={summary.p:.4f}, "
               f"samples {summary.total_samples} ({summary.red_flags} red-flagged), "
               f"{summary.compute_units:.1f} compute units, {summary.wall_time_ms / 1000:.2f} s")

@@ -20,7 +20,8 @@ def task_from_proto(req: voting_pb2.SolveRequest) -> Task:
         raise InvalidArgument("addition.digits", f"must be >= 1, got {req.addition.digits}")
     return make_task(
         req.task, disks=req.hanoi.disks, digits=req.addition.digits,
-        a=req.addition.a, b=req.addition.b, seed=req.seed,
+        a=req.addition.a, b=req.addition.b, seed=req.seed, decomposition=req.addition.decomposition,
+        vary_prompts=req.addition.vary_prompts,
     )
 
 
@@ -29,7 +30,7 @@ def config_from_proto(req: voting_pb2.SolveRequest) -> SolveConfig:
     cfg = SolveConfig(seed=req.seed)
     for field in (
         "k", "target_success", "p", "calibration_steps", "calibration_samples_per_step",
-        "max_samples_per_step", "max_output_tokens", "retries", "max_steps",
+        "max_samples_per_step", "max_output_tokens", "retries", "max_steps", "calibration_confidence",
     ):
         value = _opt(v, field)
         if value is not None:
@@ -60,7 +61,9 @@ def summary_to_proto(s: Summary, request_id: str = "") -> voting_pb2.SolveEvent:
         expected_success=s.expected_success, steps_total=s.steps_total, steps_completed=s.steps_completed,
         total_samples=s.total_samples, red_flags=s.red_flags, calibration_samples=s.calibration_samples,
         compute_units=s.compute_units, wall_time_ms=s.wall_time_ms, success=s.success,
-        answer=s.answer, progress=s.progress, error=s.error,
+        answer=s.answer, progress=s.progress, error=s.error, p_estimate=s.p_estimate,
+        p_lower_bound=s.p_lower_bound, calibration_valid=s.calibration_valid,
+        calibration_correct=s.calibration_correct, calibration_confidence=s.calibration_confidence,
     )
     if s.correct is not None:
         msg.correct = s.correct

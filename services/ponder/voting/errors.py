@@ -38,11 +38,16 @@ class SamplerRefused(FailedPrecondition):
 
 
 class CalibrationFailed(FailedPrecondition):
-    """The calibration sample puts p at or below 1/2, where voting cannot converge on the truth."""
+    """The calibration sample cannot put p above 1/2, where voting may converge on a wrong answer."""
 
-    def __init__(self, p_hat: float, correct: int, valid: int):
-        self.p_hat, self.correct, self.valid = p_hat, correct, valid
-        super().__init__(
-            f"estimated per-step success p={p_hat:.3f} ({correct}/{valid} valid calibration samples) "
-            "is not above 0.5; set voting.k explicitly or use a stronger pool"
-        )
+    def __init__(self, p_hat: float, correct: int, valid: int, p_lower: float = 0.0, confidence: float = 0.95):
+        self.p_hat, self.correct, self.valid, self.p_lower, self.confidence = p_hat, correct, valid, p_lower, confidence
+        if valid == 0:
+            msg = "no valid calibration samples (all red-flagged); set voting.k explicitly or use a stronger pool"
+        else:
+            msg = (
+                f"per-step success p={p_hat:.3f} ({correct}/{valid} valid calibration samples) has a "
+                f"{confidence:.0%} lower bound of {p_lower:.3f}, not above 0.5; raise voting.calibration_steps, "
+                "set voting.k explicitly or use a stronger pool"
+            )
+        super().__init__(msg)

@@ -24,10 +24,18 @@ it. The expected number of votes per step is gambler's ruin's duration from k:
 and red-flagged samples inflate it by 1 / (1 - red-flag rate). Since
 expm1(x) ~ x for small x, k ~ ln(s / -ln t) / ln(1/r) = Theta(ln s), so the
 whole task costs Theta(s ln s) samples.
+
+p itself is only estimated from a calibration sample, so k is chosen from a
+one-sided lower confidence bound on p (``p_lower_bound``, Wilson's score
+bound), not the point estimate: with c of n valid samples correct the bound is
+the smaller root of (p̂ - p)^2 = z^2 p (1 - p) / n. An all-correct sample of n
+gives n / (n + z^2), never 1, so a perfect but short calibration still asks for
+enough lead to cover what the sample cannot rule out.
 """
 from __future__ import annotations
 
 import math
+from statistics import NormalDist
 
 from ponder.common.errors import InvalidArgument
 
@@ -101,3 +109,33 @@ def estimate_p(correct: int, valid: int, z: float = 1.96) -> tuple[float, float,
     centre = (ph + z * z / (2 * valid)) / denom
     half = z * math.sqrt(ph * (1 - ph) / valid + z * z / (4 * valid * valid)) / denom
     return ph, max(0.0, centre - half), min(1.0, centre + half)
+
+
+def p_lower_bound(correct: int, valid: int, confidence: float = 0.95) -> float:
+    """One-sided Wilson lower bound on p at ``confidence``; in [0, 1), 0 when nothing is correct.
+
+    P(true p < bound) <= 1 - confidence for independent samples (approximately;
+    Wilson's interval keeps near-nominal coverage even at c = n). Raises
+    InvalidArgument for no valid samples, c outside 0..n, or a confidence
+    outside (0.5, 1).
+    """
+    if not 0.5 < confidence < 1.0:
+        raise InvalidArgument("voting.calibration_confidence", f"must be in (0.5, 1), got {confidence}")
+    if valid <= 0:
+        raise InvalidArgument("calibration", "no valid calibration samples (all red-flagged or none drawn)")
+    if not 0 <= correct <= valid:
+        raise InvalidArgument("calibration", f"correct ({correct}) must be in 0..valid ({valid})")
+    z = NormalDist().inv_cdf(confidence)
+    ph = correct / valid
+    denom = 1 + z * z / valid
+    centre = (ph + z * z / (2 * valid)) / denom
+    half = z * math.sqrt(ph * (1 - ph) / valid + z * z / (4 * valid * valid)) / denom
+    return max(0.0, centre - half)
+
+
+def samples_for_bound(p_floor: float, confidence: float = 0.95) -> int:
+    """Fewest valid samples, all correct, whose lower bound exceeds ``p_floor`` (n > z^2 p / (1 - p))."""
+    if not 0.0 < p_floor < 1.0:
+        raise InvalidArgument("p_floor", f"must be in (0, 1), got {p_floor}")
+    z = NormalDist().inv_cdf(confidence)
+    return math.floor(z * z * p_floor / (1.0 - p_floor)) + 1

@@ -10,8 +10,13 @@ failed step's index, and the progress kept so far. Bad settings raise
 ``InvalidArgument`` before any sample is drawn.
 
 k: given directly, or the smallest k that meets ``target_success`` for the
-task's step count (``kchoice.choose_k``) with p given or estimated from a
-calibration sample of steps checked against the task's oracle.
+task's step count (``kchoice.choose_k``) with p given, or else the one-sided
+lower confidence bound on p (``kchoice.p_lower_bound`` at
+``calibration_confidence``) from a calibration sample of steps checked against
+the task's oracle. Calibration fails (``CalibrationFailed``, reported in the
+summary) when that bound is not above 1/2, since voting at such p may converge
+on a wrong answer; the summary reports the bound, the point estimate and the
+sample counts either way.
 """
 from __future__ import annotations
 
@@ -34,8 +39,9 @@ class SolveConfig:
     k: int | None = None  # fixed k; None: derive from p and target_success
     target_success: float = 0.95  # whole-task success wanted when k is derived
     p: float | None = None  # per-step success estimate; None: calibrate
-    calibration_steps: int = 10
-    calibration_samples_per_step: int = 3
+    calibration_steps: int = 32  # random states along a correct run; one fresh state per step keeps samples independent
+    calibration_samples_per_step: int = 2
+    calibration_confidence: float = 0.95  # one-sided; k is chosen from p's lower bound at this confidence
     max_samples_per_step: int = 100
     max_output_tokens: int | None = None  # red-flag limit; None: the task's
     retries: int = 3  # rounds of re-drawing failed samples per step
@@ -53,6 +59,9 @@ class SolveConfig:
         for name in ("calibration_steps", "calibration_samples_per_step", "max_samples_per_step"):
             if getattr(self, name) < 1:
                 raise InvalidArgument(f"voting.{name}", f"must be >= 1, got {getattr(self, name)}")
+        if not 0.5 < self.calibration_confidence < 1.0:
+            raise InvalidArgument(
+                "voting.calibration_confidence", f"must be in (0.5, 1), got {self.calibration_confidence}")
         if self.max_output_tokens is not None and self.max_output_tokens < 1:
             raise InvalidArgument("voting.max_output_tokens", f"must be >= 1, got {self.max_output_tokens}")
         if self.retries < 0:
@@ -79,7 +88,7 @@ class Summary:
     sampler: str
     simulated: bool
     k: int
-    p: float  # estimate used to derive k; 0 when k was given and p unknown
+    p: float  # p used to derive k (the lower bound when calibrated); 0 when k was given and p unknown
     expected_success: float  # formula's whole-task success at (p, k); 0 when p unknown
     steps_total: int
     steps_completed: int
@@ -94,6 +103,11 @@ class Summary:
     progress: str
     failed_step: int | None = None
     error: str = ""
+    p_estimate: float = 0.0  # calibration's point estimate correct / valid; 0 without calibration
+    p_lower_bound: float = 0.0  # its one-sided lower bound at calibration_confidence; 0 without calibration
+    calibration_valid: int = 0  # calibration samples that were not red-flagged
+    calibration_correct: int = 0
+    calibration_confidence: float = 0.0  # 0 without calibration
 
 
 class _Run:
@@ -117,13 +131,17 @@ class _Run:
         except Exception as e:  # noqa: BLE001 - any parser failure is a red flag
             return RedFlag("unparseable", str(e)[:200])
 
+    def _one(self, prompt: StepPrompt) -> Awaitable[Sample]:
+        seed = self._seed()
+        return self.sampler.sample(self.task.vary(prompt, seed), seed)
+
     async def draw_samples(self, prompt: StepPrompt, n: int) -> list[Sample]:
         """n samples in parallel; failed ones are re-drawn up to ``retries`` rounds."""
         got: list[Sample] = []
         pending = n
         for attempt in range(self.cfg.retries + 1):
             outs = await asyncio.gather(
-                *(self.sampler.sample(prompt, self._seed()) for _ in range(pending)), return_exceptions=True
+                *(self._one(prompt) for _ in range(pending)), return_exceptions=True
             )
             errors = []
             for o in outs:
@@ -155,8 +173,8 @@ class _Run:
 
         return draw
 
-    async def calibrate(self) -> float:
-        """p from calibration states: correct / valid samples against the oracle."""
+    async def calibrate(self) -> tuple[int, int]:
+        """(correct, valid) samples on calibration states, judged against the oracle."""
         rng = random.Random(self.cfg.seed)
         correct = valid = 0
         for i, state in enumerate(self.task.calibration_states(rng, self.cfg.calibration_steps)):
@@ -171,10 +189,9 @@ class _Run:
                 if not isinstance(o, RedFlag):
                     valid += 1
                     correct += o == right
-        p, _, _ = kchoice.estimate_p(correct, valid)
-        if p <= 0.5:
-            raise CalibrationFailed(p, correct, valid)
-        return min(p, 1.0 - 1e-9)
+        if valid == 0:
+            raise CalibrationFailed(0.0, 0, 0, 0.0, self.cfg.calibration_confidence)
+        return correct, valid
 
 
 def _votes(task: Task, d: Decision) -> list[tuple[str, int]]:
@@ -198,12 +215,20 @@ async def solve(
     state = task.initial_state()
     index = 0
     k, p, error, failed = cfg.k or 0, cfg.p or 0.0, "", None
-    cal_samples = 0
+    cal_samples = cal_correct = cal_valid = 0
+    p_hat = p_lo = 0.0
     try:
-        if cfg.k is None:
+        if cfg.k is None and task.done(state):
+            k = 1  # nothing to decide
+        elif cfg.k is None:
             if cfg.p is None:
-                p = await run.calibrate()
+                cal_correct, cal_valid = await run.calibrate()
                 cal_samples = run.samples
+                p_hat = cal_correct / cal_valid
+                p_lo = kchoice.p_lower_bound(cal_correct, cal_valid, cfg.calibration_confidence)
+                if p_lo <= 0.5:
+                    raise CalibrationFailed(p_hat, cal_correct, cal_valid, p_lo, cfg.calibration_confidence)
+                p = p_lo
             k = kchoice.choose_k(p, steps_total, cfg.target_success, "voting.p", "voting.target_success")
         while not task.done(state) and index < max_steps:
             ts = clock()
@@ -250,4 +275,9 @@ async def solve(
         progress=task.describe(state),
         failed_step=failed,
         error=error,
+        p_estimate=p_hat,
+        p_lower_bound=p_lo,
+        calibration_valid=cal_valid,
+        calibration_correct=cal_correct,
+        calibration_confidence=cfg.calibration_confidence if cal_valid else 0.0,
     )

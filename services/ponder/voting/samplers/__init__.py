@@ -1,4 +1,4 @@
-"""Sampler specs (``sim:P[:R]``, ``pool:NAME``) and the registry that turns them into samplers.
+"""Sampler specs (``sim:P[:R]``, ``pool:NAME``, ``mix:SPEC,SPEC``) and the registry that turns them into samplers.
 
 ``SamplerRegistry`` owns one ``PoolSampler`` (one channel) per pool and hands
 it to every run that names the pool; scripted samplers are built per run so
@@ -12,10 +12,11 @@ from typing import Mapping
 from ponder.common.config import Cost, PonderConfig
 from ponder.common.errors import InvalidArgument, UnknownPool
 from ponder.voting.samplers.base import Sample, Sampler
+from ponder.voting.samplers.mix import MixedSampler
 from ponder.voting.samplers.pool import PoolSampler
 from ponder.voting.samplers.sim import ScriptedSampler
 
-__all__ = ["PoolSampler", "PoolTarget", "Sample", "Sampler", "SamplerRegistry", "ScriptedSampler", "pool_targets"]
+__all__ = ["MixedSampler", "PoolSampler", "PoolTarget", "Sample", "Sampler", "SamplerRegistry", "ScriptedSampler", "pool_targets"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -63,6 +64,8 @@ class SamplerRegistry:
         """The sampler a spec names; InvalidArgument("sampler") for a bad or unknown one."""
         spec = spec or self.default
         kind, _, rest = spec.partition(":")
+        if kind == "mix":
+            return MixedSampler([self.get(s, seed) for s in rest.split(",") if s])
         if kind == "sim":
             p, r = parse_sim(spec)
             return ScriptedSampler(p, seed, r)
@@ -73,7 +76,7 @@ class SamplerRegistry:
                 t = self.pools[rest]
                 self._open[rest] = PoolSampler(t.name, t.address, t.metadata, t.cost, **self.pool_kwargs)
             return self._open[rest]
-        raise InvalidArgument("sampler", f"unknown sampler {spec!r}; use sim:P or pool:NAME")
+        raise InvalidArgument("sampler", f"unknown sampler {spec!r}; use sim:P, pool:NAME or mix:SPEC,SPEC")
 
     async def close(self) -> None:
         for s in self._open.values():

@@ -58,8 +58,9 @@ def _digits(value: str, field: str, n: int) -> tuple[int, ...]:
 
 class Addition(Task[AdditionState, ColumnSum]):
     name = "addition"
+    decomposition = "column"
 
-    def __init__(self, digits: int, a: str = "", b: str = "", seed: int = 0):
+    def __init__(self, digits: int, a: str = "", b: str = "", seed: int = 0, vary_prompts: bool = False):
         if not 1 <= digits <= MAX_DIGITS:
             raise InvalidArgument("addition.digits", f"must be in 1..{MAX_DIGITS}, got {digits}")
         rng = random.Random(seed)
@@ -67,6 +68,7 @@ class Addition(Task[AdditionState, ColumnSum]):
         def pick() -> str:
             return str(rng.randrange(1, 10)) + "".join(str(rng.randrange(10)) for _ in range(digits - 1))
 
+        self.vary_prompts = vary_prompts
         self.n = digits
         self.a_text = a or pick()
         self.b_text = b or pick()
@@ -86,6 +88,16 @@ class Addition(Task[AdditionState, ColumnSum]):
     def prompt(self, state: AdditionState, step: int) -> StepPrompt:
         text = f"{FEW_SHOT}{_column(state.a[state.pos], state.b[state.pos], state.carry)}="
         return StepPrompt(text, self.max_tokens, ("\n",), step, self, state)
+
+    def vary(self, prompt: StepPrompt, seed: int) -> StepPrompt:
+        """With ``vary_prompts``: ten of the sixteen example sums, in a seed-chosen order."""
+        if not self.vary_prompts:
+            return prompt
+        rng = random.Random(seed)
+        shots = rng.sample(SHOTS, 10)
+        s = prompt.state
+        text = "".join(f"{_column(a, b, c)}={a + b + c}\n" for a, b, c in shots)
+        return dataclasses.replace(prompt, text=f"{text}{_column(s.a[s.pos], s.b[s.pos], s.carry)}=")
 
     def parse(self, text: str, state: AdditionState) -> ColumnSum:
         m = _NUM_RE.match(text)

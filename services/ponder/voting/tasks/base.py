@@ -46,6 +46,11 @@ class Task(abc.ABC, Generic[S, R]):
     def prompt(self, state: S, step: int) -> StepPrompt:
         """The next step's prompt, built only from the minimal state that step needs."""
 
+    def vary(self, prompt: StepPrompt, seed: int) -> StepPrompt:
+        """The prompt one sample drawn with ``seed`` sees: by default ``prompt`` itself; tasks that
+        decorrelate samples reword it or change its examples here (same step, same answer)."""
+        return prompt
+
     @abc.abstractmethod
     def parse(self, text: str, state: S) -> R:
         """Parse a sample into a step result; raise ValueError when it breaks the format (a red flag)."""
