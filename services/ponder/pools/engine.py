@@ -63,7 +63,6 @@ class PoolResult:
 class PoolNotReady(Unavailable):
     """The pool's model did not load (missing or mismatched file): it answers nothing until fixed."""
 
-
     def __init__(self, pool: str, reason: str):
         self.pool, self.reason = pool, reason
         super().__init__(f"pool {pool!r} is not serving: {reason}")
