@@ -76,3 +76,4 @@ def test_a_killed_server_is_restarted_on_its_port_with_its_data(tmp_path):
     finally:
         server.stop()
     assert server.proc is None and server.restarts == 1  # a stop is not a death: no restart after it
+

@@ -71,6 +71,14 @@ def new_key() -> tuple[str, str]:
     return key_id, f"pk_{key_id}_{secrets.token_urlsafe(32)}"
 
 
+def split_key(token: str) -> tuple[str, str]:
+    """(key id, secret) of a key ``pk_<id>_<secret>``; the secret may itself contain ``_``."""
+    m = _TOKEN_RE.fullmatch(token.strip())
+    if not m:
+        raise Unauthenticated("malformed API key (expected pk_<12 hex>_<43 url-safe chars>)")
+    return m.group(1), m.group(2)
+
+
 def parse_bearer(metadata) -> tuple[str, str]:
     """(key id, secret) from ``authorization: Bearer pk_…`` metadata; Unauthenticated otherwise.
     The key itself never appears in the message."""
@@ -80,10 +88,7 @@ def parse_bearer(metadata) -> tuple[str, str]:
     scheme, _, token = str(values[0]).partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Unauthenticated("authorization metadata must be `Bearer <api key>`")
-    m = _TOKEN_RE.fullmatch(token.strip())
-    if not m:
-        raise Unauthenticated("malformed API key (expected pk_<12 hex>_<43 url-safe chars>)")
-    return m.group(1), m.group(2)
+    return split_key(token)
 
 
 def check_rights(rights) -> frozenset[str]:
@@ -111,7 +116,7 @@ class KeyStore:
         check_key_id("tenant", tenant)
         rights = sorted(check_rights(rights))
         key_id, token = new_key()
-        record = {"tenant": tenant, "rights": rights, "sha256": digest(token.rsplit("_", 1)[1]),
+        record = {"tenant": tenant, "rights": rights, "sha256": digest(split_key(token)[1]),
                   "created_at": round(time.time(), 3), "note": note[:200]}
         await _maybe_await(self.redis.hset(self.key, key_id, json.dumps(record, sort_keys=True)))
         return token, {"key_id": key_id, **{k: v for k, v in record.items() if k != "sha256"}}

@@ -52,7 +52,7 @@ class LocalRedis:
         self.proc = subprocess.Popen(
             [
                 exe, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir),
-                "--appendonly", "yes", "--save", "", "--protected-mode", "yes", "--loglevel", "warning",
+                "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--protected-mode", "yes", "--loglevel", "warning",
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
