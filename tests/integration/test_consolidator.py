@@ -277,7 +277,8 @@ async def test_router_resolve_with_and_without_a_consolidated_form(redis_url, re
     assert second.sent_tokens == 6 and second.consolidation_cu == 40.0 and second.amortised_cu == 20.0
     plan_only = await store.resolve("doc", count_use=False)
     assert plan_only.uses == 2
-    assert await store.get("doc") == ("Arlen depot: 412 crates.", True)
+    r = await store.resolve("doc")
+    assert (r.text, r.consolidated) == ("Arlen depot: 412 crates.", True)
     await store.put("doc", raw + " Changed.")
     assert not (await store.resolve("doc")).consolidated
     # Short contexts are not worth a job.

@@ -9,9 +9,9 @@ from typing import AsyncIterator, Awaitable, Callable, Iterable, TypeVar
 import grpc
 
 from ponder.client.config import ClientConfig
-from ponder.client.retry import RETRYABLE, RetryBudget, RetryPolicy, pushback_s
+from ponder.client.retry import RetryBudget, RetryPolicy, pushback_s
 from ponder.client.types import Answer, Delta, PlanResult, Status
-from ponder.common.errors import DeadlineExceeded, PonderError, from_status
+from ponder.common.errors import RETRYABLE, DeadlineExceeded, PonderError, from_status
 from ponder.v1 import common_pb2, router_pb2, router_pb2_grpc
 
 T = TypeVar("T")

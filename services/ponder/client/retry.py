@@ -14,9 +14,6 @@ import dataclasses
 import random
 import threading
 
-import grpc
-
-RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED})
 PUSHBACK_KEY = "grpc-retry-pushback-ms"
 
 

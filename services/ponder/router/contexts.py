@@ -76,11 +76,6 @@ class ContextStore:
             self._queue(context_id, r.version, r.raw_tokens)
         return ResolvedContext(r.raw_text, False, r.version, r.raw_tokens, r.raw_tokens, 0.0, 0)
 
-    async def get(self, context_id: str) -> tuple[str, bool]:
-        """(text, consolidated?) as before ``resolve``; kept until every caller uses ``resolve``."""
-        r = await self.resolve(context_id)
-        return r.text, r.consolidated
-
     def _queue(self, context_id: str, version: str, tokens: int) -> None:
         if not self.cfg.auto_consolidate or tokens < self.cfg.auto_min_tokens:
             return

@@ -26,8 +26,12 @@ def majority_vote_accuracy(p: float, n: int) -> float:
     return min(1.0, max(0.0, total))
 
 
+def shift_logit(p: float, delta: float) -> float:
+    """p moved by ``delta`` on the logit scale (p clipped to [1e-6, 1 − 1e-6] first); in (0, 1)."""
+    p = min(max(p, 1e-6), 1 - 1e-6)
+    return 1 / (1 + math.exp(-(math.log(p / (1 - p)) + delta)))
+
+
 def thinking_accuracy(p: float, budget: int, gain: float, ref_tokens: int) -> float:
     """P(correct) after thinking ``budget`` tokens with logit gain ``gain`` per doubling of 1 + T/ref; in (0, 1)."""
-    p = min(max(p, 1e-6), 1 - 1e-6)
-    z = math.log(p / (1 - p)) + gain * math.log2(1 + budget / ref_tokens)
-    return 1 / (1 + math.exp(-z))
+    return shift_logit(p, gain * math.log2(1 + budget / ref_tokens))

@@ -1,7 +1,8 @@
 """``softcot``: one sample from a SoftCoT pool with the assistant's soft thoughts in the
 backbone's input (Xu et al., 2025).
 
-Offered only on pools with a ``softcot`` block. Its cost is the backbone's plain
+Offered only on pools with a ``softcot`` block; it runs like ``single``, the
+pool request asking for soft thoughts (``strategies.base.pool_request``). Its cost is the backbone's plain
 sample plus the assistant's forward pass: the assistant reads the prompt (through
 its ``assistant_template``) and ``num_thought_tokens`` placeholders at
 ``assistant_token_cu`` each; the soft tokens also lengthen the backbone's prompt.
@@ -12,17 +13,15 @@ positive, so the tier wins only where feedback shows it pays).
 """
 from __future__ import annotations
 
-import contextlib
-import math
-from typing import AsyncIterator
-
 from ponder.common.config import PoolConfig
 from ponder.router.catalog import estimate_tokens
-from ponder.router.strategies.base import Gains, StreamDelta, Strategy, draw
-from ponder.router.types import Answer, Candidate, Plan, Request, SampleResult
+from ponder.router.strategies.accuracy import shift_logit
+from ponder.router.strategies.base import Gains
+from ponder.router.strategies.single import Single
+from ponder.router.types import Candidate, Request
 
 
-class SoftCoT(Strategy):
+class SoftCoT(Single):
     name = "softcot"
 
     def candidates(self, req: Request, pool: PoolConfig, catalog) -> list[Candidate]:
@@ -38,13 +37,4 @@ class SoftCoT(Strategy):
 
     def accuracy(self, cand: Candidate, p: float, gains: Gains) -> tuple[float, str]:
         g, src = gains.gain(self.name, cand.pool)
-        p = min(max(p, 1e-6), 1 - 1e-6)
-        return 1 / (1 + math.exp(-(math.log(p / (1 - p)) + g))), f"soft-thought gain {g:.2f} ({src})"
-
-    async def run(self, req: Request, plan: Plan, pools, timeout_s: float, stream: bool) -> AsyncIterator[StreamDelta | Answer]:
-        async with contextlib.aclosing(draw(req, plan, pools[plan.pool], timeout_s, 0, stream)) as items:
-            async for item in items:
-                if isinstance(item, SampleResult):
-                    yield Answer(item.text, item.finish_reason, [item], item.model, item.simulated, item.ttft_ms)
-                else:
-                    yield item
+        return shift_logit(p, g), f"soft-thought gain {g:.2f} ({src})"

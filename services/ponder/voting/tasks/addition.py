@@ -56,24 +56,28 @@ def _digits(value: str, field: str, n: int) -> tuple[int, ...]:
     return tuple(int(ch) for ch in reversed(value.zfill(n)))
 
 
+def operands(digits: int, a: str, b: str, seed: int) -> tuple[str, str, tuple[int, ...], tuple[int, ...]]:
+    """(a text, b text, a digits, b digits) of an addition of ``digits`` digits, least significant first;
+    unset operands are drawn from ``seed``. InvalidArgument names the field of a bad one."""
+    if not 1 <= digits <= MAX_DIGITS:
+        raise InvalidArgument("addition.digits", f"must be in 1..{MAX_DIGITS}, got {digits}")
+    rng = random.Random(seed)
+
+    def pick() -> str:
+        return str(rng.randrange(1, 10)) + "".join(str(rng.randrange(10)) for _ in range(digits - 1))
+
+    a_text, b_text = a or pick(), b or pick()
+    return a_text, b_text, _digits(a_text, "addition.a", digits), _digits(b_text, "addition.b", digits)
+
+
 class Addition(Task[AdditionState, ColumnSum]):
     name = "addition"
     decomposition = "column"
 
     def __init__(self, digits: int, a: str = "", b: str = "", seed: int = 0, vary_prompts: bool = False):
-        if not 1 <= digits <= MAX_DIGITS:
-            raise InvalidArgument("addition.digits", f"must be in 1..{MAX_DIGITS}, got {digits}")
-        rng = random.Random(seed)
-
-        def pick() -> str:
-            return str(rng.randrange(1, 10)) + "".join(str(rng.randrange(10)) for _ in range(digits - 1))
-
         self.vary_prompts = vary_prompts
         self.n = digits
-        self.a_text = a or pick()
-        self.b_text = b or pick()
-        self.a = _digits(self.a_text, "addition.a", digits)
-        self.b = _digits(self.b_text, "addition.b", digits)
+        self.a_text, self.b_text, self.a, self.b = operands(digits, a, b, seed)
         self.max_tokens = 4
 
     def initial_state(self) -> AdditionState:

@@ -23,8 +23,7 @@ import dataclasses
 import random
 import re
 
-from ponder.common.errors import InvalidArgument
-from ponder.voting.tasks.addition import MAX_DIGITS, _digits
+from ponder.voting.tasks.addition import operands
 from ponder.voting.tasks.base import StepPrompt, Task
 
 SHOTS = "3, 4, 5, 6\n12, 13, 14, 15\n"
@@ -69,17 +68,8 @@ class CountingAddition(Task[CountState, int]):
     decomposition = "count"
 
     def __init__(self, digits: int, a: str = "", b: str = "", seed: int = 0, vary_prompts: bool = False):
-        if not 1 <= digits <= MAX_DIGITS:
-            raise InvalidArgument("addition.digits", f"must be in 1..{MAX_DIGITS}, got {digits}")
-        rng = random.Random(seed)
-
-        def pick() -> str:
-            return str(rng.randrange(1, 10)) + "".join(str(rng.randrange(10)) for _ in range(digits - 1))
-
         self.n = digits
-        self.a_text, self.b_text = a or pick(), b or pick()
-        self.a = _digits(self.a_text, "addition.a", digits)
-        self.b = _digits(self.b_text, "addition.b", digits)
+        self.a_text, self.b_text, self.a, self.b = operands(digits, a, b, seed)
         # A space, two digits and the stop: Gemma spells numbers digit by digit, so 3 would cut " 10" short.
         self.max_tokens = 4
         self.vary_prompts = vary_prompts
