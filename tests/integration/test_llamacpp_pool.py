@@ -106,26 +106,41 @@ async def test_max_tokens_over_pool_limit_is_invalid_argument(llama_stack):
 
 
 async def test_stream_coalesces_tokens_after_the_first(gguf):
-    """The first token leaves at once; later ones in chunks at most every stream_interval_ms."""
+    """The first token leaves at once; later ones in chunks at least stream_interval_ms apart.
+
+    Judged on arrival times, not on chunk counts, so a slow (loaded) machine
+    cannot make it fail: without coalescing, 24 tokens at tens of tokens/s
+    would arrive far closer together than 200 ms."""
+    import asyncio
+
     from ponder.pools.backends.base import Delta, Done, GenParams
     from ponder.pools.backends.llamacpp import LlamaCppEngine
 
+    interval_s = 0.2
     chunked = LlamaCppEngine(LlamaCppBackend(model_path=gguf, n_ctx=256, n_threads=2, stream_interval_ms=200))
     single = LlamaCppEngine(LlamaCppBackend(model_path=gguf, n_ctx=256, n_threads=2, stream_interval_ms=0))
     params = GenParams(prompt="Once upon a time", max_tokens=24, temperature=0.0)
+    loop = asyncio.get_running_loop()
     try:
-        outs = []
+        outs, arrivals = [], []
         for engine in (chunked, single):
-            items = [i async for i in engine.stream(params)]
+            items, times = [], []
+            async for i in engine.stream(params):
+                items.append(i)
+                times.append(loop.time())
             outs.append(items)
+            arrivals.append(times)
     finally:
         await chunked.close()
         await single.close()
     (c_items, s_items) = outs
+    c_times = [t for i, t in zip(c_items, arrivals[0]) if isinstance(i, Delta)]
     c_deltas = [i for i in c_items if isinstance(i, Delta)]
     s_deltas = [i for i in s_items if isinstance(i, Delta)]
     assert c_deltas[0].tokens == 1
-    assert len(c_deltas) < len(s_deltas) == 24
+    assert len(s_deltas) == 24 and len(c_deltas) >= 2
+    gaps = [b - a for a, b in zip(c_times[1:], c_times[2:])]
+    assert all(g >= interval_s - 0.02 for g in gaps), gaps
     assert sum(d.tokens for d in c_deltas) == 24 == c_items[-1].output_tokens
     assert isinstance(c_items[-1], Done)
     assert "".join(d.text for d in c_deltas) == "".join(d.text for d in s_deltas)
