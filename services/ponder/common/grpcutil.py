@@ -30,13 +30,15 @@ def create_server(
     service_names: Iterable[str],
     interceptors: list[grpc.aio.ServerInterceptor] | None = None,
     max_receive_bytes: int = MAX_MESSAGE_BYTES,
+    credentials: grpc.ServerCredentials | None = None,
 ) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
     """Build a grpc.aio server with health, reflection and the error boundary; return (server, bound port, health).
 
     ``address`` may end in ``:0`` to bind a free port. Services start SERVING
     once the caller has started the server and calls ``mark_serving``. A
     request larger than ``max_receive_bytes`` is refused by gRPC itself
-    (RESOURCE_EXHAUSTED) before any handler runs.
+    (RESOURCE_EXHAUSTED) before any handler runs. ``credentials`` (``ponder.common.tls.server_credentials``)
+    makes the port TLS-only; None serves plaintext.
     """
     options = [*(o for o in CHANNEL_OPTIONS if o[0] != "grpc.max_receive_message_length"),
                ("grpc.max_receive_message_length", max_receive_bytes)]
@@ -46,7 +48,7 @@ def create_server(
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = list(service_names)
     reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
-    port = server.add_insecure_port(address)
+    port = server.add_secure_port(address, credentials) if credentials is not None else server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"could not bind gRPC server to {address}")
     return server, port, health_servicer
