@@ -156,3 +156,26 @@ async def test_unreadable_or_mismatched_certificate_names_the_field(pools, tmp_p
     with pytest.raises(ConfigError) as e:
         await start_router(cfg, None, None, Tracing("t"), address="127.0.0.1:0")
     assert "tls.cert_file" in str(e.value) and "none.crt" in str(e.value)
+
+
+async def test_cli_status_over_mtls_from_the_environment_shows_breakers(pools, tmp_path, monkeypatch, capsys):
+    import asyncio
+    import json
+
+    from ponder import cli
+
+    ca = CA(tmp_path / "ca")
+    server, client = ca.issue("router", server=True), ca.issue("alice", server=False)
+    handle = await start_router(tls_config(pools, ca, server, "require"), None, None, Tracing("t"), address="127.0.0.1:0")
+    try:
+        monkeypatch.setenv("PONDER_TLS_CA", str(ca.pem))
+        assert await asyncio.to_thread(cli.main, ["status", "--json", "--address", handle.address]) == 1
+        capsys.readouterr()
+        monkeypatch.setenv("PONDER_TLS_CERT", str(client.cert))
+        monkeypatch.setenv("PONDER_TLS_KEY", str(client.key))
+        assert await asyncio.to_thread(cli.main, ["status", "--json", "--address", handle.address]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert [(p["name"], p["breaker"]["state"], p["breaker"]["consecutive_failures"]) for p in out["pools"]] \
+            == [("small", "closed", 0), ("reasoning", "closed", 0)]
+    finally:
+        await handle.stop(0)
