@@ -8,6 +8,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from ponder.common.drain import DrainGate, DrainInterceptor, attach, drain_and_stop
 from ponder.common.errors import InvalidArgument, grpc_status
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,10 @@ def create_server(
     """
     options = [*(o for o in CHANNEL_OPTIONS if o[0] != "grpc.max_receive_message_length"),
                ("grpc.max_receive_message_length", max_receive_bytes)]
-    server = grpc.aio.server(options=options, interceptors=[*(interceptors or []), ErrorInterceptor()])
+    gate = DrainGate()
+    server = grpc.aio.server(options=options,
+                             interceptors=[DrainInterceptor(gate), *(interceptors or []), ErrorInterceptor()])
+    attach(server, gate)
     register(server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -62,10 +66,11 @@ async def mark_serving(health_servicer: health.aio.HealthServicer, names: Iterab
 async def stop_server(
     server: grpc.aio.Server, health_servicer: health.aio.HealthServicer, names: Iterable[str], grace_s: float
 ) -> None:
-    """NOT_SERVING first so load balancers drain, then stop with a grace period."""
+    """NOT_SERVING first so load balancers drain, then ``drain.drain_and_stop``: new calls
+    UNAVAILABLE, in-flight ones finish within ``grace_s``."""
     for name in ["", *names]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-    await server.stop(grace_s)
+    await drain_and_stop(server, grace_s)
 
 
 class ErrorInterceptor(grpc.aio.ServerInterceptor):

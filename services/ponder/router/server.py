@@ -64,9 +64,9 @@ class RouterHandle:
     async def stop(self, grace_s: float = 5.0) -> None:
         if self.model_watcher is not None:
             self.model_watcher.cancel()
-        if self.http is not None:
-            await self.http.stop(grace_s)
-        await stop_server(self.server, self.health, [SERVICE], grace_s)
+        # Both fronts drain at once, so the whole stop stays within grace_s.
+        await asyncio.gather(stop_server(self.server, self.health, [SERVICE], grace_s),
+                             *([self.http.stop(grace_s)] if self.http is not None else []))
         if self.metrics_server is not None:
             self.metrics_server.shutdown()
         if self.servicer.outcomes:
