@@ -234,11 +234,79 @@ def fuzz(examples: int) -> dict:
             "examples_per_rpc_and_kind": examples, "pytest_exit": rc}
 
 
+async def run_kill_pool(stack: Stack, redis: LocalRedis, rate: float, s: float, out: dict) -> list[str]:
+    t = await open_loop(stack.router, rate, s, "kill_pool", [
+        (s * 0.3, lambda: stack.kill("small")), (s * 0.3 + 1.0, lambda: stack.start("small"))])
+    out["scenarios"]["kill_pool"] = t.result()
+    return t.ok_ids
+
+
+async def run_restart_redis(stack: Stack, redis: LocalRedis, rate: float, s: float, out: dict) -> list[str]:
+    rc = aioredis.Redis.from_url(redis.url)
+    contexts = ContextStore(rc)
+    for i in range(100):
+        await contexts.put(f"fault-ctx-{i}", f"context {i}")
+    await rc.aclose()
+    t = await open_loop(stack.router, rate, s, "restart_redis", [(s * 0.3, lambda: os.kill(redis.proc.pid, signal.SIGKILL))])
+    out["scenarios"]["restart_redis"] = {**t.result(), "redis_restarts": redis.restarts}
+    for _ in range(100):  # the supervisor brings it back
+        if redis.proc is not None and redis.proc.poll() is None and redis.restarts:
+            break
+        await asyncio.sleep(0.1)
+    rc = aioredis.Redis.from_url(redis.url)
+    lost_ctx = 0
+    for i in range(100):
+        try:
+            await ContextStore(rc).resolve(f"fault-ctx-{i}")
+        except Exception:  # noqa: BLE001 - counted
+            lost_ctx += 1
+    await rc.aclose()
+    out["contexts_lost"] = lost_ctx
+    return t.ok_ids
+
+
+async def run_sigterm_router(stack: Stack, redis: LocalRedis, rate: float, s: float, out: dict) -> list[str]:
+    t0 = time.monotonic()
+    exit_code: list[int] = []
+    t = await open_loop(stack.router, rate / 4, s, "sigterm_router", [
+        (s * 0.5, lambda: stack.kill("router", signal.SIGTERM)),
+        (s * 0.5 + 0.01, lambda: exit_code.append(stack.procs["router"].wait(GRACE_S + 10)))], stream=True)
+    out["scenarios"]["sigterm_router"] = {**t.result(), "router_exit_code": exit_code[0] if exit_code else None,
+                                          "drain_s": round(time.monotonic() - t0 - s * 0.5, 2)}
+    stack.start("router", cpu=0)
+    return t.ok_ids
+
+
+async def run_backend_crash(stack: Stack, redis: LocalRedis, rate: float, s: float, out: dict) -> list[str]:
+    t = await open_loop(stack.router, rate, s + 2, "backend_crash", [
+        (0.5, lambda: stack.kill("small")), (3.5, lambda: stack.start("small"))])
+    # Recovery: after breaker_open_s a half-open probe reaches the restarted pool and closes the breaker.
+    late, t_rec, recovered_s = Tally(), time.monotonic(), None
+    async with grpc.aio.insecure_channel(stack.router) as ch:
+        while time.monotonic() - t_rec < 15 and recovered_s is None:
+            await one_request(router_pb2_grpc.RouterStub(ch), late, f"after-{late.sent}", False)
+            if late.pools.get("small"):
+                recovered_s = round(time.monotonic() - t_rec, 2)
+            await asyncio.sleep(0.05)
+    out["scenarios"]["backend_crash"] = {**t.result(), "small_serving_again_after_s": recovered_s,
+                                         "requests_until_recovered": late.sent, "lost_during_recovery": late.lost}
+    return t.ok_ids + late.ok_ids
+
+
+RUNS = {"kill_pool": run_kill_pool, "restart_redis": run_restart_redis, "sigterm_router": run_sigterm_router,
+        "backend_crash": run_backend_crash}
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=6.0, help="load per scenario")
-    ap.add_argument("--fuzz-examples", type=int, default=10_000)
+    ap.add_argument("--fuzz-examples", type=int, default=10_000, help="per RPC and kind; 0 skips the fuzz run")
+    ap.add_argument("--scenarios", default=",".join(RUNS), help=f"comma-separated subset of {','.join(RUNS)}")
     args = ap.parse_args()
+    chosen = [x.strip() for x in args.scenarios.split(",") if x.strip()]
+    unknown = sorted(set(chosen) - set(RUNS))
+    if unknown:
+        ap.error(f"--scenarios: unknown {unknown}; known: {list(RUNS)}")
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="ponder-faults-"))
     redis = LocalRedis(tmp / "redis").start().supervise(poll_s=0.1)
     stack = Stack(tmp, redis.url)
@@ -256,57 +324,9 @@ async def main() -> None:
         out["added_p99_ms_at_80pct"] = round(percentile(via, 99) - percentile(direct, 99), 2)
         out["p99_ms_at_80pct"] = {"router": round(percentile(via, 99), 2), "pool_direct": round(percentile(direct, 99), 2)}
         out["load_rps"] = round(rate, 1)
-        s = args.seconds
         ok_ids: list[str] = []
-
-        t = await open_loop(stack.router, rate, s, "kill_pool", [
-            (s * 0.3, lambda: stack.kill("small")), (s * 0.3 + 1.0, lambda: stack.start("small"))])
-        out["scenarios"]["kill_pool"], ok_ids = t.result(), ok_ids + t.ok_ids
-
-        rc = aioredis.Redis.from_url(redis.url)
-        contexts = ContextStore(rc)
-        for i in range(100):
-            await contexts.put(f"fault-ctx-{i}", f"context {i}")
-        await rc.aclose()
-        t = await open_loop(stack.router, rate, s, "restart_redis", [(s * 0.3, lambda: os.kill(redis.proc.pid, signal.SIGKILL))])
-        out["scenarios"]["restart_redis"], ok_ids = {**t.result(), "redis_restarts": redis.restarts}, ok_ids + t.ok_ids
-        for _ in range(100):  # the supervisor brings it back
-            if redis.proc is not None and redis.proc.poll() is None and redis.restarts:
-                break
-            await asyncio.sleep(0.1)
-        rc = aioredis.Redis.from_url(redis.url)
-        lost_ctx = 0
-        for i in range(100):
-            try:
-                await ContextStore(rc).resolve(f"fault-ctx-{i}")
-            except Exception:  # noqa: BLE001 - counted
-                lost_ctx += 1
-        await rc.aclose()
-        out["contexts_lost"] = lost_ctx
-
-        t0 = time.monotonic()
-        exit_code: list[int] = []
-        t = await open_loop(stack.router, rate / 4, s, "sigterm_router", [
-            (s * 0.5, lambda: stack.kill("router", signal.SIGTERM)),
-            (s * 0.5 + 0.01, lambda: exit_code.append(stack.procs["router"].wait(GRACE_S + 10)))], stream=True)
-        out["scenarios"]["sigterm_router"] = {**t.result(), "router_exit_code": exit_code[0] if exit_code else None,
-                                              "drain_s": round(time.monotonic() - t0 - s * 0.5, 2)}
-        ok_ids += t.ok_ids
-        stack.start("router", cpu=0)
-
-        t = await open_loop(stack.router, rate, s + 2, "backend_crash", [
-            (0.5, lambda: stack.kill("small")), (3.5, lambda: stack.start("small"))])
-        # Recovery: after breaker_open_s a half-open probe reaches the restarted pool and closes the breaker.
-        late, t_rec, recovered_s = Tally(), time.monotonic(), None
-        async with grpc.aio.insecure_channel(stack.router) as ch:
-            while time.monotonic() - t_rec < 15 and recovered_s is None:
-                await one_request(router_pb2_grpc.RouterStub(ch), late, f"after-{late.sent}", False)
-                if late.pools.get("small"):
-                    recovered_s = round(time.monotonic() - t_rec, 2)
-                await asyncio.sleep(0.05)
-        out["scenarios"]["backend_crash"] = {**t.result(), "small_serving_again_after_s": recovered_s,
-                                             "requests_until_recovered": late.sent, "lost_during_recovery": late.lost}
-        ok_ids += t.ok_ids + late.ok_ids
+        for name in chosen:
+            ok_ids += await RUNS[name](stack, redis, rate, args.seconds, out)
 
         stack.kill("router", signal.SIGTERM)
         stack.procs["router"].wait(30)
@@ -320,7 +340,8 @@ async def main() -> None:
         stack.stop_all()
         redis.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-    out["fuzz"] = fuzz(args.fuzz_examples)
+    if args.fuzz_examples > 0:
+        out["fuzz"] = fuzz(args.fuzz_examples)
     emit(out)
 
 

@@ -1,6 +1,7 @@
 """What guards every ponder gRPC server, and what the router's internal calls carry.
 
-A server is guarded by TLS credentials from ``tls`` (``ponder.common.tls``) and,
+A server is guarded by TLS credentials from ``tls`` (``ponder.common.tls``; the
+``PONDER_SERVE_TLS_*`` environment when ponder.yaml names no certificate) and,
 when ``auth_required`` holds for the address it binds, the API-key interceptor
 (``ponder.common.auth``) over the same key sources as the router (``auth.keys_file``,
 then the Redis store). The router's calls to the voting service carry TLS from
@@ -18,7 +19,7 @@ import grpc
 
 from ponder.common.auth import AuthInterceptor, auth_required, bearer_interceptors, build_verifier
 from ponder.common.errors import ConfigError
-from ponder.common.tls import CertReloader, internal_credentials, open_channel, server_credentials
+from ponder.common.tls import CertReloader, effective_tls, internal_credentials, open_channel, server_credentials
 
 
 @dataclasses.dataclass
@@ -32,7 +33,7 @@ class Guard:
 def server_guard(cfg, host: str, redis_client, rights: Mapping[str, str]) -> Guard:
     """TLS credentials and the auth interceptor for a server binding ``host``; ConfigError when
     auth is required but there is no key source, or a TLS file does not load."""
-    creds, reloader = server_credentials(cfg.tls)
+    creds, reloader = server_credentials(effective_tls(cfg.tls))
     verifier = build_verifier(cfg, redis_client) if auth_required(cfg, host) else None
     interceptors = [AuthInterceptor(verifier, rights)] if verifier is not None else []
     return Guard(creds, interceptors, reloader, verifier)
@@ -52,5 +53,6 @@ def service_key(cfg, env=os.environ) -> str | None:
 
 def internal_channel(cfg, address: str, options=()) -> grpc.aio.Channel:
     """A channel from the router to one of ponder's own servers, with ``tls`` and the service key."""
-    return open_channel(address, internal_credentials(cfg.tls), options, cfg.tls.server_name,
+    tls = effective_tls(cfg.tls)
+    return open_channel(address, internal_credentials(tls), options, tls.server_name,
                         bearer_interceptors(service_key(cfg)))

@@ -135,6 +135,29 @@ class CertReloader:
             return config
 
 
+SERVER_ENV = {"cert_file": "PONDER_SERVE_TLS_CERT", "key_file": "PONDER_SERVE_TLS_KEY",
+              "ca_file": "PONDER_SERVE_TLS_CA", "client_auth": "PONDER_SERVE_TLS_CLIENT_AUTH"}
+
+
+def effective_tls(tls, env=None):
+    """``tls`` with the server environment filled in when ponder.yaml sets no certificate (the chart
+    mounts a Secret and names its files in ``PONDER_SERVE_TLS_CERT``/``_KEY``/``_CA``/``_CLIENT_AUTH``).
+    ConfigError names the variable when the result is inconsistent."""
+    import os
+
+    from pydantic import ValidationError
+
+    env = os.environ if env is None else env
+    if tls.cert_file or not env.get(SERVER_ENV["cert_file"]):
+        return tls
+    data = tls.model_dump()
+    data.update({k: env[v] for k, v in SERVER_ENV.items() if env.get(v)})
+    try:
+        return type(tls).model_validate(data)
+    except ValidationError as e:
+        raise ConfigError("environment", [(", ".join(SERVER_ENV.values()), err["msg"]) for err in e.errors()]) from None
+
+
 def server_credentials(tls) -> tuple[grpc.ServerCredentials | None, CertReloader | None]:
     """(credentials, reloader) for a server with ``tls`` (a ``TLSConfig``); (None, None) when TLS is off.
     ConfigError names the field when a file is missing or the pair does not load."""

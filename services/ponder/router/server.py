@@ -10,6 +10,7 @@ import pathlib
 import grpc
 
 from ponder.common.guard import internal_channel, server_guard
+from ponder.common.tls import effective_tls
 from ponder.common.config import PonderConfig
 from ponder.common.grpcutil import create_server, mark_serving, stop_server
 from ponder.common.telemetry import Tracing
@@ -213,7 +214,8 @@ async def start_router(
 
         host, _, hport = (http_address or f"{cfg.router.http_host or cfg.router.host}:{http_port}").rpartition(":")
         try:
-            http = await start_http(lambda: servicer.path, host.strip("[]"), int(hport), cfg.router.grace_s, cfg.tls)
+            http = await start_http(lambda: servicer.path, host.strip("[]"), int(hport), cfg.router.grace_s,
+                                    effective_tls(cfg.tls))
         except OSError as e:
             from ponder.common.errors import ConfigError
 
