@@ -17,14 +17,19 @@ Scenarios:
 - sigterm_router: SIGTERM the router with streams in flight: each ends with its answer or
   UNAVAILABLE within router.grace_s, the process exits 0;
 - backend_crash: the `small` pool process dies and stays down 3 s: its breaker opens, the
-  fallback pool serves, and after its restart a half-open probe closes the breaker.
+  fallback pool serves, and after its restart a half-open probe closes the breaker. The router's
+  Status is polled meanwhile: ``small_states_seen`` lists each (health / breaker) change.
+
+``--backend llamacpp`` runs the pools on the real local GGUF (Gemma 3 270M through
+llama.cpp, in the pool process, so killing it is the backend crashing) instead of `sim`;
+use a shorter ``--seconds`` and ``--scenarios backend_crash`` on a small machine.
 
 Also: the hypothesis fuzz of every Router RPC (tests/integration/test_fuzz_rpcs.py) at
 ``--fuzz-examples`` per RPC and kind, ``throughput_rps_one_core`` (router pinned to one CPU,
 closed loop) and ``added_p99_ms_at_80pct`` (p99 through the router minus p99 straight to the
 pool, both open loop at 80 % of that throughput, run side by side).
 
-Usage: .venv/bin/python bench/faults.py [--seconds S] [--fuzz-examples N]
+Usage: .venv/bin/python bench/faults.py [--seconds S] [--fuzz-examples N] [--scenarios A,B] [--backend sim|llamacpp]
 Prints one JSON object last.
 """
 from __future__ import annotations
@@ -66,11 +71,17 @@ def spawn(*args: str, env: dict | None = None, cpu: int | None = None) -> subpro
 
 
 class Stack:
-    def __init__(self, tmp: pathlib.Path, redis_url: str):
+    def __init__(self, tmp: pathlib.Path, redis_url: str, backend: str = "sim"):
         self.ports = {"small": free_port(), "reasoning": free_port(), "router": free_port()}
-        sim = {"kind": "sim", "ttft_ms": 2, "tpot_ms": 1, "output_tokens": 16}
+        if backend == "llamacpp":  # the real local GGUF (Gemma 3 270M), one thread per pool, short answers
+            from ponder.pools.models import ensure_default_gguf
+
+            engine = {"kind": "llamacpp", "model_path": str(ensure_default_gguf()), "n_ctx": 512, "n_threads": 1}
+            extra = {"max_tokens_default": 8}
+        else:
+            engine, extra = {"kind": "sim", "ttft_ms": 2, "tpot_ms": 1, "output_tokens": 16}, {}
         self.cfg = {
-            "pools": [{"name": n, "backend": sim, "address": f"127.0.0.1:{self.ports[n]}", "tier": t}
+            "pools": [{"name": n, "backend": engine, "address": f"127.0.0.1:{self.ports[n]}", "tier": t, **extra}
                       for n, t in (("small", "small"), ("reasoning", "reasoning"))],
             "routing": {"strategies": ["single"], "fallback_pool": "reasoning",
                         "resilience": {"breaker_failures": 3, "breaker_open_s": 1.0}},
@@ -277,7 +288,26 @@ async def run_sigterm_router(stack: Stack, redis: LocalRedis, rate: float, s: fl
     return t.ok_ids
 
 
+async def watch_small(address: str, seen: list[str], stop: asyncio.Event) -> None:
+    """Record each change of the `small` pool's (health, breaker state) as the router's Status reports it."""
+    async with grpc.aio.insecure_channel(address) as ch:
+        stub = router_pb2_grpc.RouterStub(ch)
+        while not stop.is_set():
+            try:
+                st = await stub.Status(router_pb2.StatusRequest(), timeout=3)
+                p = next(p for p in st.pools if p.name == "small")
+                now = f"{'serving' if p.healthy else 'not_serving'}/{p.breaker.state or 'closed'}"
+                if not seen or seen[-1] != now:
+                    seen.append(now)
+            except grpc.aio.AioRpcError:
+                pass
+            await asyncio.sleep(0.1)
+
+
 async def run_backend_crash(stack: Stack, redis: LocalRedis, rate: float, s: float, out: dict) -> list[str]:
+    seen: list[str] = []
+    stop = asyncio.Event()
+    watcher = asyncio.create_task(watch_small(stack.router, seen, stop))
     t = await open_loop(stack.router, rate, s + 2, "backend_crash", [
         (0.5, lambda: stack.kill("small")), (3.5, lambda: stack.start("small"))])
     # Recovery: after breaker_open_s a half-open probe reaches the restarted pool and closes the breaker.
@@ -288,8 +318,12 @@ async def run_backend_crash(stack: Stack, redis: LocalRedis, rate: float, s: flo
             if late.pools.get("small"):
                 recovered_s = round(time.monotonic() - t_rec, 2)
             await asyncio.sleep(0.05)
+    await asyncio.sleep(0.3)
+    stop.set()
+    await watcher
     out["scenarios"]["backend_crash"] = {**t.result(), "small_serving_again_after_s": recovered_s,
-                                         "requests_until_recovered": late.sent, "lost_during_recovery": late.lost}
+                                         "requests_until_recovered": late.sent, "lost_during_recovery": late.lost,
+                                         "small_states_seen": seen}
     return t.ok_ids + late.ok_ids
 
 
@@ -302,6 +336,8 @@ async def main() -> None:
     ap.add_argument("--seconds", type=float, default=6.0, help="load per scenario")
     ap.add_argument("--fuzz-examples", type=int, default=10_000, help="per RPC and kind; 0 skips the fuzz run")
     ap.add_argument("--scenarios", default=",".join(RUNS), help=f"comma-separated subset of {','.join(RUNS)}")
+    ap.add_argument("--backend", choices=["sim", "llamacpp"], default="sim",
+                    help="pool engine: sim (test double) or llamacpp (the local Gemma 3 270M GGUF; use a short --seconds)")
     args = ap.parse_args()
     chosen = [x.strip() for x in args.scenarios.split(",") if x.strip()]
     unknown = sorted(set(chosen) - set(RUNS))
@@ -309,13 +345,14 @@ async def main() -> None:
         ap.error(f"--scenarios: unknown {unknown}; known: {list(RUNS)}")
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="ponder-faults-"))
     redis = LocalRedis(tmp / "redis").start().supervise(poll_s=0.1)
-    stack = Stack(tmp, redis.url)
-    out: dict = {"scenarios": {}}
+    stack = Stack(tmp, redis.url, args.backend)
+    out: dict = {"scenarios": {}, "backend": args.backend}
     try:
         for n in ("small", "reasoning", "router"):
             stack.start(n, cpu=0 if n == "router" else None)
-        await capacity(stack.router, 1.0)  # warm up
-        rps = await capacity(stack.router, 4.0)
+        conc = 32 if args.backend == "sim" else 4  # llama.cpp pools run one request at a time
+        await capacity(stack.router, 1.0, conc)  # warm up
+        rps = await capacity(stack.router, 4.0, conc)
         rate = 0.8 * rps
         out["throughput_rps_one_core"] = round(rps, 1)
         # Side by side, so machine noise hits both alike: the pool takes both loads at once.
