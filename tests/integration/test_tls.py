@@ -179,3 +179,21 @@ async def test_cli_status_over_mtls_from_the_environment_shows_breakers(pools, t
             == [("small", "closed", 0), ("reasoning", "closed", 0)]
     finally:
         await handle.stop(0)
+
+
+async def test_client_library_takes_a_client_certificate(pools, tmp_path):
+    from ponder.client import AsyncClient
+
+    ca = CA(tmp_path / "ca")
+    server, client = ca.issue("router", server=True), ca.issue("alice", server=False)
+    handle = await start_router(tls_config(pools, ca, server, "require"), None, None, Tracing("t"), address="127.0.0.1:0")
+    try:
+        c = AsyncClient(handle.address, ca_file=str(ca.pem), cert_file=str(client.cert), key_file=str(client.key),
+                        timeout_s=10)
+        try:
+            answer = await c.generate("hello")
+            assert answer.text
+        finally:
+            await c.close()
+    finally:
+        await handle.stop(0)
