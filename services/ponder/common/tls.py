@@ -63,24 +63,18 @@ def _stamp(paths: Sequence[str | None]) -> tuple:
     return tuple(out)
 
 
-def check_pair(cert_pem: bytes, key_pem: bytes, ca_pem: bytes | None = None) -> None:
-    """Raise ValueError unless ``key_pem`` is the private key of ``cert_pem``'s first certificate
-    (and ``ca_pem``, when given, holds at least one certificate)."""
+def check_pair(cert_file: str, key_file: str, ca_file: str | None = None) -> None:
+    """Raise ValueError unless ``key_file`` holds the private key of ``cert_file``'s first certificate
+    (and ``ca_file``, when given, holds at least one certificate). Reads the files in place."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as d:
-        c, k = pathlib.Path(d, "c.pem"), pathlib.Path(d, "k.pem")
-        c.write_bytes(cert_pem)
-        k.write_bytes(key_pem)
+    try:
+        ctx.load_cert_chain(cert_file, key_file)
+    except (ssl.SSLError, OSError) as e:
+        raise ValueError(f"certificate and key do not load as a pair: {getattr(e, 'reason', None) or e}") from None
+    if ca_file:
         try:
-            ctx.load_cert_chain(c, k)
-        except ssl.SSLError as e:
-            raise ValueError(f"certificate and key do not load as a pair: {e.reason or e}") from None
-    if ca_pem is not None:
-        try:
-            ctx.load_verify_locations(cadata=ca_pem.decode("ascii", "replace"))
-        except (ssl.SSLError, ValueError) as e:
+            ctx.load_verify_locations(ca_file)
+        except (ssl.SSLError, OSError) as e:
             raise ValueError(f"CA bundle holds no usable certificate: {e}") from None
 
 
@@ -103,11 +97,14 @@ class CertReloader:
         self.initial = self._load(strict=True)
 
     def _load(self, strict: bool):
+        before = _stamp(self._paths)
         cert = _read(self.tls.cert_file, "tls.cert_file")
         key = _read(self.tls.key_file, "tls.key_file")
         ca = _read(self.tls.ca_file, "tls.ca_file")
         try:
-            check_pair(cert, key, ca)
+            check_pair(self.tls.cert_file, self.tls.key_file, self.tls.ca_file)
+            if _stamp(self._paths) != before:  # changed while read: the next fetch sees a new stamp and retries
+                raise ValueError("certificate files changed while being read")
         except ValueError as e:
             if strict:
                 raise ConfigError("tls", [("tls.cert_file", str(e))]) from None
