@@ -197,3 +197,36 @@ async def test_client_library_takes_a_client_certificate(pools, tmp_path):
             await c.close()
     finally:
         await handle.stop(0)
+
+
+async def test_http_front_picks_up_a_swapped_certificate(pools, tmp_path):
+    old_ca, new_ca = CA(tmp_path / "old", "old-ca"), CA(tmp_path / "new", "new-ca")
+    live = tmp_path / "live"
+    live.mkdir()
+    first = old_ca.issue("router", server=True)
+    shutil.copy(first.cert, live / "tls.crt")
+    shutil.copy(first.key, live / "tls.key")
+    cfg = pools.model_copy(deep=True)
+    cfg.tls = cfg.tls.model_validate({"cert_file": str(live / "tls.crt"), "key_file": str(live / "tls.key"),
+                                      "reload_check_s": 0})
+    handle = await start_router(cfg, None, None, Tracing("t"), address="127.0.0.1:0", http_address="127.0.0.1:0")
+    try:
+        async def models(ca: CA) -> int:
+            async with httpx.AsyncClient(verify=ssl.create_default_context(cafile=str(ca.pem))) as http:
+                return (await http.get(f"{handle.http_url}/models", timeout=5)).status_code
+
+        assert await models(old_ca) == 200
+        with pytest.raises(httpx.ConnectError):
+            await models(new_ca)
+        second = new_ca.issue("router", server=True, sub="router-2")
+        for src, dst in ((second.key, live / "tls.key"), (second.cert, live / "tls.crt")):
+            shutil.copy(src, str(dst) + ".tmp")
+            os.replace(str(dst) + ".tmp", dst)
+        import asyncio
+
+        await asyncio.sleep(0.6)
+        assert await models(new_ca) == 200
+        with pytest.raises(httpx.ConnectError):
+            await models(old_ca)
+    finally:
+        await handle.stop(0)

@@ -217,12 +217,16 @@ def _load_http(ctx: ssl.SSLContext, tls) -> None:
         raise ConfigError("tls", [("tls.cert_file", f"cannot load the certificate pair: {e}")]) from None
 
 
+HTTP_POLL_MIN_S = 0.2  # the HTTP front polls (gRPC checks on each new connection instead)
+
+
 async def watch_http_context(ctx: ssl.SSLContext, tls) -> None:
-    """Reload ``ctx``'s certificate when the files change (new handshakes use it); runs until cancelled."""
+    """Reload ``ctx``'s certificate when the files change, polling every ``reload_check_s`` (at least
+    ``HTTP_POLL_MIN_S``); new handshakes use it. Runs until cancelled."""
     paths = (tls.cert_file, tls.key_file, tls.ca_file)
     seen = _stamp(paths)
     while True:
-        await asyncio.sleep(tls.reload_check_s)
+        await asyncio.sleep(max(tls.reload_check_s, HTTP_POLL_MIN_S))
         now = _stamp(paths)
         if now == seen:
             continue
