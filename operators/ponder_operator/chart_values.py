@@ -66,6 +66,9 @@ class RouterAuth(_V):
         "", description="Secret with keys.json ({key id: {tenant, rights, sha256}}) checked before the Redis key "
                         "store; empty: Redis keys only. The router requires a key on every call in the chart."
     )
+    serviceKeySecret: str = Field(
+        "", description="Secret whose key `key` is the API key the router sends to its voting service; empty: none."
+    )
 
 
 class Router(Placement):

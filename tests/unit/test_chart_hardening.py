@@ -161,3 +161,9 @@ def test_tls_values_lint_and_render_clean():
         assert not [m for m in report["messages"] if m["severity"] >= 2] + report["errors"]
         stream = th.render_stream(values)
         assert not list(linter.run(stream, YamlLintConfig(th.YAMLLINT)))
+
+
+def test_service_key_secret_reaches_the_router_environment():
+    router = _deployment(render({"router": {"auth": {"serviceKeySecret": "ponder-service-key"}}}), "-router")
+    assert _env(router)["PONDER_SERVICE_KEY"]["valueFrom"]["secretKeyRef"] == {"name": "ponder-service-key", "key": "key"}
+    assert "PONDER_SERVICE_KEY" not in _env(_deployment(render({}), "-router"))
