@@ -62,6 +62,8 @@ RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED}
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "services"), str(ROOT / "operators")])}
 ENV.pop("REDIS_URL", None)
 GRACE_S = 3.0
+CALL_TIMEOUT_S = {"sim": 10.0, "llamacpp": 60.0}  # per call; llama.cpp pools run one request at a time
+timeout_s = CALL_TIMEOUT_S["sim"]
 
 
 def spawn(*args: str, env: dict | None = None, cpu: int | None = None) -> subprocess.Popen:
@@ -130,8 +132,9 @@ class Tally:
                 "lost_codes": self.lost_codes}
 
 
-async def one_request(stub, tally: Tally, rid: str, stream: bool, deadline_s: float = 10.0) -> None:
+async def one_request(stub, tally: Tally, rid: str, stream: bool, deadline_s: float | None = None) -> None:
     """One logical request with a client library's retry policy."""
+    deadline_s = deadline_s or timeout_s
     tally.sent += 1
     for attempt in range(4):
         try:
@@ -193,7 +196,7 @@ async def capacity(address: str, seconds: float, concurrency: int = 32) -> float
         async def worker():
             nonlocal done
             while time.monotonic() < end:
-                await stub.Generate(router_pb2.GenerateRequest(prompt="hello"), timeout=10)
+                await stub.Generate(router_pb2.GenerateRequest(prompt="hello"), timeout=timeout_s)
                 done += 1
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -205,10 +208,10 @@ async def latencies(address: str, rate: float, seconds: float, direct: bool) -> 
     async with grpc.aio.insecure_channel(address) as ch:
         if direct:
             stub = pool_pb2_grpc.ModelPoolStub(ch)
-            call = lambda: stub.Generate(pool_pb2.PoolGenerateRequest(prompt="hello"), timeout=10)  # noqa: E731
+            call = lambda: stub.Generate(pool_pb2.PoolGenerateRequest(prompt="hello"), timeout=timeout_s)  # noqa: E731
         else:
             stub = router_pb2_grpc.RouterStub(ch)
-            call = lambda: stub.Generate(router_pb2.GenerateRequest(prompt="hello"), timeout=10)  # noqa: E731
+            call = lambda: stub.Generate(router_pb2.GenerateRequest(prompt="hello"), timeout=timeout_s)  # noqa: E731
 
         async def timed():
             t = time.perf_counter()
@@ -345,6 +348,8 @@ async def main() -> None:
         ap.error(f"--scenarios: unknown {unknown}; known: {list(RUNS)}")
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="ponder-faults-"))
     redis = LocalRedis(tmp / "redis").start().supervise(poll_s=0.1)
+    global timeout_s
+    timeout_s = CALL_TIMEOUT_S[args.backend]
     stack = Stack(tmp, redis.url, args.backend)
     out: dict = {"scenarios": {}, "backend": args.backend}
     try:
