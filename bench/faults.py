@@ -174,14 +174,18 @@ async def open_loop(address: str, rate: float, seconds: float, tag: str, events=
         stub = router_pb2_grpc.RouterStub(ch)
         tasks, t0, i = [], time.monotonic(), 0
         pending = sorted(events, key=lambda e: e[0])
+        # Events run in a thread beside the load (a pool restart waits for its model; sending goes on).
+        fired: list[asyncio.Task] = []
         while (now := time.monotonic() - t0) < seconds:
             while pending and pending[0][0] <= now:
-                await asyncio.to_thread(pending.pop(0)[1])
+                fired.append(asyncio.create_task(asyncio.to_thread(pending.pop(0)[1])))
+                await asyncio.sleep(0)
             tasks.append(asyncio.create_task(one_request(stub, tally, f"{tag}-{i}", stream)))
             i += 1
             await asyncio.sleep(max(0.0, i / rate - (time.monotonic() - t0)))
         for _, fn in pending:
-            await asyncio.to_thread(fn)
+            fired.append(asyncio.create_task(asyncio.to_thread(fn)))
+        await asyncio.gather(*fired)
         await asyncio.gather(*tasks)
     return tally
 
