@@ -17,14 +17,19 @@ Scenarios:
 - sigterm_router: SIGTERM the router with streams in flight: each ends with its answer or
   UNAVAILABLE within router.grace_s, the process exits 0;
 - backend_crash: the `small` pool process dies and stays down 3 s: its breaker opens, the
-  fallback pool serves, and after its restart a half-open probe closes the breaker.
+  fallback pool serves, and after its restart a half-open probe closes the breaker. The router's
+  Status is polled meanwhile: ``small_states_seen`` lists each (health / breaker) change.
+
+``--backend llamacpp`` runs the pools on the real local GGUF (Gemma 3 270M through
+llama.cpp, in the pool process, so killing it is the backend crashing) instead of `sim`;
+use a shorter ``--seconds`` and ``--scenarios backend_crash`` on a small machine.
 
 Also: the hypothesis fuzz of every Router RPC (tests/integration/test_fuzz_rpcs.py) at
 ``--fuzz-examples`` per RPC and kind, ``throughput_rps_one_core`` (router pinned to one CPU,
 closed loop) and ``added_p99_ms_at_80pct`` (p99 through the router minus p99 straight to the
 pool, both open loop at 80 % of that throughput, run side by side).
 
-Usage: .venv/bin/python bench/faults.py [--seconds S] [--fuzz-examples N]
+Usage: .venv/bin/python bench/faults.py [--seconds S] [--fuzz-examples N] [--scenarios A,B] [--backend sim|llamacpp]
 Prints one JSON object last.
 """
 from __future__ import annotations
@@ -57,6 +62,8 @@ RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED}
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "services"), str(ROOT / "operators")])}
 ENV.pop("REDIS_URL", None)
 GRACE_S = 3.0
+CALL_TIMEOUT_S = {"sim": 10.0, "llamacpp": 60.0}  # per call; llama.cpp pools run one request at a time
+timeout_s = CALL_TIMEOUT_S["sim"]
 
 
 def spawn(*args: str, env: dict | None = None, cpu: int | None = None) -> subprocess.Popen:
@@ -66,11 +73,17 @@ def spawn(*args: str, env: dict | None = None, cpu: int | None = None) -> subpro
 
 
 class Stack:
-    def __init__(self, tmp: pathlib.Path, redis_url: str):
+    def __init__(self, tmp: pathlib.Path, redis_url: str, backend: str = "sim"):
         self.ports = {"small": free_port(), "reasoning": free_port(), "router": free_port()}
-        sim = {"kind": "sim", "ttft_ms": 2, "tpot_ms": 1, "output_tokens": 16}
+        if backend == "llamacpp":  # the real local GGUF (Gemma 3 270M), one thread per pool, short answers
+            from ponder.pools.models import ensure_default_gguf
+
+            engine = {"kind": "llamacpp", "model_path": str(ensure_default_gguf()), "n_ctx": 512, "n_threads": 1}
+            extra = {"max_tokens_default": 8}
+        else:
+            engine, extra = {"kind": "sim", "ttft_ms": 2, "tpot_ms": 1, "output_tokens": 16}, {}
         self.cfg = {
-            "pools": [{"name": n, "backend": sim, "address": f"127.0.0.1:{self.ports[n]}", "tier": t}
+            "pools": [{"name": n, "backend": engine, "address": f"127.0.0.1:{self.ports[n]}", "tier": t, **extra}
                       for n, t in (("small", "small"), ("reasoning", "reasoning"))],
             "routing": {"strategies": ["single"], "fallback_pool": "reasoning",
                         "resilience": {"breaker_failures": 3, "breaker_open_s": 1.0}},
@@ -119,8 +132,9 @@ class Tally:
                 "lost_codes": self.lost_codes}
 
 
-async def one_request(stub, tally: Tally, rid: str, stream: bool, deadline_s: float = 10.0) -> None:
+async def one_request(stub, tally: Tally, rid: str, stream: bool, deadline_s: float | None = None) -> None:
     """One logical request with a client library's retry policy."""
+    deadline_s = deadline_s or timeout_s
     tally.sent += 1
     for attempt in range(4):
         try:
@@ -160,14 +174,18 @@ async def open_loop(address: str, rate: float, seconds: float, tag: str, events=
         stub = router_pb2_grpc.RouterStub(ch)
         tasks, t0, i = [], time.monotonic(), 0
         pending = sorted(events, key=lambda e: e[0])
+        # Events run in a thread beside the load (a pool restart waits for its model; sending goes on).
+        fired: list[asyncio.Task] = []
         while (now := time.monotonic() - t0) < seconds:
             while pending and pending[0][0] <= now:
-                await asyncio.to_thread(pending.pop(0)[1])
+                fired.append(asyncio.create_task(asyncio.to_thread(pending.pop(0)[1])))
+                await asyncio.sleep(0)
             tasks.append(asyncio.create_task(one_request(stub, tally, f"{tag}-{i}", stream)))
             i += 1
             await asyncio.sleep(max(0.0, i / rate - (time.monotonic() - t0)))
         for _, fn in pending:
-            await asyncio.to_thread(fn)
+            fired.append(asyncio.create_task(asyncio.to_thread(fn)))
+        await asyncio.gather(*fired)
         await asyncio.gather(*tasks)
     return tally
 
@@ -182,7 +200,7 @@ async def capacity(address: str, seconds: float, concurrency: int = 32) -> float
         async def worker():
             nonlocal done
             while time.monotonic() < end:
-                await stub.Generate(router_pb2.GenerateRequest(prompt="hello"), timeout=10)
+                await stub.Generate(router_pb2.GenerateRequest(prompt="hello"), timeout=timeout_s)
                 done += 1
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -194,10 +212,10 @@ async def latencies(address: str, rate: float, seconds: float, direct: bool) -> 
     async with grpc.aio.insecure_channel(address) as ch:
         if direct:
             stub = pool_pb2_grpc.ModelPoolStub(ch)
-            call = lambda: stub.Generate(pool_pb2.PoolGenerateRequest(prompt="hello"), timeout=10)  # noqa: E731
+            call = lambda: stub.Generate(pool_pb2.PoolGenerateRequest(prompt="hello"), timeout=timeout_s)  # noqa: E731
         else:
             stub = router_pb2_grpc.RouterStub(ch)
-            call = lambda: stub.Generate(router_pb2.GenerateRequest(prompt="hello"), timeout=10)  # noqa: E731
+            call = lambda: stub.Generate(router_pb2.GenerateRequest(prompt="hello"), timeout=timeout_s)  # noqa: E731
 
         async def timed():
             t = time.perf_counter()
@@ -234,20 +252,116 @@ def fuzz(examples: int) -> dict:
             "examples_per_rpc_and_kind": examples, "pytest_exit": rc}
 
 
+async def run_kill_pool(stack: Stack, redis: LocalRedis, rate: float, s: float, out: dict) -> list[str]:
+    t = await open_loop(stack.router, rate, s, "kill_pool", [
+        (s * 0.3, lambda: stack.kill("small")), (s * 0.3 + 1.0, lambda: stack.start("small"))])
+    out["scenarios"]["kill_pool"] = t.result()
+    return t.ok_ids
+
+
+async def run_restart_redis(stack: Stack, redis: LocalRedis, rate: float, s: float, out: dict) -> list[str]:
+    rc = aioredis.Redis.from_url(redis.url)
+    contexts = ContextStore(rc)
+    for i in range(100):
+        await contexts.put(f"fault-ctx-{i}", f"context {i}")
+    await rc.aclose()
+    t = await open_loop(stack.router, rate, s, "restart_redis", [(s * 0.3, lambda: os.kill(redis.proc.pid, signal.SIGKILL))])
+    out["scenarios"]["restart_redis"] = {**t.result(), "redis_restarts": redis.restarts}
+    for _ in range(100):  # the supervisor brings it back
+        if redis.proc is not None and redis.proc.poll() is None and redis.restarts:
+            break
+        await asyncio.sleep(0.1)
+    rc = aioredis.Redis.from_url(redis.url)
+    lost_ctx = 0
+    for i in range(100):
+        try:
+            await ContextStore(rc).resolve(f"fault-ctx-{i}")
+        except Exception:  # noqa: BLE001 - counted
+            lost_ctx += 1
+    await rc.aclose()
+    out["contexts_lost"] = lost_ctx
+    return t.ok_ids
+
+
+async def run_sigterm_router(stack: Stack, redis: LocalRedis, rate: float, s: float, out: dict) -> list[str]:
+    t0 = time.monotonic()
+    exit_code: list[int] = []
+    t = await open_loop(stack.router, rate / 4, s, "sigterm_router", [
+        (s * 0.5, lambda: stack.kill("router", signal.SIGTERM)),
+        (s * 0.5 + 0.01, lambda: exit_code.append(stack.procs["router"].wait(GRACE_S + 10)))], stream=True)
+    out["scenarios"]["sigterm_router"] = {**t.result(), "router_exit_code": exit_code[0] if exit_code else None,
+                                          "drain_s": round(time.monotonic() - t0 - s * 0.5, 2)}
+    stack.start("router", cpu=0)
+    return t.ok_ids
+
+
+async def watch_small(address: str, seen: list[str], stop: asyncio.Event) -> None:
+    """Record each change of the `small` pool's (health, breaker state) as the router's Status reports it."""
+    async with grpc.aio.insecure_channel(address) as ch:
+        stub = router_pb2_grpc.RouterStub(ch)
+        while not stop.is_set():
+            try:
+                st = await stub.Status(router_pb2.StatusRequest(), timeout=3)
+                p = next(p for p in st.pools if p.name == "small")
+                now = f"{'serving' if p.healthy else 'not_serving'}/{p.breaker.state or 'closed'}"
+                if not seen or seen[-1] != now:
+                    seen.append(now)
+            except grpc.aio.AioRpcError:
+                pass
+            await asyncio.sleep(0.1)
+
+
+async def run_backend_crash(stack: Stack, redis: LocalRedis, rate: float, s: float, out: dict) -> list[str]:
+    seen: list[str] = []
+    stop = asyncio.Event()
+    watcher = asyncio.create_task(watch_small(stack.router, seen, stop))
+    t = await open_loop(stack.router, rate, s + 2, "backend_crash", [
+        (0.5, lambda: stack.kill("small")), (3.5, lambda: stack.start("small"))])
+    # Recovery: after breaker_open_s a half-open probe reaches the restarted pool and closes the breaker.
+    late, t_rec, recovered_s = Tally(), time.monotonic(), None
+    async with grpc.aio.insecure_channel(stack.router) as ch:
+        while time.monotonic() - t_rec < 15 and recovered_s is None:
+            await one_request(router_pb2_grpc.RouterStub(ch), late, f"after-{late.sent}", False)
+            if late.pools.get("small"):
+                recovered_s = round(time.monotonic() - t_rec, 2)
+            await asyncio.sleep(0.05)
+    await asyncio.sleep(0.3)
+    stop.set()
+    await watcher
+    out["scenarios"]["backend_crash"] = {**t.result(), "small_serving_again_after_s": recovered_s,
+                                         "requests_until_recovered": late.sent, "lost_during_recovery": late.lost,
+                                         "small_states_seen": seen}
+    return t.ok_ids + late.ok_ids
+
+
+RUNS = {"kill_pool": run_kill_pool, "restart_redis": run_restart_redis, "sigterm_router": run_sigterm_router,
+        "backend_crash": run_backend_crash}
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=6.0, help="load per scenario")
-    ap.add_argument("--fuzz-examples", type=int, default=10_000)
+    ap.add_argument("--fuzz-examples", type=int, default=10_000, help="per RPC and kind; 0 skips the fuzz run")
+    ap.add_argument("--scenarios", default=",".join(RUNS), help=f"comma-separated subset of {','.join(RUNS)}")
+    ap.add_argument("--backend", choices=["sim", "llamacpp"], default="sim",
+                    help="pool engine: sim (test double) or llamacpp (the local Gemma 3 270M GGUF; use a short --seconds)")
     args = ap.parse_args()
+    chosen = [x.strip() for x in args.scenarios.split(",") if x.strip()]
+    unknown = sorted(set(chosen) - set(RUNS))
+    if unknown:
+        ap.error(f"--scenarios: unknown {unknown}; known: {list(RUNS)}")
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="ponder-faults-"))
     redis = LocalRedis(tmp / "redis").start().supervise(poll_s=0.1)
-    stack = Stack(tmp, redis.url)
-    out: dict = {"scenarios": {}}
+    global timeout_s
+    timeout_s = CALL_TIMEOUT_S[args.backend]
+    stack = Stack(tmp, redis.url, args.backend)
+    out: dict = {"scenarios": {}, "backend": args.backend}
     try:
         for n in ("small", "reasoning", "router"):
             stack.start(n, cpu=0 if n == "router" else None)
-        await capacity(stack.router, 1.0)  # warm up
-        rps = await capacity(stack.router, 4.0)
+        conc = 32 if args.backend == "sim" else 4  # llama.cpp pools run one request at a time
+        await capacity(stack.router, 1.0, conc)  # warm up
+        rps = await capacity(stack.router, 4.0, conc)
         rate = 0.8 * rps
         out["throughput_rps_one_core"] = round(rps, 1)
         # Side by side, so machine noise hits both alike: the pool takes both loads at once.
@@ -256,57 +370,9 @@ async def main() -> None:
         out["added_p99_ms_at_80pct"] = round(percentile(via, 99) - percentile(direct, 99), 2)
         out["p99_ms_at_80pct"] = {"router": round(percentile(via, 99), 2), "pool_direct": round(percentile(direct, 99), 2)}
         out["load_rps"] = round(rate, 1)
-        s = args.seconds
         ok_ids: list[str] = []
-
-        t = await open_loop(stack.router, rate, s, "kill_pool", [
-            (s * 0.3, lambda: stack.kill("small")), (s * 0.3 + 1.0, lambda: stack.start("small"))])
-        out["scenarios"]["kill_pool"], ok_ids = t.result(), ok_ids + t.ok_ids
-
-        rc = aioredis.Redis.from_url(redis.url)
-        contexts = ContextStore(rc)
-        for i in range(100):
-            await contexts.put(f"fault-ctx-{i}", f"context {i}")
-        await rc.aclose()
-        t = await open_loop(stack.router, rate, s, "restart_redis", [(s * 0.3, lambda: os.kill(redis.proc.pid, signal.SIGKILL))])
-        out["scenarios"]["restart_redis"], ok_ids = {**t.result(), "redis_restarts": redis.restarts}, ok_ids + t.ok_ids
-        for _ in range(100):  # the supervisor brings it back
-            if redis.proc is not None and redis.proc.poll() is None and redis.restarts:
-                break
-            await asyncio.sleep(0.1)
-        rc = aioredis.Redis.from_url(redis.url)
-        lost_ctx = 0
-        for i in range(100):
-            try:
-                await ContextStore(rc).resolve(f"fault-ctx-{i}")
-            except Exception:  # noqa: BLE001 - counted
-                lost_ctx += 1
-        await rc.aclose()
-        out["contexts_lost"] = lost_ctx
-
-        t0 = time.monotonic()
-        exit_code: list[int] = []
-        t = await open_loop(stack.router, rate / 4, s, "sigterm_router", [
-            (s * 0.5, lambda: stack.kill("router", signal.SIGTERM)),
-            (s * 0.5 + 0.01, lambda: exit_code.append(stack.procs["router"].wait(GRACE_S + 10)))], stream=True)
-        out["scenarios"]["sigterm_router"] = {**t.result(), "router_exit_code": exit_code[0] if exit_code else None,
-                                              "drain_s": round(time.monotonic() - t0 - s * 0.5, 2)}
-        ok_ids += t.ok_ids
-        stack.start("router", cpu=0)
-
-        t = await open_loop(stack.router, rate, s + 2, "backend_crash", [
-            (0.5, lambda: stack.kill("small")), (3.5, lambda: stack.start("small"))])
-        # Recovery: after breaker_open_s a half-open probe reaches the restarted pool and closes the breaker.
-        late, t_rec, recovered_s = Tally(), time.monotonic(), None
-        async with grpc.aio.insecure_channel(stack.router) as ch:
-            while time.monotonic() - t_rec < 15 and recovered_s is None:
-                await one_request(router_pb2_grpc.RouterStub(ch), late, f"after-{late.sent}", False)
-                if late.pools.get("small"):
-                    recovered_s = round(time.monotonic() - t_rec, 2)
-                await asyncio.sleep(0.05)
-        out["scenarios"]["backend_crash"] = {**t.result(), "small_serving_again_after_s": recovered_s,
-                                             "requests_until_recovered": late.sent, "lost_during_recovery": late.lost}
-        ok_ids += t.ok_ids + late.ok_ids
+        for name in chosen:
+            ok_ids += await RUNS[name](stack, redis, rate, args.seconds, out)
 
         stack.kill("router", signal.SIGTERM)
         stack.procs["router"].wait(30)
@@ -320,7 +386,8 @@ async def main() -> None:
         stack.stop_all()
         redis.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-    out["fuzz"] = fuzz(args.fuzz_examples)
+    if args.fuzz_examples > 0:
+        out["fuzz"] = fuzz(args.fuzz_examples)
     emit(out)
 
 

@@ -66,6 +66,9 @@ class RouterAuth(_V):
         "", description="Secret with keys.json ({key id: {tenant, rights, sha256}}) checked before the Redis key "
                         "store; empty: Redis keys only. The router requires a key on every call in the chart."
     )
+    serviceKeySecret: str = Field(
+        "", description="Secret whose key `key` is the API key the router sends to its voting service; empty: none."
+    )
 
 
 class Router(Placement):
@@ -212,6 +215,39 @@ class NetworkPolicy(_V):
     routerIngressFrom: list[dict[str, Any]] = Field(
         default_factory=list, description="NetworkPolicy peers allowed to call the router; empty: any."
     )
+    poolGrpcPort: int = Field(9000, ge=1, le=65535, description="Pools' Serve gRPC port, open only to ponder's pods.")
+    rayControlFrom: list[dict[str, Any]] = Field(
+        default_factory=list, description="Peers allowed to Ray's dashboard/agent ports on pool pods; empty: any namespace."
+    )
+
+
+class CertIssuer(_V):
+    name: str = Field("", description="Issuer or ClusterIssuer name; required with certManager.enabled.")
+    kind: Literal["Issuer", "ClusterIssuer"] = Field("ClusterIssuer", description="Issuer kind.")
+    group: str = Field("cert-manager.io", description="Issuer API group.")
+
+
+class CertManager(_V):
+    enabled: bool = Field(False, description="Render a cert-manager Certificate for the router and consolidator.")
+    issuerRef: CertIssuer = Field(default_factory=CertIssuer, description="Who signs it.")
+    duration: str = Field("2160h", pattern=r"^[0-9]+(h|m|s)$", description="Certificate lifetime.")
+    renewBefore: str = Field("360h", pattern=r"^[0-9]+(h|m|s)$", description="Renew this long before expiry.")
+    dnsNames: list[str] = Field(default_factory=list, description="Extra DNS names beyond the Services' own.")
+
+
+class TLSValues(_V):
+    enabled: bool = Field(False, description="TLS on the router, voting, consolidator gRPC servers and the HTTP front.")
+    secretName: str = Field("", description="kubernetes.io/tls Secret mounted by the servers; empty: <fullname>-tls.")
+    clientAuth: Literal["none", "optional", "require"] = Field(
+        "none", description="Client certificates: none, optional (admitted without one), require (mutual TLS).")
+    caSecretName: str = Field("", description="Secret whose ca.crt verifies client certificates; empty: secretName's.")
+    certManager: CertManager = Field(default_factory=CertManager, description="cert-manager Certificate.")
+
+    @model_validator(mode="after")
+    def _issuer(self) -> "TLSValues":
+        if self.enabled and self.certManager.enabled and not self.certManager.issuerRef.name:
+            raise ValueError("tls.certManager.issuerRef.name is required with tls.certManager.enabled")
+        return self
 
 
 class ChartValues(_V):
@@ -237,6 +273,7 @@ class ChartValues(_V):
     )
     metrics: Metrics = Field(default_factory=Metrics, description="Prometheus integration.")
     networkPolicy: NetworkPolicy = Field(default_factory=NetworkPolicy, description="NetworkPolicies.")
+    tls: TLSValues = Field(default_factory=TLSValues, description="TLS and mutual TLS of ponder's servers.")
     podSecurityContext: dict[str, Any] = Field(default_factory=dict, description="Pod securityContext of every pod.")
     containerSecurityContext: dict[str, Any] = Field(
         default_factory=dict, description="securityContext of every ponder container."

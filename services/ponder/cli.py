@@ -145,6 +145,10 @@ def cmd_status(args) -> int:
         s = p.stats
         sim = " [simulated]" if s.simulated else ""
         print(f"  {p.name:<12} {p.tier:<10} {p.backend:<9} {health:<6} model={p.model}{sim}")
+        b = p.breaker
+        if b.state and b.state != "closed":
+            print(f"  {'':<12} breaker {b.state} ({b.consecutive_failures} failures; "
+                  f"probe in {b.retry_after_s:.1f}s)")
         if p.healthy:
             print(f"  {'':<12} queue={s.queue_depth} running={s.running} tokens/s={s.tokens_per_s:.1f} "
                   f"requests={s.requests_total}")

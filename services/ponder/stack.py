@@ -165,7 +165,8 @@ async def run_router(cfg: PonderConfig, pool_address: str | None, redis_url: str
         from ponder.voting.servicer import start_from_config
 
         host = pool_address.rsplit(":", 1)[0] if pool_address else "127.0.0.1"
-        voting = await start_from_config(cfg, f"{cfg.voting.host}:{cfg.voting.port}", tracing, serve_host=host)
+        voting = await start_from_config(cfg, f"{cfg.voting.host}:{cfg.voting.port}", tracing, serve_host=host,
+                                         redis_url=redis_url)
         local = "127.0.0.1" if cfg.voting.host in ("0.0.0.0", "::") else cfg.voting.host
         voting_address = f"{local}:{voting.port}"
         say(f"voting workers on {cfg.voting.host}:{voting.port}")

@@ -135,3 +135,46 @@ async def test_streams_longer_than_the_grace_end_unavailable_and_none_hangs(shor
     assert all(0 < n < 100 and how == "UNAVAILABLE" for n, how in ended), ended
     assert waited < 0.5 + 1.5
     assert await asyncio.to_thread(router.wait, 5) == 0
+
+
+@pytest.mark.slow
+async def test_calls_racing_the_shutdown_end_unavailable_not_cancelled(tmp_path):
+    """Open-loop load across SIGTERM: gRPC core answers calls queued but not yet handed over at
+    shutdown with CANCELLED (grpc/grpc#41785); the drain refuses new calls UNAVAILABLE and stops
+    only at a quiet moment, so every call ends OK or UNAVAILABLE."""
+    port = free_port()
+    path = tmp_path / "ponder.yaml"
+    path.write_text(yaml.safe_dump({
+        "pools": [{"name": "small", "backend": {"kind": "sim", "ttft_ms": 1, "tpot_ms": 1, "output_tokens": 4}}],
+        "router": {"grace_s": 2.0}, "voting": {"enabled": False}}))
+    pool = _spawn("pool-serve", "--config", str(path), "--pool", "small", "--port", str(port))
+    codes: dict[str, int] = {}
+    try:
+        await _wait_serving(f"127.0.0.1:{port}")
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+            from ponder.v1 import pool_pb2, pool_pb2_grpc
+
+            stub = pool_pb2_grpc.ModelPoolStub(ch)
+
+            async def call():
+                try:
+                    await stub.Generate(pool_pb2.PoolGenerateRequest(prompt="hi"), timeout=5)
+                    name = "OK"
+                except grpc.aio.AioRpcError as e:
+                    name = e.code().name
+                codes[name] = codes.get(name, 0) + 1
+
+            rate, tasks, t0, killed = 200.0, [], time.monotonic(), False
+            while time.monotonic() - t0 < 2.0:
+                if not killed and time.monotonic() - t0 > 1.0:
+                    pool.send_signal(signal.SIGTERM)
+                    killed = True
+                tasks.append(asyncio.create_task(call()))
+                await asyncio.sleep(max(0.0, len(tasks) / rate - (time.monotonic() - t0)))
+            await asyncio.gather(*tasks)
+        assert await asyncio.to_thread(pool.wait, 10) == 0
+    finally:
+        if pool.poll() is None:
+            pool.kill()
+            pool.wait()
+    assert set(codes) <= {"OK", "UNAVAILABLE"} and codes.get("OK", 0) > 50 and codes.get("UNAVAILABLE", 0) > 50, codes

@@ -126,3 +126,52 @@ affinity:
 {{- range .Values.imagePullSecrets }}{{- $names = append $names .name -}}{{- end -}}
 {{- join "," $names -}}
 {{- end -}}
+
+{{/* TLS: the Secret holding tls.crt / tls.key (/ ca.crt), and its env, mount and volume for a ponder server. */}}
+{{- define "ponder.tlsSecret" -}}
+{{- if .Values.tls.secretName -}}{{ .Values.tls.secretName }}{{- else -}}{{ include "ponder.fullname" . }}-tls{{- end -}}
+{{- end -}}
+
+{{- define "ponder.tlsEnv" -}}
+{{- if .Values.tls.enabled }}
+- {name: PONDER_SERVE_TLS_CERT, value: /etc/ponder-tls/tls.crt}
+- {name: PONDER_SERVE_TLS_KEY, value: /etc/ponder-tls/tls.key}
+- {name: PONDER_SERVE_TLS_CLIENT_AUTH, value: {{ .Values.tls.clientAuth | quote }}}
+{{- if or .Values.tls.caSecretName .Values.tls.certManager.enabled (ne .Values.tls.clientAuth "none") }}
+- {name: PONDER_SERVE_TLS_CA, value: /etc/ponder-tls-ca/ca.crt}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{- define "ponder.tlsMounts" -}}
+{{- if .Values.tls.enabled }}
+- {name: tls, mountPath: /etc/ponder-tls, readOnly: true}
+{{- if or .Values.tls.caSecretName .Values.tls.certManager.enabled (ne .Values.tls.clientAuth "none") }}
+- {name: tls-ca, mountPath: /etc/ponder-tls-ca, readOnly: true}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{- define "ponder.tlsVolumes" -}}
+{{- if .Values.tls.enabled }}
+- name: tls
+  secret:
+    secretName: {{ include "ponder.tlsSecret" . }}
+    items: [{key: tls.crt, path: tls.crt}, {key: tls.key, path: tls.key}]
+{{- if or .Values.tls.caSecretName .Values.tls.certManager.enabled (ne .Values.tls.clientAuth "none") }}
+- name: tls-ca
+  secret:
+    secretName: {{ .Values.tls.caSecretName | default (include "ponder.tlsSecret" .) }}
+    items: [{key: ca.crt, path: ca.crt}]
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* gRPC probes: the kubelet's gRPC probe speaks plaintext only, so with TLS on the port is probed by TCP. */}}
+{{- define "ponder.grpcProbe" -}}
+{{- if .ctx.Values.tls.enabled -}}
+tcpSocket: {port: {{ .port }}}
+{{- else -}}
+grpc: {port: {{ .port }}}
+{{- end -}}
+{{- end -}}

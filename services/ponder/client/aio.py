@@ -60,8 +60,11 @@ class AsyncClient:
     def __init__(self, address: str | None = None, *, api_key: str | None = None, tls: bool | None = None,
                  ca_file: str | None = None, timeout_s: float = 300.0, retry: RetryPolicy | None = RetryPolicy(),
                  budget: RetryBudget | None = None, config: ClientConfig | None = None,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep, rand: random.Random | None = None):
-        self.config = config or ClientConfig.resolve(address, api_key, tls, ca_file)
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep, rand: random.Random | None = None,
+                 cert_file: str | None = None, key_file: str | None = None):
+        """``cert_file``/``key_file``: a client certificate for servers that require mutual TLS."""
+        self.config = config or ClientConfig.resolve(address, api_key, tls, ca_file, cert_file=cert_file,
+                                                     key_file=key_file)
         self.timeout_s = timeout_s
         self.retry = retry or RetryPolicy(max_attempts=1)
         self.budget = budget or RetryBudget()

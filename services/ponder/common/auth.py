@@ -267,11 +267,12 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 
 
-def auth_required(cfg) -> bool:
-    """``auth.enabled`` when set; otherwise on unless the router binds a loopback address only."""
+def auth_required(cfg, host: str | None = None) -> bool:
+    """``auth.enabled`` when set; otherwise on unless the server binds a loopback address only
+    (``host``, default the router's)."""
     if cfg.auth.enabled is not None:
         return cfg.auth.enabled
-    return cfg.router.host not in LOOPBACK
+    return (cfg.router.host if host is None else host) not in LOOPBACK
 
 
 def build_verifier(cfg, redis_client):

@@ -631,6 +631,46 @@ class AuthConfig(_Model):
         None, description="JSON file {key id: record} of keys (a mounted Secret), checked before the Redis key store."
     )
     cache_s: float = Field(5.0, ge=0, le=3600, description="How long a looked-up key is trusted before it is read again.")
+    service_key_file: str | None = Field(
+        None, description="File holding the API key (right `generate`) the router sends to the voting and consolidator "
+                          "servers (a mounted Secret); unset: $PONDER_SERVICE_KEY, else none.")
+
+
+class TLSConfig(_Model):
+    """TLS (and mutual TLS) on the router, voting and consolidator gRPC servers and the HTTP front;
+    see ``ponder.common.tls``. Certificate files are re-read when they change, without a restart."""
+
+    cert_file: str | None = Field(None, description="PEM certificate chain the servers present; unset: TLS off (plaintext).")
+    key_file: str | None = Field(None, description="PEM private key of cert_file.")
+    ca_file: str | None = Field(
+        None, description="PEM CA bundle: client certificates are verified against it, and the router trusts it when "
+                          "calling the voting and consolidator servers.")
+    client_auth: Literal["none", "optional", "require"] = Field(
+        "none", description="Client certificates: none (not asked), optional (admitted without one), require "
+                            "(a client without a certificate signed by ca_file fails the handshake).")
+    client_cert_file: str | None = Field(
+        None, description="Certificate the router presents to voting and consolidator servers; unset: cert_file.")
+    client_key_file: str | None = Field(None, description="Private key of client_cert_file; unset: key_file.")
+    server_name: str | None = Field(
+        None, description="Name verified in the voting/consolidator certificates; unset: the host of their address.")
+    reload_check_s: float = Field(
+        1.0, ge=0, le=3600, description="Certificate files are checked for a change at most this often (on new connections).")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.cert_file)
+
+    @model_validator(mode="after")
+    def _pairs(self) -> "TLSConfig":
+        if bool(self.cert_file) != bool(self.key_file):
+            raise ValueError("tls.cert_file and tls.key_file are set together")
+        if bool(self.client_cert_file) != bool(self.client_key_file):
+            raise ValueError("tls.client_cert_file and tls.client_key_file are set together")
+        if self.client_auth != "none" and not self.ca_file:
+            raise ValueError(f"tls.client_auth {self.client_auth!r} needs tls.ca_file to verify client certificates")
+        if self.client_auth != "none" and not self.cert_file:
+            raise ValueError("tls.client_auth needs tls.cert_file and tls.key_file (TLS on)")
+        return self
 
 
 class PonderConfig(_Model):
@@ -644,6 +684,7 @@ class PonderConfig(_Model):
     voting: VotingConfig = Field(default_factory=VotingConfig, description="Voting workers for decomposed tasks.")
     consolidator: ConsolidatorConfig = Field(default_factory=ConsolidatorConfig, description="Sleep-time consolidator.")
     auth: AuthConfig = Field(default_factory=AuthConfig, description="API keys and tenants.")
+    tls: TLSConfig = Field(default_factory=TLSConfig, description="TLS and mutual TLS of every server ponder runs.")
 
     @model_validator(mode="after")
     def _refs(self) -> "PonderConfig":

@@ -8,6 +8,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from ponder.common.drain import DrainGate, DrainInterceptor, attach, drain_and_stop
 from ponder.common.errors import InvalidArgument, grpc_status
 
 log = logging.getLogger(__name__)
@@ -30,23 +31,28 @@ def create_server(
     service_names: Iterable[str],
     interceptors: list[grpc.aio.ServerInterceptor] | None = None,
     max_receive_bytes: int = MAX_MESSAGE_BYTES,
+    credentials: grpc.ServerCredentials | None = None,
 ) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
     """Build a grpc.aio server with health, reflection and the error boundary; return (server, bound port, health).
 
     ``address`` may end in ``:0`` to bind a free port. Services start SERVING
     once the caller has started the server and calls ``mark_serving``. A
     request larger than ``max_receive_bytes`` is refused by gRPC itself
-    (RESOURCE_EXHAUSTED) before any handler runs.
+    (RESOURCE_EXHAUSTED) before any handler runs. ``credentials`` (``ponder.common.tls.server_credentials``)
+    makes the port TLS-only; None serves plaintext.
     """
     options = [*(o for o in CHANNEL_OPTIONS if o[0] != "grpc.max_receive_message_length"),
                ("grpc.max_receive_message_length", max_receive_bytes)]
-    server = grpc.aio.server(options=options, interceptors=[*(interceptors or []), ErrorInterceptor()])
+    gate = DrainGate()
+    server = grpc.aio.server(options=options,
+                             interceptors=[DrainInterceptor(gate), *(interceptors or []), ErrorInterceptor()])
+    attach(server, gate)
     register(server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = list(service_names)
     reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
-    port = server.add_insecure_port(address)
+    port = server.add_secure_port(address, credentials) if credentials is not None else server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"could not bind gRPC server to {address}")
     return server, port, health_servicer
@@ -60,10 +66,11 @@ async def mark_serving(health_servicer: health.aio.HealthServicer, names: Iterab
 async def stop_server(
     server: grpc.aio.Server, health_servicer: health.aio.HealthServicer, names: Iterable[str], grace_s: float
 ) -> None:
-    """NOT_SERVING first so load balancers drain, then stop with a grace period."""
+    """NOT_SERVING first so load balancers drain, then ``drain.drain_and_stop``: new calls
+    UNAVAILABLE, in-flight ones finish within ``grace_s``."""
     for name in ["", *names]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-    await server.stop(grace_s)
+    await drain_and_stop(server, grace_s)
 
 
 class ErrorInterceptor(grpc.aio.ServerInterceptor):

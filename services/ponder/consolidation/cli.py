@@ -65,7 +65,12 @@ def cmd_serve(args) -> int:
 async def _rpc(args, fn):
     from ponder.v1 import consolidation_pb2_grpc
 
-    async with grpc.aio.insecure_channel(_address(args)) as ch:
+    from ponder.client.config import ClientConfig
+    from ponder.common.auth import bearer_interceptors
+
+    # TLS and the API key from the environment (PONDER_TLS_CA, PONDER_TLS_CERT/KEY, PONDER_API_KEY).
+    cc = ClientConfig.resolve(_address(args))
+    async with cc.channel(interceptors=bearer_interceptors(cc.api_key)) as ch:
         return await fn(consolidation_pb2_grpc.ConsolidatorStub(ch))
 
 

@@ -19,6 +19,7 @@ from ponder.common.config import PonderConfig
 from ponder.common.errors import InvalidArgument, PonderError, Unavailable
 from ponder.common.grpcutil import create_server as _create_server
 from ponder.common.grpcutil import mark_serving, stop_server
+from ponder.common.guard import server_guard
 from ponder.consolidation.metrics import ConsolidatorMetrics
 from ponder.consolidation.policy import PolicyBook
 from ponder.consolidation.pools import PoolDirectory
@@ -31,6 +32,8 @@ from ponder.v1 import consolidation_pb2 as pb
 from ponder.v1 import consolidation_pb2_grpc
 
 SERVICE = pb.DESCRIPTOR.services_by_name["Consolidator"].full_name
+# The right each Consolidator method needs from an API key (ponder.common.auth); Status needs admin.
+METHOD_RIGHTS = {f"/{SERVICE}/{m}": "generate" for m in ("PutContext", "GetContext", "DeleteContext", "Consolidate", "Jobs")}
 log = logging.getLogger(__name__)
 
 
@@ -204,6 +207,11 @@ async def start(cfg: PonderConfig, redis_url: str, address: str, serve_address: 
 
     c = cfg.consolidator
     client = aioredis.Redis.from_url(redis_url)
+    try:  # TLS files and key sources are checked before anything runs
+        guard = server_guard(cfg, address.rsplit(":", 1)[0].strip("[]"), client, METHOD_RIGHTS)
+    except Exception:
+        await client.aclose()
+        raise
     repo = ContextRepo(client, c.stream)
     registry = registry or default_registry()
     book = PolicyBook(policy_file or c.policy_file)
@@ -217,7 +225,8 @@ async def start(cfg: PonderConfig, redis_url: str, address: str, serve_address: 
     servicer = ConsolidatorServicer(cfg, repo, registry, book, pools, gate, [w.name for w in workers])
     servicer.worker_metrics = metrics
     server, port, health = _create_server(
-        address, lambda s: consolidation_pb2_grpc.add_ConsolidatorServicer_to_server(servicer, s), [SERVICE]
+        address, lambda s: consolidation_pb2_grpc.add_ConsolidatorServicer_to_server(servicer, s), [SERVICE],
+        interceptors=guard.interceptors, credentials=guard.credentials,
     )
     await server.start()
     await mark_serving(health, [SERVICE])

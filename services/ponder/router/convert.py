@@ -55,3 +55,14 @@ def plan_to_dict(p: Plan) -> dict:
         "expected_accuracy": p.expected_accuracy, "policy": p.policy, "reason": p.reason,
         "context_id": p.context_id, "clamped": p.clamped,
     }
+
+
+def breaker_to_proto(b, now_unix_s: float | None = None) -> router_pb2.BreakerState:
+    """A ``resilience.BreakerSnapshot`` as the Status message; ``since_unix_s`` is 0 for a breaker closed since start."""
+    import time
+
+    now = time.time() if now_unix_s is None else now_unix_s
+    return router_pb2.BreakerState(
+        state=b.state, consecutive_failures=b.failures,
+        since_unix_s=0.0 if b.since_s_ago is None else round(now - b.since_s_ago, 3),
+        retry_after_s=round(b.retry_after_s, 3), opened_total=b.opened_total)

@@ -32,7 +32,7 @@ from ponder.router import costing, genai
 from ponder.router.catalog import estimate_tokens
 from ponder.router.clients import PoolClients
 from ponder.router.contexts import ContextStore
-from ponder.router.convert import plan_to_proto, response_to_proto
+from ponder.router.convert import breaker_to_proto, plan_to_proto, response_to_proto
 from ponder.router.dispatch import Run, timeout_s
 from ponder.router.feedback import CostFeedback, FeedbackUnavailable, parse_feedback
 from ponder.router.metrics import RouterMetrics
@@ -167,14 +167,17 @@ class RequestPath:
         return router_pb2.FeedbackResponse(request_id=request_id)
 
     async def status(self) -> router_pb2.StatusResponse:
-        """Every pool's health and load (a pool that does not answer is reported, not raised)."""
+        """Every pool's health, load and breaker (a pool that does not answer is reported, not raised)."""
         st = self.state
+        failover = getattr(st.policy.catalog, "failover", None)
 
         async def one(p) -> router_pb2.PoolStatus:
             c = st.clients[p.name]
             out = router_pb2.PoolStatus(
                 name=p.name, tier=p.tier, backend=p.backend.kind, model=p.model_label(), address=c.address
             )
+            if failover is not None:
+                out.breaker.CopyFrom(breaker_to_proto(failover.breakers.snapshot(p.name)))
             try:
                 stats = await c.stats(timeout_s=2.0)
                 out.healthy = True

@@ -57,6 +57,18 @@ class RetryBudget:
         return False
 
 
+@dataclasses.dataclass(frozen=True)
+class BreakerSnapshot:
+    """One pool's breaker at a moment: state (closed / open / half_open), consecutive failures,
+    seconds since it entered that state (None: closed since it was made), seconds until an open one lets a probe through, times opened."""
+
+    state: str
+    failures: int
+    since_s_ago: float | None
+    retry_after_s: float
+    opened_total: int
+
+
 @dataclasses.dataclass
 class CircuitBreaker:
     """One pool's breaker; see the module docstring for the state machine."""
@@ -69,10 +81,18 @@ class CircuitBreaker:
     opened_at: float = 0.0
     probing: bool = False
     opened_count: int = 0
+    changed_at: float | None = None  # clock() when the state last changed; None: closed since creation
 
     def _tick(self) -> None:
         if self.state == OPEN and self.clock() - self.opened_at >= self.open_s:
             self.state, self.probing = HALF_OPEN, False
+            self.changed_at = self.opened_at + self.open_s
+
+    def snapshot(self) -> "BreakerSnapshot":
+        """The breaker as ``Status`` reports it; ``since_s_ago`` is None for one closed since it was made."""
+        self._tick()
+        since = None if self.changed_at is None else max(0.0, self.clock() - self.changed_at)
+        return BreakerSnapshot(self.state, self.failures, since, self.retry_after_s(), self.opened_count)
 
     def available(self) -> bool:
         """Whether a request may be planned on the pool now (half-open: only while no probe is out)."""
@@ -91,6 +111,8 @@ class CircuitBreaker:
             self.probing = True
 
     def success(self) -> None:
+        if self.state != CLOSED:
+            self.changed_at = self.clock()
         self.state, self.failures, self.probing = CLOSED, 0, False
 
     def failure(self) -> None:
@@ -99,6 +121,7 @@ class CircuitBreaker:
         if self.state == HALF_OPEN or self.failures >= self.failure_threshold:
             if self.state != OPEN:
                 self.opened_count += 1
+                self.changed_at = self.clock()
             self.state, self.opened_at, self.probing = OPEN, self.clock(), False
 
     def abandon(self) -> None:
@@ -124,6 +147,11 @@ class Breakers:
         if b is None:
             b = self._by_pool[pool] = CircuitBreaker(self.failure_threshold, self.open_s, self.clock)
         return b
+
+    def snapshot(self, pool: str) -> BreakerSnapshot:
+        """``pool``'s breaker now; a pool never called is closed with no failures (no breaker is made)."""
+        b = self._by_pool.get(pool)
+        return b.snapshot() if b is not None else BreakerSnapshot(CLOSED, 0, None, 0.0, 0)
 
     def states(self) -> dict[str, str]:
         """Pool -> closed / open / half_open, for status and metrics."""

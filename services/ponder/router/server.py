@@ -9,7 +9,8 @@ import pathlib
 
 import grpc
 
-from ponder.common.auth import AuthInterceptor, auth_required, build_verifier
+from ponder.common.guard import internal_channel, server_guard
+from ponder.common.tls import effective_tls
 from ponder.common.config import PonderConfig
 from ponder.common.grpcutil import create_server, mark_serving, stop_server
 from ponder.common.telemetry import Tracing
@@ -44,6 +45,7 @@ class RouterHandle:
     model_watcher: asyncio.Task | None = None
     voting: object | None = None  # ponder.voting.client.VotingClient
     http: object | None = None  # ponder.router.openai_http.serve.HttpFront, when router.http_port is set
+    tls: object | None = None  # ponder.common.tls.CertReloader, when TLS is on
 
     @property
     def address(self) -> str:
@@ -63,9 +65,9 @@ class RouterHandle:
     async def stop(self, grace_s: float = 5.0) -> None:
         if self.model_watcher is not None:
             self.model_watcher.cancel()
-        if self.http is not None:
-            await self.http.stop(grace_s)
-        await stop_server(self.server, self.health, [SERVICE], grace_s)
+        # Both fronts drain at once, so the whole stop stays within grace_s.
+        await asyncio.gather(stop_server(self.server, self.health, [SERVICE], grace_s),
+                             *([self.http.stop(grace_s)] if self.http is not None else []))
         if self.metrics_server is not None:
             self.metrics_server.shutdown()
         if self.servicer.outcomes:
@@ -162,6 +164,13 @@ async def start_router(
         import redis.asyncio as aioredis
 
         redis_client = aioredis.Redis.from_url(redis_url)
+    try:  # a bad TLS file or no key source: refuse before anything runs
+        guard = server_guard(cfg, cfg.router.host, redis_client, METHOD_RIGHTS)
+    except Exception:
+        if redis_client is not None:
+            await redis_client.aclose()
+        raise
+    if redis_client is not None:
         outcomes = OutcomeLog(redis_client, cfg.redis.outcome_stream, cfg.redis.outcome_maxlen,
                               max_buffer=cfg.redis.outcome_buffer_records, spill_path=spill_path(cfg))
         outcomes.start()
@@ -177,24 +186,25 @@ async def start_router(
     if voting_address:
         from ponder.voting.client import VotingClient
 
-        voting = VotingClient(voting_address)
+        from ponder.common.grpcutil import CHANNEL_OPTIONS
+
+        voting = VotingClient(voting_address, internal_channel(cfg, voting_address, CHANNEL_OPTIONS), owns_channel=True)
     state = make_state(cfg, pool_address, redis_client, voting)
     quotas = None
     if redis_client is not None:
         from ponder.router.quotas import Quotas
 
         quotas = Quotas(redis_client)
-    verifier = build_verifier(cfg, redis_client) if auth_required(cfg) else None
     servicer = RouterServicer(RequestPath(state, tracing, outcomes, contexts, metrics, feedback, quotas=quotas,
-                                          verifier=verifier))
+                                          verifier=guard.verifier))
     metrics.set_budget_source(lambda: servicer.state.policy.budget)
-    interceptors = [AuthInterceptor(verifier, METHOD_RIGHTS)] if verifier is not None else []
     server, port, health = create_server(
         address or f"{cfg.router.host}:{cfg.router.port}",
         lambda s: router_pb2_grpc.add_RouterServicer_to_server(servicer, s),
         [SERVICE],
-        interceptors=interceptors,
+        interceptors=guard.interceptors,
         max_receive_bytes=cfg.router.max_request_bytes,
+        credentials=guard.credentials,
     )
     http = None
     http_env = os.environ.get("PONDER_HTTP_PORT")
@@ -204,7 +214,8 @@ async def start_router(
 
         host, _, hport = (http_address or f"{cfg.router.http_host or cfg.router.host}:{http_port}").rpartition(":")
         try:
-            http = await start_http(lambda: servicer.path, host.strip("[]"), int(hport), cfg.router.grace_s)
+            http = await start_http(lambda: servicer.path, host.strip("[]"), int(hport), cfg.router.grace_s,
+                                    effective_tls(cfg.tls))
         except OSError as e:
             from ponder.common.errors import ConfigError
 
@@ -223,7 +234,8 @@ async def start_router(
     await server.start()
     await mark_serving(health, [SERVICE])
     watcher = asyncio.create_task(watch_model(servicer, cfg.router.config_poll_s))
-    return RouterHandle(server, port, servicer, health, redis_client, pool_address, metrics_server, watcher, voting, http)
+    return RouterHandle(server, port, servicer, health, redis_client, pool_address, metrics_server, watcher, voting, http,
+                        guard.reloader)
 
 
 async def watch_config(path: str, handle: RouterHandle, poll_s: float) -> None:

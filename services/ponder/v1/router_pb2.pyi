@@ -81,7 +81,7 @@ class StatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class PoolStatus(_message.Message):
-    __slots__ = ("name", "tier", "backend", "model", "address", "healthy", "error", "stats")
+    __slots__ = ("name", "tier", "backend", "model", "address", "healthy", "error", "stats", "breaker")
     NAME_FIELD_NUMBER: _ClassVar[int]
     TIER_FIELD_NUMBER: _ClassVar[int]
     BACKEND_FIELD_NUMBER: _ClassVar[int]
@@ -90,6 +90,7 @@ class PoolStatus(_message.Message):
     HEALTHY_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     STATS_FIELD_NUMBER: _ClassVar[int]
+    BREAKER_FIELD_NUMBER: _ClassVar[int]
     name: str
     tier: str
     backend: str
@@ -98,7 +99,22 @@ class PoolStatus(_message.Message):
     healthy: bool
     error: str
     stats: _pool_pb2.PoolStats
-    def __init__(self, name: _Optional[str] = ..., tier: _Optional[str] = ..., backend: _Optional[str] = ..., model: _Optional[str] = ..., address: _Optional[str] = ..., healthy: _Optional[bool] = ..., error: _Optional[str] = ..., stats: _Optional[_Union[_pool_pb2.PoolStats, _Mapping]] = ...) -> None: ...
+    breaker: BreakerState
+    def __init__(self, name: _Optional[str] = ..., tier: _Optional[str] = ..., backend: _Optional[str] = ..., model: _Optional[str] = ..., address: _Optional[str] = ..., healthy: _Optional[bool] = ..., error: _Optional[str] = ..., stats: _Optional[_Union[_pool_pb2.PoolStats, _Mapping]] = ..., breaker: _Optional[_Union[BreakerState, _Mapping]] = ...) -> None: ...
+
+class BreakerState(_message.Message):
+    __slots__ = ("state", "consecutive_failures", "since_unix_s", "retry_after_s", "opened_total")
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    CONSECUTIVE_FAILURES_FIELD_NUMBER: _ClassVar[int]
+    SINCE_UNIX_S_FIELD_NUMBER: _ClassVar[int]
+    RETRY_AFTER_S_FIELD_NUMBER: _ClassVar[int]
+    OPENED_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    state: str
+    consecutive_failures: int
+    since_unix_s: float
+    retry_after_s: float
+    opened_total: int
+    def __init__(self, state: _Optional[str] = ..., consecutive_failures: _Optional[int] = ..., since_unix_s: _Optional[float] = ..., retry_after_s: _Optional[float] = ..., opened_total: _Optional[int] = ...) -> None: ...
 
 class StatusResponse(_message.Message):
     __slots__ = ("version", "policy", "pools", "outcome_log", "http")

@@ -95,7 +95,13 @@ async def _local(req: voting_pb2.SolveRequest, config: str | None) -> AsyncItera
 
 
 async def _remote(req: voting_pb2.SolveRequest, address: str) -> AsyncIterator[voting_pb2.SolveEvent]:
-    client = VotingClient(address)
+    from ponder.client.config import ClientConfig
+    from ponder.common.auth import bearer_interceptors
+    from ponder.common.grpcutil import CHANNEL_OPTIONS
+
+    # TLS and the API key from the environment (PONDER_TLS_CA, PONDER_TLS_CERT/KEY, PONDER_API_KEY).
+    cc = ClientConfig.resolve(address)
+    client = VotingClient(address, cc.channel(CHANNEL_OPTIONS, bearer_interceptors(cc.api_key)), owns_channel=True)
     try:
         async for ev in client.events(req):
             yield ev

@@ -11,9 +11,11 @@ from ponder.v1 import voting_pb2, voting_pb2_grpc
 
 
 class VotingClient:
-    def __init__(self, address: str, channel: grpc.aio.Channel | None = None):
+    def __init__(self, address: str, channel: grpc.aio.Channel | None = None, owns_channel: bool | None = None):
+        """``channel`` (e.g. ``ponder.common.guard.internal_channel``, TLS and a key) replaces a plaintext one;
+        ``owns_channel`` says whether ``close`` closes it (default: only the channel made here)."""
         self.address = address
-        self._own = channel is None
+        self._own = channel is None if owns_channel is None else owns_channel
         self._channel = channel or grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
         self._stub = voting_pb2_grpc.VotingStub(self._channel)
 

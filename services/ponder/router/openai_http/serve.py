@@ -26,15 +26,19 @@ class HttpFront:
     task: asyncio.Task
     host: str
     port: int
+    tls_watcher: asyncio.Task | None = None  # reloads the certificate when TLS is on
 
     @property
     def url(self) -> str:
-        """The OpenAI base URL clients use (``.../v1``)."""
+        """The OpenAI base URL clients use (``.../v1``; https when TLS is on)."""
         host = "127.0.0.1" if self.host in ("0.0.0.0", "") else ("[::1]" if self.host == "::" else self.host)
-        return f"http://{host}:{self.port}/v1"
+        scheme = "https" if self.tls_watcher is not None else "http"
+        return f"{scheme}://{host}:{self.port}/v1"
 
     async def stop(self, grace_s: float) -> None:
         """Stop accepting, let streams in flight finish for up to ``grace_s``, then close."""
+        if self.tls_watcher is not None:
+            self.tls_watcher.cancel()
         self.server.should_exit = True
         try:
             await asyncio.wait_for(asyncio.shield(self.task), grace_s + 1.0)
@@ -43,8 +47,13 @@ class HttpFront:
             await self.task
 
 
-async def start_http(path_of: Callable[[], RequestPath], host: str, port: int, grace_s: float = 5.0) -> HttpFront:
-    """Bind ``host:port`` (0 = any free port) and serve; raises OSError when the port is taken."""
+async def start_http(path_of: Callable[[], RequestPath], host: str, port: int, grace_s: float = 5.0,
+                     tls=None) -> HttpFront:
+    """Bind ``host:port`` (0 = any free port) and serve; raises OSError when the port is taken.
+    With ``tls`` (a ``TLSConfig`` with a certificate) it serves HTTPS, the certificate re-read when its files change."""
+    from ponder.common.tls import http_ssl_context, watch_http_context
+
+    ssl_context = http_ssl_context(tls)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # proto IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say they are TCP, and
     # without it a response's header and body writes wait out the client's delayed ACK (~40 ms).
@@ -58,7 +67,8 @@ async def start_http(path_of: Callable[[], RequestPath], host: str, port: int, g
     sock.listen(1024)
     sock.setblocking(False)
     config = uvicorn.Config(build_app(path_of), log_level="warning", access_log=False, lifespan="off",
-                            timeout_graceful_shutdown=grace_s, server_header=False)
+                            timeout_graceful_shutdown=grace_s, server_header=False,
+                            ssl_context_factory=(lambda _config, _default: ssl_context) if ssl_context else None)
     server = _Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
@@ -66,4 +76,5 @@ async def start_http(path_of: Callable[[], RequestPath], host: str, port: int, g
             task.result()  # raises what stopped it
             raise RuntimeError("HTTP front stopped while starting")
         await asyncio.sleep(0.005)
-    return HttpFront(server, task, host, sock.getsockname()[1])
+    watcher = asyncio.create_task(watch_http_context(ssl_context, tls)) if ssl_context else None
+    return HttpFront(server, task, host, sock.getsockname()[1], watcher)
