@@ -126,3 +126,38 @@ affinity:
 {{- range .Values.imagePullSecrets }}{{- $names = append $names .name -}}{{- end -}}
 {{- join "," $names -}}
 {{- end -}}
+
+{{/* OpenTelemetry env of a ponder container, empty while observability.otlp.endpoint is: (dict "ctx" $ "service" "ponder-router") */}}
+{{- define "ponder.otelEnv" -}}
+{{- $o := .ctx.Values.observability.otlp -}}
+{{- if $o.endpoint }}
+- {name: OTEL_TRACES_EXPORTER, value: otlp}
+- {name: OTEL_EXPORTER_OTLP_ENDPOINT, value: {{ $o.endpoint | quote }}}
+- {name: OTEL_EXPORTER_OTLP_INSECURE, value: {{ $o.insecure | quote }}}
+- {name: OTEL_SERVICE_NAME, value: {{ .service | quote }}}
+- {name: OTEL_TRACES_SAMPLER, value: parentbased_traceidratio}
+- {name: OTEL_TRACES_SAMPLER_ARG, value: {{ $o.samplerRatio | toString | quote }}}
+- name: OTEL_K8S_POD_NAME
+  valueFrom: {fieldRef: {fieldPath: metadata.name}}
+- name: OTEL_K8S_NAMESPACE
+  valueFrom: {fieldRef: {fieldPath: metadata.namespace}}
+{{- $attrs := list "k8s.pod.name=$(OTEL_K8S_POD_NAME)" "k8s.namespace.name=$(OTEL_K8S_NAMESPACE)" "service.instance.id=$(OTEL_K8S_POD_NAME)" (printf "service.namespace=%s" .ctx.Release.Name) (printf "service.version=%s" .ctx.Chart.AppVersion) }}
+{{- range $k, $v := $o.resourceAttributes }}
+{{- $attrs = append $attrs (printf "%s=%s" $k $v) }}
+{{- end }}
+- {name: OTEL_RESOURCE_ATTRIBUTES, value: {{ join "," $attrs | quote }}}
+{{- if $o.headersSecret }}
+- name: OTEL_EXPORTER_OTLP_HEADERS
+  valueFrom: {secretKeyRef: {name: {{ $o.headersSecret | quote }}, key: headers}}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* Resource attributes the operator adds to pool pods' spans: release and the user's attributes. */}}
+{{- define "ponder.poolOtelAttributes" -}}
+{{- $attrs := list (printf "service.namespace=%s" .Release.Name) (printf "service.version=%s" .Chart.AppVersion) -}}
+{{- range $k, $v := .Values.observability.otlp.resourceAttributes -}}
+{{- $attrs = append $attrs (printf "%s=%s" $k $v) -}}
+{{- end -}}
+{{- join "," $attrs -}}
+{{- end -}}
