@@ -19,6 +19,7 @@ from ponder.common.config import PonderConfig
 from ponder.common.errors import InvalidArgument, PonderError, Unavailable
 from ponder.common.grpcutil import create_server as _create_server
 from ponder.common.grpcutil import mark_serving, stop_server
+from ponder.common.telemetry import Tracing, server_interceptor
 from ponder.consolidation.metrics import ConsolidatorMetrics
 from ponder.consolidation.policy import PolicyBook
 from ponder.consolidation.pools import PoolDirectory
@@ -197,9 +198,10 @@ async def _watch_policies(book: PolicyBook, poll_s: float, stop: asyncio.Event) 
 
 async def start(cfg: PonderConfig, redis_url: str, address: str, serve_address: str | None = None,
                 policy_file: str | None = None, registry: StrategyRegistry | None = None,
-                load=None) -> ConsolidatorServer:
+                load=None, tracing: Tracing | None = None) -> ConsolidatorServer:
     """Start a Consolidator server with its workers and mark it SERVING. ``address`` may end in :0.
-    ``load`` replaces the pools' Stats reading (pool name -> (queue_depth, running))."""
+    ``load`` replaces the pools' Stats reading (pool name -> (queue_depth, running)). ``tracing``
+    (default: from the OTEL_* environment) spans every RPC and job, continuing the caller's trace."""
     import redis.asyncio as aioredis
 
     c = cfg.consolidator
@@ -213,11 +215,13 @@ async def start(cfg: PonderConfig, redis_url: str, address: str, serve_address: 
     metrics_server = None
     if os.environ.get("PONDER_METRICS_PORT"):
         metrics_server, _ = metrics.serve(int(os.environ["PONDER_METRICS_PORT"]))
-    workers = [Worker(repo, c, registry, book, pools, gate, metrics=metrics) for _ in range(c.workers)]
+    tracing = tracing or Tracing.from_env("ponder-consolidator")
+    workers = [Worker(repo, c, registry, book, pools, gate, metrics=metrics, tracing=tracing) for _ in range(c.workers)]
     servicer = ConsolidatorServicer(cfg, repo, registry, book, pools, gate, [w.name for w in workers])
     servicer.worker_metrics = metrics
     server, port, health = _create_server(
-        address, lambda s: consolidation_pb2_grpc.add_ConsolidatorServicer_to_server(servicer, s), [SERVICE]
+        address, lambda s: consolidation_pb2_grpc.add_ConsolidatorServicer_to_server(servicer, s), [SERVICE],
+        interceptors=[server_interceptor(tracing)],
     )
     await server.start()
     await mark_serving(health, [SERVICE])
