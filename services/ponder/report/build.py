@@ -10,6 +10,7 @@ It fails as well when no section has data, so an empty report is never written.
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 
 from ponder.common.errors import InvalidArgument
@@ -73,7 +74,7 @@ def render_section(sec: Section, data: dict, src: pathlib.Path, out_dir: pathlib
         raise ReportInputError(src, f"cannot draw {sec.name!r}: {detail}") from None
     how = f"`python bench/{sec.script}{''.join(' ' + a for a in run['args'])}`" if run else f"`bench/{sec.script}`"
     lines = [f"## {sec.title}", "", sec.what, "", f"![{sec.title}]({png.name})", "", *_table(rows), "",
-             f"Source: {how}, result in `{src.name}`"
+             f"Source: {how}, result in `{os.path.relpath(src, out_dir)}`"
              + (f" ({run['seconds']:.0f} s)" if run and "seconds" in run else "") + ".", ""]
     return lines
 
