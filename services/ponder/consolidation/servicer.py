@@ -175,6 +175,7 @@ class ConsolidatorServer:
     stop_event: asyncio.Event
     redis: object
     metrics_server: object = None
+    owned_tracing: Tracing | None = None  # made by ``start`` from the environment: flushed and closed on stop
 
     async def stop(self, grace_s: float = 5.0) -> None:
         self.stop_event.set()
@@ -187,6 +188,8 @@ class ConsolidatorServer:
         await self.redis.aclose()
         if self.metrics_server is not None:
             self.metrics_server.shutdown()
+        if self.owned_tracing is not None:
+            self.owned_tracing.shutdown()
 
 
 async def _watch_policies(book: PolicyBook, poll_s: float, stop: asyncio.Event) -> None:
@@ -215,7 +218,8 @@ async def start(cfg: PonderConfig, redis_url: str, address: str, serve_address: 
     metrics_server = None
     if os.environ.get("PONDER_METRICS_PORT"):
         metrics_server, _ = metrics.serve(int(os.environ["PONDER_METRICS_PORT"]))
-    tracing = tracing or Tracing.from_env("ponder-consolidator")
+    owned = None if tracing is not None else Tracing.from_env("ponder-consolidator")
+    tracing = tracing or owned
     workers = [Worker(repo, c, registry, book, pools, gate, metrics=metrics, tracing=tracing) for _ in range(c.workers)]
     servicer = ConsolidatorServicer(cfg, repo, registry, book, pools, gate, [w.name for w in workers])
     servicer.worker_metrics = metrics
@@ -228,4 +232,4 @@ async def start(cfg: PonderConfig, redis_url: str, address: str, serve_address: 
     stop = asyncio.Event()
     tasks = [asyncio.create_task(w.run(stop)) for w in workers]
     tasks.append(asyncio.create_task(_watch_policies(book, c.config_poll_s, stop)))
-    return ConsolidatorServer(server, port, health, servicer, tasks, stop, client, metrics_server)
+    return ConsolidatorServer(server, port, health, servicer, tasks, stop, client, metrics_server, owned)
