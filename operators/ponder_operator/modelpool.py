@@ -147,8 +147,7 @@ def otel_env(pool: str, settings: Settings) -> list[dict[str, Any]]:
     pod and namespace as resource attributes; [] while no endpoint is set."""
     if not settings.otlp_endpoint:
         return []
-    attrs = ["k8s.pod.name=$(OTEL_K8S_POD_NAME)", "k8s.namespace.name=$(OTEL_K8S_NAMESPACE)",
-             "service.instance.id=$(OTEL_K8S_POD_NAME)", f"ponder.pool={pool}"]
+    attrs = ["k8s.pod.name=$(OTEL_POD_NAME)", "k8s.namespace.name=$(OTEL_POD_NAMESPACE)", f"ponder.pool={pool}"]
     if settings.pool_otel_resource_attributes:
         attrs.append(settings.pool_otel_resource_attributes)
     return [
@@ -158,8 +157,8 @@ def otel_env(pool: str, settings: Settings) -> list[dict[str, Any]]:
         {"name": "OTEL_SERVICE_NAME", "value": f"ponder-pool-{pool}"},
         {"name": "OTEL_TRACES_SAMPLER", "value": "parentbased_traceidratio"},
         {"name": "OTEL_TRACES_SAMPLER_ARG", "value": settings.otel_sampler_arg},
-        {"name": "OTEL_K8S_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-        {"name": "OTEL_K8S_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        {"name": "OTEL_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "OTEL_POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
         {"name": "OTEL_RESOURCE_ATTRIBUTES", "value": ",".join(attrs)},
     ]
 

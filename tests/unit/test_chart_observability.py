@@ -20,6 +20,16 @@ def _otel(env: dict) -> dict:
     return {k: v for k, v in env.items() if k.startswith("OTEL_") or "OTEL" in k}
 
 
+def test_rendered_manifests_stay_yamllint_clean():
+    from yamllint import linter
+    from yamllint.config import YamlLintConfig
+
+    from test_helm_chart import YAMLLINT, render_stream
+
+    stream = render_stream(OTLP)
+    assert not [str(p) for p in linter.run(stream, YamlLintConfig(YAMLLINT))]
+
+
 def test_off_by_default():
     docs = render({})
     for suffix in COMPONENTS:
@@ -40,11 +50,11 @@ def test_endpoint_reaches_every_ponder_container_with_its_service_name():
         assert float(env["OTEL_TRACES_SAMPLER_ARG"]["value"]) == 0.25
         assert env["OTEL_EXPORTER_OTLP_HEADERS"]["valueFrom"] == {"secretKeyRef": {"name": "otel-auth", "key": "headers"}}
         attrs = dict(a.split("=", 1) for a in env["OTEL_RESOURCE_ATTRIBUTES"]["value"].split(","))
-        assert attrs["k8s.pod.name"] == "$(OTEL_K8S_POD_NAME)" and attrs["service.namespace"] == "demo"
+        assert attrs["k8s.pod.name"] == "$(OTEL_POD_NAME)" and attrs["service.namespace"] == "demo"
         assert attrs["deployment.environment"] == "prod"
         # Kubernetes expands $(VAR) only from variables defined earlier in the list.
-        assert names.index("OTEL_K8S_POD_NAME") < names.index("OTEL_RESOURCE_ATTRIBUTES")
-        assert env["OTEL_K8S_POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+        assert names.index("OTEL_POD_NAME") < names.index("OTEL_RESOURCE_ATTRIBUTES")
+        assert env["OTEL_POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
     op = _env(_deployment(docs, "-operator"))
     assert op["PONDER_POOL_OTEL_RESOURCE_ATTRIBUTES"]["value"] == "service.namespace=demo,service.version=0.1.0," \
                                                                    "deployment.environment=prod"

@@ -130,22 +130,26 @@ affinity:
 {{/* OpenTelemetry env of a ponder container, empty while observability.otlp.endpoint is: (dict "ctx" $ "service" "ponder-router") */}}
 {{- define "ponder.otelEnv" -}}
 {{- $o := .ctx.Values.observability.otlp -}}
-{{- if $o.endpoint }}
+{{- if $o.endpoint -}}
 - {name: OTEL_TRACES_EXPORTER, value: otlp}
 - {name: OTEL_EXPORTER_OTLP_ENDPOINT, value: {{ $o.endpoint | quote }}}
 - {name: OTEL_EXPORTER_OTLP_INSECURE, value: {{ $o.insecure | quote }}}
 - {name: OTEL_SERVICE_NAME, value: {{ .service | quote }}}
 - {name: OTEL_TRACES_SAMPLER, value: parentbased_traceidratio}
 - {name: OTEL_TRACES_SAMPLER_ARG, value: {{ $o.samplerRatio | toString | quote }}}
-- name: OTEL_K8S_POD_NAME
+- name: OTEL_POD_NAME
   valueFrom: {fieldRef: {fieldPath: metadata.name}}
-- name: OTEL_K8S_NAMESPACE
+- name: OTEL_POD_NAMESPACE
   valueFrom: {fieldRef: {fieldPath: metadata.namespace}}
-{{- $attrs := list "k8s.pod.name=$(OTEL_K8S_POD_NAME)" "k8s.namespace.name=$(OTEL_K8S_NAMESPACE)" "service.instance.id=$(OTEL_K8S_POD_NAME)" (printf "service.namespace=%s" .ctx.Release.Name) (printf "service.version=%s" .ctx.Chart.AppVersion) }}
+{{- $attrs := list "k8s.pod.name=$(OTEL_POD_NAME)" "k8s.namespace.name=$(OTEL_POD_NAMESPACE)" (printf "service.namespace=%s" .ctx.Release.Name) (printf "service.version=%s" .ctx.Chart.AppVersion) }}
 {{- range $k, $v := $o.resourceAttributes }}
 {{- $attrs = append $attrs (printf "%s=%s" $k $v) }}
 {{- end }}
-- {name: OTEL_RESOURCE_ATTRIBUTES, value: {{ join "," $attrs | quote }}}
+{{- /* One attribute a line: in a double-quoted YAML scalar an escaped line break joins lines with nothing between. */}}
+- name: OTEL_RESOURCE_ATTRIBUTES
+  value: "
+  {{- range $i, $a := $attrs }}{{ if $i }},\
+    {{ end }}{{ $a | quote | trimPrefix "\"" | trimSuffix "\"" }}{{ end }}"
 {{- if $o.headersSecret }}
 - name: OTEL_EXPORTER_OTLP_HEADERS
   valueFrom: {secretKeyRef: {name: {{ $o.headersSecret | quote }}, key: headers}}
