@@ -61,6 +61,14 @@ def inject_metadata(extra: Sequence[tuple[str, str]] = ()) -> list[tuple[str, st
     return [*extra, *carrier.items()]
 
 
+def trace_headers() -> dict[str, str]:
+    """W3C headers (``traceparent``, ``tracestate``) of the current span, for an HTTP call or an engine that
+    continues the trace; {} outside a recording span."""
+    carrier: dict[str, str] = {}
+    _PROPAGATOR.inject(carrier)
+    return carrier
+
+
 def current_traceparent() -> str:
     """The current span's W3C ``traceparent`` ("" outside a recording span): stored with work queued for later,
     so the worker that runs it continues the caller's trace."""
