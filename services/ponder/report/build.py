@@ -73,6 +73,8 @@ def render_section(sec: Section, data: dict, src: pathlib.Path, out_dir: pathlib
         detail = f"missing key {e.args[0]!r}" if isinstance(e, KeyError) else str(e)
         raise ReportInputError(src, f"cannot draw {sec.name!r}: {detail}") from None
     how = f"`python bench/{sec.script}{''.join(' ' + a for a in run['args'])}`" if run else f"`bench/{sec.script}`"
+    if run and run.get("mode"):
+        how += f" ({run['mode']} run)"
     lines = [f"## {sec.title}", "", sec.what, "", f"![{sec.title}]({png.name})", "", *_table(rows), "",
              f"Source: {how}, result in `{os.path.relpath(src, out_dir)}`"
              + (f" ({run['seconds']:.0f} s)" if run and "seconds" in run else "") + ".", ""]
@@ -104,8 +106,9 @@ def build_report(from_dir: pathlib.Path, out_dir: pathlib.Path | None = None,
         raise ReportInputError(from_dir, f"no benchmark results found (expected one of {expected})")
     head = ["# ponder benchmark report", ""]
     if runs:
-        head += [f"Mode: **{runs.get('mode', '?')}**, revision `{runs.get('revision', '?')}`, "
-                 f"run {runs.get('finished', '?')}.", ""]
+        modes = {r.get("mode", runs.get("mode", "?")) for n, r in runs.get("runs", {}).items() if n in names}
+        mode = modes.pop() if len(modes) == 1 else "mixed (see each section)"
+        head += [f"Mode: **{mode}**, revision `{runs.get('revision', '?')}`, run {runs.get('finished', '?')}.", ""]
     head += ["Every plot and figure below is drawn from the benchmarks' own JSON output in this folder; "
              "rerun with `ponder report` (or `ponder report --from DIR` for saved results).", ""]
     if missing:
