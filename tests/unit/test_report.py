@@ -100,6 +100,8 @@ def test_empty_folder_and_unknown_section_are_errors(tmp_path):
         build_report(tmp_path / "absent")
     with pytest.raises(Exception, match=r"--only: unknown section\(s\) nope"):
         build_report(FIXTURES, tmp_path, only=["nope"])
+    assert main(["report", "--quick", "--only", "budget,nope", "--out", str(tmp_path / "o")]) == 2
+    assert not (tmp_path / "o").exists()  # refused before anything ran
 
 
 def test_duplicate_section_name_is_refused():

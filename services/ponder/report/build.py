@@ -14,7 +14,7 @@ import os
 import pathlib
 
 from ponder.common.errors import InvalidArgument
-from ponder.report.sections import SECTIONS, Section
+from ponder.report.sections import SECTIONS, Section, check_names
 
 RUNS_FILE = "runs.json"
 
@@ -88,10 +88,7 @@ def build_report(from_dir: pathlib.Path, out_dir: pathlib.Path | None = None,
     out_dir = pathlib.Path(out_dir or from_dir)
     if not from_dir.is_dir():
         raise ReportInputError(from_dir, "no such folder of benchmark results")
-    names = only or list(SECTIONS)
-    unknown = [n for n in names if n not in SECTIONS]
-    if unknown:
-        raise InvalidArgument("--only", f"unknown section(s) {', '.join(unknown)}; known: {', '.join(SECTIONS)}")
+    names = check_names(only)
     runs = load_result(from_dir / RUNS_FILE) if (from_dir / RUNS_FILE).exists() else {}
     body: list[str] = []
     missing: list[str] = []

@@ -22,7 +22,7 @@ import time
 import ponder
 from ponder.common.errors import Aborted, FailedPrecondition
 from ponder.report.build import RUNS_FILE
-from ponder.report.sections import SECTIONS
+from ponder.report.sections import SECTIONS, check_names
 
 
 class BenchmarkFailed(Aborted):
@@ -58,7 +58,7 @@ def run_benchmarks(out_dir: pathlib.Path, quick: bool, names: list[str] | None =
     """Run the sections' benchmarks (quick or full arguments, or ``args_for[name]`` where given) into ``out_dir``;
     returns ``out_dir``."""
     bench_dir = pathlib.Path(bench_dir or default_bench_dir())
-    names = names or list(SECTIONS)
+    names = check_names(names)
     missing = [n for n in names if not (bench_dir / SECTIONS[n].script).is_file()]
     if missing:
         raise NoBenchDir(bench_dir)

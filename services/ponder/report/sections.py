@@ -38,6 +38,16 @@ def register(section: Section) -> Section:
     return section
 
 
+def check_names(names: list[str] | None) -> list[str]:
+    """``names`` (all sections when None or empty); InvalidArgument naming --only for an unknown one."""
+    from ponder.common.errors import InvalidArgument
+
+    unknown = [n for n in names or () if n not in SECTIONS]
+    if unknown:
+        raise InvalidArgument("--only", f"unknown section(s) {', '.join(unknown)}; known: {', '.join(SECTIONS)}")
+    return list(names or SECTIONS)
+
+
 def _f(x, digits: int = 3) -> str:
     return "n/a" if x is None else f"{x:.{digits}f}" if isinstance(x, float) else str(x)
 
