@@ -92,3 +92,28 @@ def tree_memory_mb(root: int) -> tuple[float, float]:
 def emit(result: dict) -> None:
     """Print the one JSON object a benchmark reports, last."""
     print(json.dumps(result, sort_keys=True))
+
+
+def thin(values, points: int = 201) -> list[float]:
+    """At most ``points`` evenly spaced entries of ``values`` (first and last always kept), rounded for JSON.
+    Lets a benchmark's JSON carry the series its plot draws without carrying every sample."""
+    n = len(values)
+    if n <= points:
+        idx = range(n)
+    else:
+        idx = sorted({round(i * (n - 1) / (points - 1)) for i in range(points)})
+    return [round(float(values[i]), 6) for i in idx]
+
+
+def quantiles(values, points: int = 101) -> list[float]:
+    """``points`` nearest-rank quantiles from 0 to 100 % (a CDF's support), in the values' unit; [] when empty."""
+    if not len(values):
+        return []
+    return [round(percentile(values, 100 * i / (points - 1)), 6) for i in range(points)]
+
+
+def spread(items: list, count: int) -> list:
+    """``count`` items evenly spread over ``items`` (all of them when count is 0 or covers the list)."""
+    if count <= 0 or count >= len(items):
+        return list(items)
+    return [items[round(i * (len(items) - 1) / (count - 1))] for i in range(count)] if count > 1 else [items[0]]

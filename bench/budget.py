@@ -20,7 +20,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from _common import MMLU_DIR as DATA, MMLU_STRONG as STRONG, MMLU_WEAK as WEAK  # noqa: E402
+from _common import MMLU_DIR as DATA, MMLU_STRONG as STRONG, MMLU_WEAK as WEAK, spread, thin  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--target-share", type=float, default=0.3,
                     help="target cost as weak + share x (strong - weak) of the mean per-request costs")
     ap.add_argument("--step", type=float, default=0.02)
+    ap.add_argument("--max-files", type=int, default=0,
+                    help="use this many of the tables, evenly spread over the sorted list (0: all; quick runs)")
     args = ap.parse_args(argv)
 
     from ponder.common.config import parse_config
@@ -41,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     from ponder.router.training.outcomes import load_outcomes
     from ponder.router.types import Request
 
-    table = load_outcomes(sorted(DATA.glob("*.csv")), [WEAK, STRONG])
+    table = load_outcomes(spread(sorted(DATA.glob("*.csv")), args.max_files), [WEAK, STRONG])
     cv = cross_validate(table, WEAK, STRONG, 5, True, keep_scores=True)
     probs = np.column_stack([cv["oof_probs"][WEAK], cv["oof_probs"][STRONG]])
 
@@ -92,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     ctl = DualAscent(target_compute_units=target, step=args.step)
     policy.set_budget(ctl)
 
+    lambdas = np.empty(len(rows))
+
     async def replay() -> tuple[np.ndarray, np.ndarray]:
         costs, correct = np.empty(len(rows)), np.empty(len(rows), dtype=bool)
         for k, i in enumerate(rows):
@@ -100,10 +104,12 @@ def main(argv: list[str] | None = None) -> int:
             costs[k] = plan.expected_compute_units
             correct[k] = w[i] if plan.pool == "small" else s[i]
             ctl.observe(costs[k])
+            lambdas[k] = ctl.lambda_per_cu()
         return costs, correct
 
     costs, correct = asyncio.run(replay())
-    tail = slice(1000, None)
+    warmup = min(1000, len(rows) // 10)
+    tail = slice(warmup, None)
     realised = float(costs[tail].mean())
     share = (realised - cost_w[tail].mean()) / (cost_s[tail].mean() - cost_w[tail].mean())
     uniform = float(w[rows][tail].mean() + share * (s[rows][tail].mean() - w[rows][tail].mean()))
@@ -113,7 +119,11 @@ def main(argv: list[str] | None = None) -> int:
         "uniform_accuracy": round(uniform, 4), "strong_share": round(float(share), 4),
         "weak_only_accuracy": round(float(w[rows][tail].mean()), 4),
         "strong_only_accuracy": round(float(s[rows][tail].mean()), 4), "final_lambda_per_cu": ctl.lambda_per_cu(),
-        "measured_over": "last 9000 requests",
+        "measured_over": f"last {len(rows) - warmup} requests",
+        # Thinned series for plots drawn from this JSON alone: request index, running mean cost, λ.
+        "series": {"request": thin(np.arange(1, len(rows) + 1)),
+                   "running_mean_compute_units": thin(np.cumsum(costs) / np.arange(1, len(costs) + 1)),
+                   "lambda_per_cu": thin(lambdas)},
     }
     if args.plot:
         import matplotlib

@@ -16,7 +16,7 @@ import sys
 import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from _common import MMLU_DIR as DATA, MMLU_STRONG as STRONG, MMLU_WEAK as WEAK  # noqa: E402
+from _common import MMLU_DIR as DATA, MMLU_STRONG as STRONG, MMLU_WEAK as WEAK, spread, thin  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,13 +25,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--classifier", default="hashed-gbt")
     ap.add_argument("--params", default="{}", help="classifier params as JSON")
+    ap.add_argument("--max-files", type=int, default=0,
+                    help="use this many of the tables, evenly spread over the sorted list (0: all; quick runs)")
     args = ap.parse_args(argv)
 
     from ponder.router.training import metrics as M
     from ponder.router.training.evaluate import cross_validate
     from ponder.router.training.outcomes import load_outcomes
 
-    files = sorted(DATA.glob("*.csv"))
+    files = spread(sorted(DATA.glob("*.csv")), args.max_files)
     if not files:
         print(f"no outcome tables under {DATA}", file=sys.stderr)
         return 1
@@ -46,13 +48,18 @@ def main(argv: list[str] | None = None) -> int:
         res["per_fold_apgr"] = [round(f["apgr"], 4) for f in res.pop("per_fold")]
         res["seconds"] = round(time.perf_counter() - t0, 1)
         out[name] = res
-        if grouped and args.plot:
+        if not grouped:
+            continue
+        w, s = table.labels(WEAK), table.labels(STRONG)
+        curves = {"router": M.router_curve(scores, w, s), "random": M.random_curve(w, s),
+                  "oracle": M.oracle_curve(w, s)}
+        # The grouped out-of-fold curves, thinned, so a report can draw them from this JSON alone.
+        out["curves"] = {"acc_weak": curves["router"].acc_weak, "acc_strong": curves["router"].acc_strong,
+                         **{k: {"strong_share": thin(c.x), "accuracy": thin(c.acc)} for k, c in curves.items()}}
+        if args.plot:
             from ponder.router.training.plot import plot_curves
 
-            w, s = table.labels(WEAK), table.labels(STRONG)
-            plot_curves(args.plot, {"router": M.router_curve(scores, w, s), "random": M.random_curve(w, s),
-                                    "oracle": M.oracle_curve(w, s)},
-                        title=f"MMLU, {args.folds}-fold grouped by subject (out-of-fold)")
+            plot_curves(args.plot, curves, title=f"MMLU, {args.folds}-fold grouped by subject (out-of-fold)")
             out["plot"] = args.plot
     out["apgr_grouped"] = out["grouped"]["apgr"]
     out["apgr_random_folds"] = out["random_folds"]["apgr"]

@@ -210,6 +210,32 @@ class Metrics(_V):
     grafanaDashboard: GrafanaDashboard = Field(default_factory=GrafanaDashboard, description="Grafana dashboard.")
 
 
+class Otlp(_V):
+    endpoint: str = Field(
+        "", description="OTLP/gRPC collector URL every ponder container (and every pool pod the operator creates) "
+        "exports traces to, e.g. http://otel-collector.observability:4317; empty: no export (off).",
+    )
+    insecure: bool = Field(True, description="Plaintext gRPC to the collector (OTEL_EXPORTER_OTLP_INSECURE); false: TLS.")
+    headersSecret: str = Field(
+        "", pattern=r"^([a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?)?$",
+        description="Secret whose key `headers` holds OTEL_EXPORTER_OTLP_HEADERS (e.g. an auth header) for the "
+        "release's containers; empty: none.",
+    )
+    samplerRatio: float = Field(
+        1.0, ge=0.0, le=1.0,
+        description="Share of new traces sampled (parentbased_traceidratio); a caller's sampled flag wins.",
+    )
+    resourceAttributes: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra OTel resource attributes on every span (e.g. deployment.environment: prod); values "
+        "percent-encoded where they hold ',' or '='.",
+    )
+
+
+class Observability(_V):
+    otlp: Otlp = Field(default_factory=Otlp, description="OpenTelemetry trace export over OTLP (off by default).")
+
+
 class NetworkPolicy(_V):
     enabled: bool = Field(True, description="Render NetworkPolicies.")
     routerIngressFrom: list[dict[str, Any]] = Field(
@@ -272,6 +298,7 @@ class ChartValues(_V):
         default_factory=list, description="ConsolidationPolicies the release creates."
     )
     metrics: Metrics = Field(default_factory=Metrics, description="Prometheus integration.")
+    observability: Observability = Field(default_factory=Observability, description="OpenTelemetry tracing.")
     networkPolicy: NetworkPolicy = Field(default_factory=NetworkPolicy, description="NetworkPolicies.")
     tls: TLSValues = Field(default_factory=TLSValues, description="TLS and mutual TLS of ponder's servers.")
     podSecurityContext: dict[str, Any] = Field(default_factory=dict, description="Pod securityContext of every pod.")

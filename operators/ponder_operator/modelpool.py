@@ -142,6 +142,27 @@ _POD_SECURITY = {"runAsNonRoot": True, "runAsUser": 1000, "fsGroup": 1000, "secc
 _CONTAINER_SECURITY = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
 
 
+def otel_env(pool: str, settings: Settings) -> list[dict[str, Any]]:
+    """OpenTelemetry env of a pool's pods: OTLP export as the operator's own, service ``ponder-pool-NAME``,
+    pod and namespace as resource attributes; [] while no endpoint is set."""
+    if not settings.otlp_endpoint:
+        return []
+    attrs = ["k8s.pod.name=$(OTEL_POD_NAME)", "k8s.namespace.name=$(OTEL_POD_NAMESPACE)", f"ponder.pool={pool}"]
+    if settings.pool_otel_resource_attributes:
+        attrs.append(settings.pool_otel_resource_attributes)
+    return [
+        {"name": "OTEL_TRACES_EXPORTER", "value": "otlp"},
+        {"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": settings.otlp_endpoint},
+        {"name": "OTEL_EXPORTER_OTLP_INSECURE", "value": settings.otlp_insecure},
+        {"name": "OTEL_SERVICE_NAME", "value": f"ponder-pool-{pool}"},
+        {"name": "OTEL_TRACES_SAMPLER", "value": "parentbased_traceidratio"},
+        {"name": "OTEL_TRACES_SAMPLER_ARG", "value": settings.otel_sampler_arg},
+        {"name": "OTEL_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "OTEL_POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        {"name": "OTEL_RESOURCE_ATTRIBUTES", "value": ",".join(attrs)},
+    ]
+
+
 def _pod_template(
     name: str, container: str, image: str, resources: dict, settings: Settings, ports: list[dict],
     spec: ModelPoolSpec, worker: bool,
@@ -161,6 +182,7 @@ def _pod_template(
     if worker and spec.resources.shared_memory:
         volumes.append({"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": spec.resources.shared_memory}})
         mounts.append({"name": "dshm", "mountPath": "/dev/shm"})
+    env += otel_env(name, settings)
     env += [e.model_dump(exclude_none=True) for e in o.env]
     volumes += [v.model_dump(mode="json") for v in o.volumes]
     mounts += [m.model_dump(exclude_none=True, exclude_defaults=False) for m in o.volumeMounts]

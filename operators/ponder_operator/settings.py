@@ -26,6 +26,11 @@ class Settings:
     node_idle_timeout_s: int = 60
     request_timeout_s: float = 10.0
     labels: dict[str, str] = field(default_factory=lambda: {"app.kubernetes.io/part-of": "ponder"})
+    # OpenTelemetry export the operator hands on to pool pods (the chart's observability.otlp); "" endpoint: off.
+    otlp_endpoint: str = ""
+    otlp_insecure: str = "true"
+    otel_sampler_arg: str = "1"
+    pool_otel_resource_attributes: str = ""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -47,4 +52,8 @@ class Settings:
             worker_ceiling=int(e.get("PONDER_WORKER_CEILING", d.worker_ceiling)),
             node_idle_timeout_s=int(e.get("PONDER_NODE_IDLE_TIMEOUT_S", d.node_idle_timeout_s)),
             request_timeout_s=float(e.get("PONDER_API_TIMEOUT_S", d.request_timeout_s)),
+            otlp_endpoint=e.get("OTEL_EXPORTER_OTLP_ENDPOINT", d.otlp_endpoint),
+            otlp_insecure=e.get("OTEL_EXPORTER_OTLP_INSECURE", d.otlp_insecure),
+            otel_sampler_arg=e.get("OTEL_TRACES_SAMPLER_ARG", d.otel_sampler_arg),
+            pool_otel_resource_attributes=e.get("PONDER_POOL_OTEL_RESOURCE_ATTRIBUTES", d.pool_otel_resource_attributes),
         )

@@ -308,6 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     from ponder.voting import cli as vote_cli
 
     from ponder import top
+    from ponder.report import cli as report_cli
 
     cli_router.add_parser(sub)
     vote_cli.add_parser(sub)
@@ -316,6 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_keys.add_parser(sub)
     softcot_cli.add_parser(sub)
     samples_cli.add_parser(sub)
+    report_cli.add_parser(sub)
     return ap
 
 

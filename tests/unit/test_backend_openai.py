@@ -173,6 +173,21 @@ async def test_stream_of_completions_without_usage():
     await b.close()
 
 
+async def test_the_pools_trace_context_goes_to_the_server():
+    from ponder.common.telemetry import Tracing
+
+    rec = Recorder()
+    b = backend(rec)
+    await collect(b, params())
+    assert "traceparent" not in rec.requests[0].headers  # no span, nothing to continue
+    tracing = Tracing("test")
+    with tracing.tracer.start_as_current_span("pool.generate") as span:
+        await collect(b, params())
+    tid = format(span.get_span_context().trace_id, "032x")
+    assert rec.requests[1].headers["traceparent"].split("-")[1] == tid
+    await b.close()
+
+
 async def test_stream_of_chat_with_usage_and_api_key(monkeypatch):
     monkeypatch.setenv("POOL_KEY", "sk-secret")
     rec = Recorder(VLLM_CHAT_SSE)

@@ -82,8 +82,9 @@ class ScriptedEngine:
         self.aborted: list[str] = []
         self.shut_down = False
 
-    async def generate(self, prompt, sampling, request_id):
+    async def generate(self, prompt, sampling, request_id, trace_headers=None):
         self.calls.append((prompt, sampling, request_id))
+        self.trace_headers = trace_headers
         for i, (text, n, finish) in enumerate(self.snapshots):
             if i == self.fail_at:
                 raise RuntimeError("CUDA error: out of memory")
@@ -124,6 +125,18 @@ async def test_request_ids_are_unique_per_call():
     await collect(b, p)
     await collect(b, p)
     assert eng.calls[0][2] != eng.calls[1][2]
+
+
+async def test_the_pools_trace_context_goes_to_the_engine():
+    from ponder.common.telemetry import Tracing
+
+    eng = ScriptedEngine([("a", 1, "stop")])
+    b = engine_with(eng)
+    await collect(b, GenParams(prompt="x", max_tokens=1))
+    assert eng.trace_headers is None
+    with Tracing("test").tracer.start_as_current_span("pool.generate") as span:
+        await collect(b, GenParams(prompt="x", max_tokens=1))
+    assert eng.trace_headers["traceparent"].split("-")[1] == format(span.get_span_context().trace_id, "032x")
 
 
 async def test_messages_are_flattened_into_the_prompt():

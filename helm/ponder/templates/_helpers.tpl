@@ -143,6 +143,36 @@ affinity:
 {{- end }}
 {{- end -}}
 
+{{/* OpenTelemetry env of a ponder container, empty while observability.otlp.endpoint is: (dict "ctx" $ "service" "ponder-router") */}}
+{{- define "ponder.otelEnv" -}}
+{{- $o := .ctx.Values.observability.otlp -}}
+{{- if $o.endpoint -}}
+- {name: OTEL_TRACES_EXPORTER, value: otlp}
+- {name: OTEL_EXPORTER_OTLP_ENDPOINT, value: {{ $o.endpoint | quote }}}
+- {name: OTEL_EXPORTER_OTLP_INSECURE, value: {{ $o.insecure | quote }}}
+- {name: OTEL_SERVICE_NAME, value: {{ .service | quote }}}
+- {name: OTEL_TRACES_SAMPLER, value: parentbased_traceidratio}
+- {name: OTEL_TRACES_SAMPLER_ARG, value: {{ $o.samplerRatio | toString | quote }}}
+- name: OTEL_POD_NAME
+  valueFrom: {fieldRef: {fieldPath: metadata.name}}
+- name: OTEL_POD_NAMESPACE
+  valueFrom: {fieldRef: {fieldPath: metadata.namespace}}
+{{- $attrs := list "k8s.pod.name=$(OTEL_POD_NAME)" "k8s.namespace.name=$(OTEL_POD_NAMESPACE)" (printf "service.namespace=%s" .ctx.Release.Name) (printf "service.version=%s" .ctx.Chart.AppVersion) }}
+{{- range $k, $v := $o.resourceAttributes }}
+{{- $attrs = append $attrs (printf "%s=%s" $k $v) }}
+{{- end }}
+{{- /* One attribute a line: in a double-quoted YAML scalar an escaped line break joins lines with nothing between. */}}
+- name: OTEL_RESOURCE_ATTRIBUTES
+  value: "
+  {{- range $i, $a := $attrs }}{{ if $i }},\
+    {{ end }}{{ $a | quote | trimPrefix "\"" | trimSuffix "\"" }}{{ end }}"
+{{- if $o.headersSecret }}
+- name: OTEL_EXPORTER_OTLP_HEADERS
+  valueFrom: {secretKeyRef: {name: {{ $o.headersSecret | quote }}, key: headers}}
+{{- end }}
+{{- end }}
+{{- end -}}
+
 {{- define "ponder.tlsMounts" -}}
 {{- if .Values.tls.enabled }}
 - {name: tls, mountPath: /etc/ponder-tls, readOnly: true}
@@ -174,4 +204,13 @@ tcpSocket: {port: {{ .port }}}
 {{- else -}}
 grpc: {port: {{ .port }}}
 {{- end -}}
+{{- end -}}
+
+{{/* Resource attributes the operator adds to pool pods' spans: release and the user's attributes. */}}
+{{- define "ponder.poolOtelAttributes" -}}
+{{- $attrs := list (printf "service.namespace=%s" .Release.Name) (printf "service.version=%s" .Chart.AppVersion) -}}
+{{- range $k, $v := .Values.observability.otlp.resourceAttributes -}}
+{{- $attrs = append $attrs (printf "%s=%s" $k $v) -}}
+{{- end -}}
+{{- join "," $attrs -}}
 {{- end -}}

@@ -61,6 +61,35 @@ def inject_metadata(extra: Sequence[tuple[str, str]] = ()) -> list[tuple[str, st
     return [*extra, *carrier.items()]
 
 
+def trace_headers() -> dict[str, str]:
+    """W3C headers (``traceparent``, ``tracestate``) of the current span, for an HTTP call or an engine that
+    continues the trace; {} outside a recording span."""
+    carrier: dict[str, str] = {}
+    _PROPAGATOR.inject(carrier)
+    return carrier
+
+
+def current_traceparent() -> str:
+    """The current span's W3C ``traceparent`` ("" outside a recording span): stored with work queued for later,
+    so the worker that runs it continues the caller's trace."""
+    carrier: dict[str, str] = {}
+    _PROPAGATOR.inject(carrier)
+    return carrier.get("traceparent", "")
+
+
+def context_from_traceparent(traceparent: str) -> otel_context.Context:
+    """Context whose parent is the span ``traceparent`` names (an empty context for "" or a malformed value)."""
+    return _PROPAGATOR.extract({"traceparent": traceparent} if traceparent else {})
+
+
+def server_interceptor(tracing: Tracing):
+    """OpenTelemetry's own grpc.aio server interceptor (one span per RPC, W3C context from the metadata),
+    on this ``Tracing``'s provider."""
+    from opentelemetry.instrumentation.grpc import aio_server_interceptor
+
+    return aio_server_interceptor(tracer_provider=tracing.provider)
+
+
 def extract_metadata(metadata: Iterable[tuple[str, str | bytes]] | None) -> otel_context.Context:
     """Context of the caller's span, from incoming gRPC metadata (empty when absent)."""
     carrier = {}

@@ -31,6 +31,7 @@ import redis.exceptions
 
 from ponder.common.config import ConsolidatorConfig
 from ponder.common.crd_models import ConsolidationPolicySpec
+from ponder.common.telemetry import Tracing, context_from_traceparent
 from ponder.common.errors import BackendError, DeadlineExceeded, PonderError, PoolOverloaded, PoolUnavailable
 from ponder.consolidation.metrics import ConsolidatorMetrics
 from ponder.consolidation.policy import PolicyBook, in_schedule, is_idle
@@ -103,8 +104,10 @@ class Worker:
     """One job at a time from the shared stream; see the module docstring."""
 
     def __init__(self, repo: ContextRepo, cfg: ConsolidatorConfig, registry: StrategyRegistry, policies: PolicyBook,
-                 pools, gate: IdleGate, name: str | None = None, metrics: ConsolidatorMetrics | None = None):
+                 pools, gate: IdleGate, name: str | None = None, metrics: ConsolidatorMetrics | None = None,
+                 tracing: Tracing | None = None):
         self.repo, self.redis, self.cfg = repo, repo.redis, cfg
+        self.tracer = (tracing or Tracing("ponder-consolidator")).tracer
         self.metrics = metrics or ConsolidatorMetrics()
         self.registry, self.policies, self.pools, self.gate = registry, policies, pools, gate
         self.name = name or worker_name()
@@ -188,10 +191,19 @@ class Worker:
     async def process(self, job_id: str, stop: asyncio.Event) -> bool:
         """Run one job to an end state; True when its stream entry may be acknowledged
         (finished, failed, superseded, unknown), False when it stays pending (stopping,
-        or another worker has taken it over)."""
+        or another worker has taken it over). The job's span continues the trace of
+        whoever queued it, and the pool calls under it carry that trace on."""
         job = await self.repo.job(job_id)
         if job is None or job.state in TERMINAL:
             return True
+        with self.tracer.start_as_current_span(
+            "consolidator.job", context=context_from_traceparent(job.traceparent),
+            attributes={"ponder.context_id": job.context_id, "ponder.job_id": job_id},
+        ):
+            return await self._process(job, stop)
+
+    async def _process(self, job: JobRecord, stop: asyncio.Event) -> bool:
+        job_id = job.job_id
         try:
             rec = await self.repo.info(job.context_id, with_text=True)
         except ContextNotFound:

@@ -20,6 +20,7 @@ from ponder.common.errors import InvalidArgument, PonderError, Unavailable
 from ponder.common.grpcutil import create_server as _create_server
 from ponder.common.grpcutil import mark_serving, stop_server
 from ponder.common.guard import server_guard
+from ponder.common.telemetry import Tracing, server_interceptor
 from ponder.consolidation.metrics import ConsolidatorMetrics
 from ponder.consolidation.policy import PolicyBook
 from ponder.consolidation.pools import PoolDirectory
@@ -177,6 +178,7 @@ class ConsolidatorServer:
     stop_event: asyncio.Event
     redis: object
     metrics_server: object = None
+    owned_tracing: Tracing | None = None  # made by ``start`` from the environment: flushed and closed on stop
 
     async def stop(self, grace_s: float = 5.0) -> None:
         self.stop_event.set()
@@ -189,6 +191,8 @@ class ConsolidatorServer:
         await self.redis.aclose()
         if self.metrics_server is not None:
             self.metrics_server.shutdown()
+        if self.owned_tracing is not None:
+            self.owned_tracing.shutdown()
 
 
 async def _watch_policies(book: PolicyBook, poll_s: float, stop: asyncio.Event) -> None:
@@ -200,9 +204,10 @@ async def _watch_policies(book: PolicyBook, poll_s: float, stop: asyncio.Event) 
 
 async def start(cfg: PonderConfig, redis_url: str, address: str, serve_address: str | None = None,
                 policy_file: str | None = None, registry: StrategyRegistry | None = None,
-                load=None) -> ConsolidatorServer:
+                load=None, tracing: Tracing | None = None) -> ConsolidatorServer:
     """Start a Consolidator server with its workers and mark it SERVING. ``address`` may end in :0.
-    ``load`` replaces the pools' Stats reading (pool name -> (queue_depth, running))."""
+    ``load`` replaces the pools' Stats reading (pool name -> (queue_depth, running)). ``tracing``
+    (default: from the OTEL_* environment) spans every RPC and job, continuing the caller's trace."""
     import redis.asyncio as aioredis
 
     c = cfg.consolidator
@@ -221,16 +226,18 @@ async def start(cfg: PonderConfig, redis_url: str, address: str, serve_address: 
     metrics_server = None
     if os.environ.get("PONDER_METRICS_PORT"):
         metrics_server, _ = metrics.serve(int(os.environ["PONDER_METRICS_PORT"]))
-    workers = [Worker(repo, c, registry, book, pools, gate, metrics=metrics) for _ in range(c.workers)]
+    owned = None if tracing is not None else Tracing.from_env("ponder-consolidator")
+    tracing = tracing or owned
+    workers = [Worker(repo, c, registry, book, pools, gate, metrics=metrics, tracing=tracing) for _ in range(c.workers)]
     servicer = ConsolidatorServicer(cfg, repo, registry, book, pools, gate, [w.name for w in workers])
     servicer.worker_metrics = metrics
     server, port, health = _create_server(
         address, lambda s: consolidation_pb2_grpc.add_ConsolidatorServicer_to_server(servicer, s), [SERVICE],
-        interceptors=guard.interceptors, credentials=guard.credentials,
+        interceptors=[server_interceptor(tracing), *guard.interceptors], credentials=guard.credentials,
     )
     await server.start()
     await mark_serving(health, [SERVICE])
     stop = asyncio.Event()
     tasks = [asyncio.create_task(w.run(stop)) for w in workers]
     tasks.append(asyncio.create_task(_watch_policies(book, c.config_poll_s, stop)))
-    return ConsolidatorServer(server, port, health, servicer, tasks, stop, client, metrics_server)
+    return ConsolidatorServer(server, port, health, servicer, tasks, stop, client, metrics_server, owned)

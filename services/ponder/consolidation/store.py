@@ -24,6 +24,7 @@ import uuid
 from typing import Any, Callable
 
 from ponder.common.errors import InvalidArgument, NotFound
+from ponder.common.telemetry import current_traceparent
 
 
 PREFIX = "ponder:context:"
@@ -124,6 +125,8 @@ class JobRecord:
     updated_at: float = 0.0
     worker: str = ""
     progress_text: str = ""
+    # W3C traceparent of whoever queued the job (a router request, a Consolidate call); "" when untraced.
+    traceparent: str = ""
 
     INTS = ("passes", "steps_done", "steps_total", "attempts", "model_tokens_in", "model_tokens_out")
     FLOATS = ("compute_units", "created_at", "updated_at")
@@ -279,7 +282,7 @@ class ContextRepo:
             version = (await self.info(context_id)).version
         now = self.clock()
         job = JobRecord(uuid.uuid4().hex, context_id, version, strategy, passes, pool,
-                        steps_total=steps_total, created_at=now, updated_at=now)
+                        steps_total=steps_total, created_at=now, updated_at=now, traceparent=current_traceparent())
         pk = self._pending_key(job)
         if not await self.redis.set(pk, job.job_id, nx=True, ex=7 * 86400):
             existing = await self.redis.get(pk)

@@ -20,6 +20,7 @@ import httpx
 
 from ponder.common.config import OpenAIBackend
 from ponder.common.errors import BackendError, BackendUnavailable
+from ponder.common.telemetry import trace_headers
 from ponder.pools.backends.base import Backend, Delta, Done, GenParams, flatten_messages
 
 _ERROR_BODY_CHARS = 500
@@ -191,7 +192,8 @@ class OpenAICompatBackend(Backend):
         if self._client is None or self._headers is None:
             await self.start()
         url = self.cfg.base_url + request_path(self.cfg)
-        headers = dict(self._headers)
+        # The pool's span travels on, so a server that traces (vLLM, SGLang with OTel on) continues it.
+        headers = {**self._headers, **trace_headers()}
         if params.request_id:
             headers["X-Request-Id"] = params.request_id
         request = self._client.build_request("POST", url, json=completion_body(params, self.cfg), headers=headers)

@@ -14,6 +14,7 @@ from typing import Any, AsyncIterator, Callable
 
 from ponder.common.config import VLLMBackend
 from ponder.common.errors import BackendError, ConfigError, DependencyMissing, PonderError
+from ponder.common.telemetry import trace_headers
 from ponder.pools.backends.base import Backend, Delta, Done, GenParams, flatten_messages
 
 log = logging.getLogger(__name__)
@@ -124,7 +125,8 @@ class VLLMEngine(Backend):
         finish = "stop"
         finished = False
         try:
-            async for result in self._engine.generate(prompt, sampling, request_id):
+            # vLLM continues the pool's trace in its own spans when its OTLP tracing is on.
+            async for result in self._engine.generate(prompt, sampling, request_id, trace_headers=trace_headers() or None):
                 out = result.outputs[0]
                 prompt_tokens = len(result.prompt_token_ids or ()) or _embeds_len(params)
                 n = len(out.token_ids)
