@@ -1,4 +1,4 @@
-"""gRPC server helpers: health checking, reflection, and the error-to-status boundary (``ErrorInterceptor``)."""
+"""gRPC server helpers: health checking, reflection, and the error-to-status boundary (``boundary_handler``)."""
 from __future__ import annotations
 
 import logging
@@ -37,19 +37,81 @@ def create_server(
     once the caller has started the server and calls ``mark_serving``. A
     request larger than ``max_receive_bytes`` is refused by gRPC itself
     (RESOURCE_EXHAUSTED) before any handler runs.
+
+    The error boundary wraps every handler once, as ``register`` adds it
+    (``boundary_handler``), not per call in an interceptor: a server with no
+    other ``interceptors`` runs none, which spares each call the interceptor
+    chain's coroutines and a handler built anew. ``interceptors`` (auth) run
+    outside the boundary, as before.
     """
     options = [*(o for o in CHANNEL_OPTIONS if o[0] != "grpc.max_receive_message_length"),
                ("grpc.max_receive_message_length", max_receive_bytes)]
-    server = grpc.aio.server(options=options, interceptors=[*(interceptors or []), ErrorInterceptor()])
-    register(server)
+    server = grpc.aio.server(options=options, interceptors=list(interceptors) if interceptors else None)
+    bounded = _Bounded(server)
+    register(bounded)
     health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, bounded)
     names = list(service_names)
-    reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+    reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], bounded)
     port = server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"could not bind gRPC server to {address}")
     return server, port, health_servicer
+
+
+class _Bounded:
+    """The server as ``register`` sees it: every handler added through it is wrapped in the error
+    boundary once; everything else is the server's own."""
+
+    def __init__(self, server: grpc.aio.Server):
+        self._server = server
+
+    def add_generic_rpc_handlers(self, handlers) -> None:
+        self._server.add_generic_rpc_handlers(tuple(_BoundedGeneric(h) for h in handlers))
+
+    def add_registered_method_handlers(self, service: str, handlers: dict) -> None:
+        self._server.add_registered_method_handlers(
+            service, {m: boundary_handler(h, f"/{service}/{m}") for m, h in handlers.items()})
+
+    def __getattr__(self, name: str):
+        return getattr(self._server, name)
+
+
+class _BoundedGeneric(grpc.GenericRpcHandler):
+    """A generic handler whose method handlers come wrapped in the error boundary, each wrapped once."""
+
+    def __init__(self, inner: grpc.GenericRpcHandler):
+        self._inner = inner
+        self._wrapped: dict[str, tuple[Any, Any]] = {}  # method -> (inner handler, wrapped)
+
+    def service(self, handler_call_details):
+        handler = self._inner.service(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+        seen = self._wrapped.get(method)
+        if seen is not None and seen[0] is handler:
+            return seen[1]
+        wrapped = boundary_handler(handler, method)
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
+
+
+def boundary_handler(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+    """``handler`` inside the error boundary (see ``ErrorInterceptor``); client-streaming handlers unchanged."""
+    if handler.unary_unary is not None:
+        return grpc.unary_unary_rpc_method_handler(
+            _unary(handler.unary_unary, method),
+            request_deserializer=_lenient(handler.request_deserializer),
+            response_serializer=handler.response_serializer,
+        )
+    if handler.unary_stream is not None:
+        return grpc.unary_stream_rpc_method_handler(
+            _stream(handler.unary_stream, method),
+            request_deserializer=_lenient(handler.request_deserializer),
+            response_serializer=handler.response_serializer,
+        )
+    return handler
 
 
 async def mark_serving(health_servicer: health.aio.HealthServicer, names: Iterable[str]) -> None:
@@ -73,26 +135,15 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
     Unary and server-streaming handlers are wrapped; an abort the handler made
     itself passes through. Unknown exceptions are logged with their traceback
     and answered INTERNAL without leaking internals beyond type and message.
+    ``create_server`` applies the same boundary at registration
+    (``boundary_handler``); this interceptor form is for servers built elsewhere.
     """
 
     async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
         if handler is None:
             return None
-        method = handler_call_details.method
-        if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
-                _unary(handler.unary_unary, method),
-                request_deserializer=_lenient(handler.request_deserializer),
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(
-                _stream(handler.unary_stream, method),
-                request_deserializer=_lenient(handler.request_deserializer),
-                response_serializer=handler.response_serializer,
-            )
-        return handler
+        return boundary_handler(handler, handler_call_details.method)
 
 
 class Undecodable:
