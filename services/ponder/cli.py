@@ -219,6 +219,7 @@ def cmd_pool_serve(args) -> int:
     async def main() -> None:
         tracing = Tracing.from_env(f"ponder-pool-{pool.name}")
         server, port, engine, health = await start_standalone(pool, f"{args.host}:{args.port}", tracing)
+        eventloop.freeze_startup_heap()
         print(f"pool {pool.name!r} ({engine.backend.kind}: {engine.backend.model}) on {args.host}:{port}", file=sys.stderr)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -40,3 +40,17 @@ def run(main: Coroutine[Any, Any, Any]) -> Any:
     """``asyncio.run(main)`` on the loop ``loop_factory()`` picks."""
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
         return runner.run(main)
+
+
+def freeze_startup_heap() -> int:
+    """Once a server is up: collect, then move every object alive now into the permanent
+    generation (``gc.freeze``), so the cyclic collector never rescans the imported
+    libraries, config and models again. A full collection of that heap takes
+    tens to hundreds of milliseconds, which every request that happened to
+    trigger one paid as latency (the p99). Returns the number of objects frozen.
+    """
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
