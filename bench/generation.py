@@ -28,6 +28,7 @@ from _common import emit, free_port  # noqa: E402
 import grpc  # noqa: E402
 
 from ponder import stack  # noqa: E402
+from ponder.common import eventloop  # noqa: E402
 from ponder.common.config import LlamaCppBackend, PonderConfig, PoolConfig, RouterConfig, ServeConfig  # noqa: E402
 from ponder.common.telemetry import Tracing  # noqa: E402
 from ponder.pools.models import ensure_default_gguf  # noqa: E402
@@ -128,7 +129,7 @@ def main() -> None:
                     routed.append(await router_run(stub, args.tokens))
             await handle.stop(0)
 
-        asyncio.run(run_all())
+        eventloop.run(run_all())  # the loop the served router runs on
     finally:
         llm.close()
         stack.shutdown_pools()

@@ -13,6 +13,12 @@ depend on how busy the machine is.
 into a temporary worktree) against the same pool and interleaves its calls
 with the others, so before/after figures come from one run.
 
+The floor is measured alongside: a bare grpc.aio relay (``bench/_relay.py``,
+no logic, the router's event loop) between client and pool. Its added
+latency and CPU are what one extra Python gRPC hop costs on this machine;
+the ``floor`` object reports them, and ``router_own_cpu_us_per_request`` is
+the router's CPU beyond the relay's.
+
 Usage: .venv/bin/python bench/overhead.py [--calls N] [--baseline REV] [--plot PNG]
 Prints one JSON object; targets: added_p50_ms <= 1.0 at concurrency 1 and <= 4.0 at 16.
 """
@@ -123,6 +129,7 @@ def main() -> None:
     ap.add_argument("--baseline", metavar="REV", help="also measure the router of this git revision, side by side")
     ap.add_argument("--plot")
     args = ap.parse_args()
+    load_start = os.getloadavg()
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="ponder-bench-"))
     pool_port, router_port, base_port = free_port(), free_port(), free_port()
     cfg = {
@@ -145,6 +152,11 @@ def main() -> None:
             router = subprocess.Popen([PONDER, "router-serve", "--config", str(path)], env=env, stderr=subprocess.DEVNULL)
             procs.append(router)
             routers = {"current": (f"127.0.0.1:{router_port}", router.pid)}
+            relay_port = free_port()
+            relay = subprocess.Popen([sys.executable, str(pathlib.Path(__file__).resolve().parent / "_relay.py"),
+                                      str(relay_port), f"127.0.0.1:{pool_port}"], env=env, stderr=subprocess.DEVNULL)
+            procs.append(relay)
+            routers["floor"] = (f"127.0.0.1:{relay_port}", relay.pid)
             if base_tree is not None:
                 base_cfg = write_config(tmp / "baseline.yaml", {**cfg, "router": {"port": base_port}})
                 base_env = {**env, "PYTHONPATH": f"{base_tree / 'services'}:{base_tree / 'operators'}"}
@@ -155,6 +167,7 @@ def main() -> None:
                 wait_port(base_port, proc=base)
             wait_port(pool_port, proc=pool)
             wait_port(router_port, proc=router)
+            wait_port(relay_port, proc=relay)
             c1 = asyncio.run(measure(routers, f"127.0.0.1:{pool_port}", args.calls, 1, pool.pid))
             c16 = asyncio.run(measure(routers, f"127.0.0.1:{pool_port}", args.calls, 16, pool.pid))
         finally:
@@ -184,12 +197,19 @@ def main() -> None:
         # Latency quantiles 0..100 % per path: the CDFs a report draws from this JSON alone.
         r["cdf_ms"] = {"direct": quantiles(r.pop("_direct")), **{n: quantiles(r[n].pop("_router")) for n in routers}}
     cur1, cur16 = c1["current"], c16["current"]
+    floor = {
+        name: {k: res["floor"][k] for k in ("added_p50_ms", "added_p99_ms", "router_cpu_us_per_request")}
+        for name, res in (("concurrency_1", c1), ("concurrency_16", c16))
+    }
     out = {
         "bench": "overhead",
         "added_p50_ms": cur1["added_p50_ms"],
         "added_p99_ms": cur1["added_p99_ms"],
         "router_cpu_us_per_request": cur1["router_cpu_us_per_request"],
+        "router_own_cpu_us_per_request": round(cur1["router_cpu_us_per_request"] - c1["floor"]["router_cpu_us_per_request"], 1),
         "pool_cpu_us_per_request": c1["pool_cpu_us_per_request"],
+        "floor": floor,
+        "load_average": {"start": [round(x, 2) for x in load_start], "end": [round(x, 2) for x in os.getloadavg()]},
         "concurrency_1": c1,
         "concurrency_16": {"added_p50_ms": cur16["added_p50_ms"], "added_p99_ms": cur16["added_p99_ms"],
                            "router_cpu_us_per_request": cur16["router_cpu_us_per_request"], **c16},

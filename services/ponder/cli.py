@@ -25,6 +25,7 @@ from typing import Any
 
 from google.protobuf.json_format import MessageToDict
 
+from ponder.common import eventloop
 from ponder.common.config import load_config
 from ponder.common.errors import PonderError
 
@@ -181,7 +182,7 @@ def cmd_up(args) -> int:
                 loop.add_signal_handler(sig, stop.set)
             await stack.run_router(cfg, pool_address, redis_url, stop, consolidator=True)
 
-        asyncio.run(main())
+        eventloop.run(main())
     finally:
         stack.say_stderr("stopping pools and Ray")
         stack.shutdown_pools()
@@ -204,7 +205,7 @@ def cmd_router_serve(args) -> int:
             loop.add_signal_handler(sig, stop.set)
         await stack.run_router(cfg, args.pool_address, redis_url, stop, config_path=args.config)
 
-    asyncio.run(main())
+    eventloop.run(main())
     return 0
 
 
@@ -222,6 +223,7 @@ def cmd_pool_serve(args) -> int:
     async def main() -> None:
         tracing = Tracing.from_env(f"ponder-pool-{pool.name}")
         server, port, engine, health = await start_standalone(pool, f"{args.host}:{args.port}", tracing)
+        eventloop.freeze_startup_heap()
         print(f"pool {pool.name!r} ({engine.backend.kind}: {engine.backend.model}) on {args.host}:{port}", file=sys.stderr)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -231,7 +233,7 @@ def cmd_pool_serve(args) -> int:
         await stop_server(server, health, [SERVICE], cfg.router.grace_s)
         await engine.close()
 
-    asyncio.run(main())
+    eventloop.run(main())
     return 0
 
 

@@ -12,6 +12,7 @@ import sys
 import time
 from typing import Callable
 
+from ponder.common import eventloop
 from ponder.common.config import LlamaCppBackend, PonderConfig
 from ponder.common.redis_server import LocalRedis
 from ponder.common.telemetry import Tracing
@@ -172,6 +173,7 @@ async def run_router(cfg: PonderConfig, pool_address: str | None, redis_url: str
         say(f"voting workers on {cfg.voting.host}:{voting.port}")
     consolidator = await start_consolidator(cfg, pool_address, redis_url, say) if consolidator else None
     handle = await start_router(cfg, pool_address, redis_url, tracing, voting_address=voting_address)
+    eventloop.freeze_startup_heap()  # a serving process: the collector no longer rescans what startup built
     say(f"ponder is up: router on {cfg.router.host}:{handle.port} (gRPC). Try: ponder ask \"The capital of France is\"")
     if handle.http_url:
         say(f"OpenAI-compatible API at {handle.http_url} (model \"ponder/auto\" or a pool name)")

@@ -8,7 +8,8 @@ that queue at any moment. The drain therefore goes in two steps:
 
 1. ``DrainGate.close()``: from now on every new call (health and reflection
    excepted, so probes read NOT_SERVING) is answered UNAVAILABLE by
-   ``DrainInterceptor`` at once: an explicit, retryable status;
+   the gate check ``grpcutil.boundary_handler`` wraps around every handler,
+   at once: an explicit, retryable status;
 2. ``drain_and_stop`` waits until no call has arrived for ``QUIET_S`` while the
    event loop was responsive (bounded by the grace period), so the hand-over
    queue is empty, then calls
@@ -56,35 +57,6 @@ class DrainGate:
                 return True
             if now >= deadline:
                 return False
-
-
-class DrainInterceptor(grpc.aio.ServerInterceptor):
-    """Notes each call's arrival; once the gate is closed answers new calls UNAVAILABLE."""
-
-    def __init__(self, gate: DrainGate):
-        self.gate = gate
-
-    async def intercept_service(self, continuation, details):
-        gate = self.gate
-        gate.last_call = time.monotonic()
-        if not gate.closed or details.method.startswith(OPEN_PREFIXES):
-            return await continuation(details)
-        gate.refused += 1
-        handler = await continuation(details)
-        if handler is None:
-            return None
-        if handler.unary_stream is not None:
-            async def refuse_stream(request, context):
-                await context.abort(grpc.StatusCode.UNAVAILABLE, "server is shutting down; retry on another replica")
-                yield  # pragma: no cover - makes this an async generator
-
-            return grpc.unary_stream_rpc_method_handler(refuse_stream, handler.request_deserializer,
-                                                        handler.response_serializer)
-
-        async def refuse(request, context):
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "server is shutting down; retry on another replica")
-
-        return grpc.unary_unary_rpc_method_handler(refuse, handler.request_deserializer, handler.response_serializer)
 
 
 _GATES: "weakref.WeakKeyDictionary[grpc.aio.Server, DrainGate]" = weakref.WeakKeyDictionary()

@@ -3,7 +3,7 @@
 Every error ponder raises on purpose is a ``PonderError``. Each concrete error
 (anywhere in the package) subclasses exactly one *category* below; the
 category alone decides the status code a client sees, through ``GRPC_STATUS``,
-which every server applies at its boundary (``grpcutil.ErrorInterceptor``), and
+which every server applies at its boundary (``grpcutil.boundary_handler``), and
 through ``HTTP_STATUS`` on the OpenAI-compatible HTTP front.
 Concrete errors take structured fields and build their own message.
 

@@ -1,14 +1,15 @@
-"""gRPC server helpers: health checking, reflection, and the error-to-status boundary (``ErrorInterceptor``)."""
+"""gRPC server helpers: health checking, reflection, TLS ports, the drain gate and the error-to-status boundary (``boundary_handler``)."""
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, Awaitable, Callable, Iterable
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from ponder.common.drain import DrainGate, DrainInterceptor, attach, drain_and_stop
+from ponder.common.drain import OPEN_PREFIXES, DrainGate, attach, drain_and_stop
 from ponder.common.errors import InvalidArgument, grpc_status
 
 log = logging.getLogger(__name__)
@@ -38,24 +39,92 @@ def create_server(
     ``address`` may end in ``:0`` to bind a free port. Services start SERVING
     once the caller has started the server and calls ``mark_serving``. A
     request larger than ``max_receive_bytes`` is refused by gRPC itself
-    (RESOURCE_EXHAUSTED) before any handler runs. ``credentials`` (``ponder.common.tls.server_credentials``)
-    makes the port TLS-only; None serves plaintext.
+    (RESOURCE_EXHAUSTED) before any handler runs. ``credentials``
+    (``ponder.common.tls.server_credentials``) makes the port TLS-only; None serves plaintext.
+
+    The error boundary and the drain gate (``ponder.common.drain``) wrap every
+    handler once, as ``register`` adds it (``boundary_handler``), not per call
+    in an interceptor: a server with no other ``interceptors`` runs none, which
+    spares each call the interceptor chain's coroutines and a handler built
+    anew. ``interceptors`` (auth) run outside the boundary, as before.
     """
     options = [*(o for o in CHANNEL_OPTIONS if o[0] != "grpc.max_receive_message_length"),
                ("grpc.max_receive_message_length", max_receive_bytes)]
+    server = grpc.aio.server(options=options, interceptors=list(interceptors) if interceptors else None)
     gate = DrainGate()
-    server = grpc.aio.server(options=options,
-                             interceptors=[DrainInterceptor(gate), *(interceptors or []), ErrorInterceptor()])
     attach(server, gate)
-    register(server)
+    bounded = _Bounded(server, gate)
+    register(bounded)
     health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, bounded)
     names = list(service_names)
-    reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+    reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], bounded)
     port = server.add_secure_port(address, credentials) if credentials is not None else server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"could not bind gRPC server to {address}")
     return server, port, health_servicer
+
+
+class _Bounded:
+    """The server as ``register`` sees it: every handler added through it is wrapped in the error
+    boundary and the drain gate once; everything else is the server's own."""
+
+    def __init__(self, server: grpc.aio.Server, gate: DrainGate | None = None):
+        self._server = server
+        self._gate = gate
+
+    def add_generic_rpc_handlers(self, handlers) -> None:
+        self._server.add_generic_rpc_handlers(tuple(_BoundedGeneric(h, self._gate) for h in handlers))
+
+    def add_registered_method_handlers(self, service: str, handlers: dict) -> None:
+        self._server.add_registered_method_handlers(
+            service, {m: boundary_handler(h, f"/{service}/{m}", self._gate) for m, h in handlers.items()})
+
+    def __getattr__(self, name: str):
+        return getattr(self._server, name)
+
+
+class _BoundedGeneric(grpc.GenericRpcHandler):
+    """A generic handler whose method handlers come wrapped in the error boundary, each wrapped once."""
+
+    def __init__(self, inner: grpc.GenericRpcHandler, gate: DrainGate | None = None):
+        self._inner = inner
+        self._gate = gate
+        self._wrapped: dict[str, tuple[Any, Any]] = {}  # method -> (inner handler, wrapped)
+
+    def service(self, handler_call_details):
+        handler = self._inner.service(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+        seen = self._wrapped.get(method)
+        if seen is not None and seen[0] is handler:
+            return seen[1]
+        wrapped = boundary_handler(handler, method, self._gate)
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
+
+
+def boundary_handler(handler: grpc.RpcMethodHandler, method: str,
+                     gate: DrainGate | None = None) -> grpc.RpcMethodHandler:
+    """``handler`` inside the error boundary (see ``ErrorInterceptor``) and, with ``gate``, the drain:
+    each call's arrival is noted, and once the gate is closed a new call (health and reflection
+    excepted, so probes read NOT_SERVING) is answered UNAVAILABLE. Client-streaming handlers unchanged."""
+    if gate is not None and method.startswith(OPEN_PREFIXES):
+        gate = _ArrivalsOnly(gate)
+    if handler.unary_unary is not None:
+        return grpc.unary_unary_rpc_method_handler(
+            _unary(handler.unary_unary, method, gate),
+            request_deserializer=_lenient(handler.request_deserializer),
+            response_serializer=handler.response_serializer,
+        )
+    if handler.unary_stream is not None:
+        return grpc.unary_stream_rpc_method_handler(
+            _stream(handler.unary_stream, method, gate),
+            request_deserializer=_lenient(handler.request_deserializer),
+            response_serializer=handler.response_serializer,
+        )
+    return handler
 
 
 async def mark_serving(health_servicer: health.aio.HealthServicer, names: Iterable[str]) -> None:
@@ -80,26 +149,15 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
     Unary and server-streaming handlers are wrapped; an abort the handler made
     itself passes through. Unknown exceptions are logged with their traceback
     and answered INTERNAL without leaking internals beyond type and message.
+    ``create_server`` applies the same boundary at registration
+    (``boundary_handler``); this interceptor form is for servers built elsewhere.
     """
 
     async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
         if handler is None:
             return None
-        method = handler_call_details.method
-        if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
-                _unary(handler.unary_unary, method),
-                request_deserializer=_lenient(handler.request_deserializer),
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(
-                _stream(handler.unary_stream, method),
-                request_deserializer=_lenient(handler.request_deserializer),
-                response_serializer=handler.response_serializer,
-            )
-        return handler
+        return boundary_handler(handler, handler_call_details.method)
 
 
 class Undecodable:
@@ -142,8 +200,37 @@ async def abort_with(context: grpc.aio.ServicerContext, err: BaseException, meth
     await context.abort(code, msg)
 
 
-def _unary(behavior, method: str):
+class _ArrivalsOnly:
+    """A drain gate seen by health and reflection: arrivals count, but the gate never refuses."""
+
+    closed = False
+
+    def __init__(self, gate: DrainGate):
+        self._gate = gate
+
+    @property
+    def last_call(self) -> float:
+        return self._gate.last_call
+
+    @last_call.setter
+    def last_call(self, t: float) -> None:
+        self._gate.last_call = t
+
+
+_DRAINING = "server is shutting down; retry on another replica"
+
+
+async def _refuse(gate, context) -> None:
+    gate.refused += 1
+    await context.abort(grpc.StatusCode.UNAVAILABLE, _DRAINING)
+
+
+def _unary(behavior, method: str, gate=None):
     async def handle(request, context):
+        if gate is not None:
+            gate.last_call = time.monotonic()
+            if gate.closed:
+                await _refuse(gate, context)
         bad = _undecodable(request)
         if bad is not None:
             await abort_with(context, bad, method)
@@ -157,8 +244,12 @@ def _unary(behavior, method: str):
     return handle
 
 
-def _stream(behavior, method: str):
+def _stream(behavior, method: str, gate=None):
     async def handle(request, context):
+        if gate is not None:
+            gate.last_call = time.monotonic()
+            if gate.closed:
+                await _refuse(gate, context)
         bad = _undecodable(request)
         if bad is not None:
             await abort_with(context, bad, method)

@@ -3,7 +3,11 @@
 The exporter follows the standard OTel environment variables:
 ``OTEL_TRACES_EXPORTER`` (``otlp`` | ``console`` | ``none``), ``OTEL_EXPORTER_OTLP_ENDPOINT``,
 ``OTEL_SERVICE_NAME``. With neither ``OTEL_TRACES_EXPORTER`` nor an OTLP endpoint
-set, spans are created (so trace ids flow between hops) but not exported.
+set, nothing is exported and spans are not recorded: a request that arrives
+without a sampled trace context gets a non-recording span, which still carries
+a trace id to the next hop (so ids flow) but costs none of the attribute and
+span bookkeeping on the request path. A caller's sampled context is still
+followed (its span recorded, so the sampled flag it passes on stays set).
 Nothing here is a global: each server gets a ``Tracing`` object passed in.
 """
 from __future__ import annotations
@@ -15,6 +19,7 @@ from opentelemetry import context as otel_context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter, SimpleSpanProcessor
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 from opentelemetry.trace import Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -26,7 +31,11 @@ class Tracing:
     """A tracer provider plus helpers to move context in and out of gRPC metadata."""
 
     def __init__(self, service_name: str, exporter: SpanExporter | None = None, simple: bool = False):
-        self.provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+        resource = Resource.create({"service.name": service_name})
+        if exporter is None:  # nothing would read the spans: record only those a caller sampled
+            self.provider = TracerProvider(resource=resource, sampler=ParentBased(root=ALWAYS_OFF))
+        else:
+            self.provider = TracerProvider(resource=resource)
         if exporter is not None:
             proc = SimpleSpanProcessor(exporter) if simple else BatchSpanProcessor(exporter)
             self.provider.add_span_processor(proc)

@@ -77,8 +77,8 @@ class PoolCatalog:
     @staticmethod
     def context_window(pool: PoolConfig) -> int | None:
         """The pool's context window in tokens when its backend declares one, else None (unknown)."""
-        b = pool.backend
-        return getattr(b, "n_ctx", None) or getattr(b, "max_model_len", None)
+        fields = pool.backend.__dict__  # a pydantic model's field values; a missing one is no exception
+        return fields.get("n_ctx") or fields.get("max_model_len")
 
     def max_tokens(self, req: Request, pool: PoolConfig) -> int:
         return req.sampling.max_tokens or pool.max_tokens_default

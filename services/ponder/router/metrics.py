@@ -74,7 +74,11 @@ class RouterMetrics:
             "ponder_router_latency_seconds", "Router receive to answer.", ["pool"], registry=self.registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
         )
+        # Label children by label values: prometheus_client's labels() validates and locks on every call.
         self._request_children: dict[tuple[str, str, str], object] = {}
+        self._pool_children: dict[str, tuple[object, object]] = {}  # pool -> (compute units, latency)
+        self._tenant_children: dict[tuple[str, str], object] = {}
+        self._tenant_cu_children: dict[str, object] = {}
         self._budget_source: Callable[[], object | None] = lambda: None
         self.registry.register(self)
 
@@ -108,8 +112,11 @@ class RouterMetrics:
             child = self._request_children[key] = self.requests.labels(*key)
         child.inc()
         if pool:
-            self.compute_units.labels(pool).inc(compute_units)
-            self.latency.labels(pool).observe(latency_s)
+            pc = self._pool_children.get(pool)
+            if pc is None:
+                pc = self._pool_children[pool] = (self.compute_units.labels(pool), self.latency.labels(pool))
+            pc[0].inc(compute_units)
+            pc[1].observe(latency_s)
 
     def tenant_answered(self, tenant: str, code: str, compute_units: float) -> None:
         """Count one request of ``tenant``; past MAX_TENANT_LABELS distinct tenants, new ones share 'other'."""
@@ -118,9 +125,15 @@ class RouterMetrics:
                 tenant = "other"
             else:
                 self._tenants.add(tenant)
-        self.tenant_requests.labels(tenant, code).inc()
+        child = self._tenant_children.get((tenant, code))
+        if child is None:
+            child = self._tenant_children[(tenant, code)] = self.tenant_requests.labels(tenant, code)
+        child.inc()
         if compute_units:
-            self.tenant_compute_units.labels(tenant).inc(compute_units)
+            cu = self._tenant_cu_children.get(tenant)
+            if cu is None:
+                cu = self._tenant_cu_children[tenant] = self.tenant_compute_units.labels(tenant)
+            cu.inc(compute_units)
 
     def collect(self):
         g = GaugeMetricFamily(

@@ -3,7 +3,7 @@
 Every step (validate -> context -> plan -> dispatch -> cost -> record) lives
 in ``router.request_path.RequestPath``, which the OpenAI-compatible HTTP front
 calls too. This servicer only hands over the caller's metadata and deadline;
-errors propagate to the server's one error boundary (``grpcutil.ErrorInterceptor``).
+errors propagate to the server's one error boundary (``grpcutil.boundary_handler``).
 """
 from __future__ import annotations
 
