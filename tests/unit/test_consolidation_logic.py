@@ -9,7 +9,9 @@ import pytest
 from ponder.common.config import ConsolidatorConfig, PonderConfig
 from ponder.common.crd_models import ConsolidationPolicySpec
 from ponder.common.errors import ConfigError, InvalidArgument
-from ponder.consolidation.policy import PolicyBook, in_schedule, is_idle, parse_policies
+from ponder.consolidation.policy import (
+    PolicyBook, eviction_victims, in_schedule, interval_wait_s, is_idle, parse_policies, rest_after_step_s,
+)
 from ponder.consolidation.store import check_id, check_text, estimate_tokens, version_of
 from ponder.consolidation.strategies import default_registry
 from ponder.consolidation.strategies.extractive import drop_repeats, mean_self_information, select_units, split_units
@@ -75,6 +77,64 @@ def test_is_idle_thresholds():
     assert is_idle(0, 1, spec)
     assert not is_idle(0, 2, spec)
     assert not is_idle(1, 0, spec)
+
+
+def test_rest_after_step_keeps_consolidation_within_its_share():
+    assert rest_after_step_s(1.0, 0.25) == pytest.approx(3.0)  # busy 1 s of every 4
+    assert rest_after_step_s(2.0, 0.5) == pytest.approx(2.0)
+    assert rest_after_step_s(5.0, 1.0) == 0.0
+    assert rest_after_step_s(-1.0, 0.5) == 0.0
+    for step in (0.1, 1.0, 7.5):  # the duty cycle is exactly the share
+        assert step / (step + rest_after_step_s(step, 0.2)) == pytest.approx(0.2)
+    with pytest.raises(ValueError, match="max_pass_share"):
+        rest_after_step_s(1.0, 0.0)
+
+
+def test_interval_wait_counts_from_the_last_consolidation():
+    assert interval_wait_s(None, 1000.0, 300.0) == 0.0
+    assert interval_wait_s(900.0, 1000.0, 300.0) == pytest.approx(200.0)
+    assert interval_wait_s(600.0, 1000.0, 300.0) == 0.0
+    assert interval_wait_s(999.0, 1000.0, 0.0) == 0.0
+
+
+def test_eviction_takes_the_oldest_and_spares_contexts_in_use():
+    ids = ["a", "b", "c", "d", "e"]  # oldest first
+    assert eviction_victims(ids, set(), 5, 3) == ["a", "b"]
+    assert eviction_victims(ids, {"a"}, 5, 3) == ["b", "c"]
+    assert eviction_victims(ids, {"a", "b", "c", "d"}, 5, 3) == ["e"]  # fewer than needed: the rest are in use
+    assert eviction_victims(ids, set(), 5, 5) == []
+    assert eviction_victims(ids, set(), 5, None) == []
+
+
+def test_policy_book_cap_is_the_smallest_set():
+    book = PolicyBook(None)
+    assert book.max_contexts() is None
+    book.policies = parse_policies({"policies": [
+        {"name": "a", "pool": "small", "retention": {"max_contexts": 50}},
+        {"name": "b", "pool": "large", "retention": {"max_contexts": 20}},
+        {"name": "c", "pool": "mid"},
+    ]}, "test")
+    assert book.max_contexts() == 20
+
+
+async def test_idle_gate_refuses_while_the_pool_rests():
+    from ponder.consolidation.scheduler import IdleGate
+
+    now = [1000.0]
+    rest_until = {"small": 1005.0}
+
+    async def idle(pool):
+        return 0, 0
+
+    async def rest(pool):
+        return rest_until.get(pool, 0.0)
+
+    gate = IdleGate(idle, 0.01, clock=lambda: now[0], rest=rest)
+    spec = ConsolidationPolicySpec(pool="small", idle={"min_idle_s": 0, "max_pass_share": 0.5})
+    ok, why = await gate.check("small", spec)
+    assert not ok and "max_pass_share" in why
+    now[0] = 1005.0
+    assert (await gate.check("small", spec))[0]
 
 
 def test_parse_policies_by_pool_and_errors():
