@@ -14,8 +14,10 @@ from ponder.consolidation.policy import (
 )
 from ponder.consolidation.store import check_id, check_text, estimate_tokens, version_of
 from ponder.consolidation.strategies import default_registry
-from ponder.consolidation.strategies.extractive import drop_repeats, mean_self_information, select_units, split_units
-from ponder.consolidation.strategies.rethink import chunks
+from ponder.consolidation.strategies.extractive import (
+    drop_repeats, fact_density, fact_words, jaccard, mean_self_information, select_units, split_units, word_set,
+)
+from ponder.consolidation.strategies.rethink import chunks, output_budget
 from ponder.router.contexts import ResolvedContext
 
 
@@ -40,6 +42,28 @@ def test_select_units_keeps_highest_within_budget_in_order():
     # Nothing fits: the smallest unit is kept rather than nothing.
     assert select_units([1.0, 2.0], [50, 40], 100.0) == [1]
     assert select_units([], [], 5.0) == []
+
+
+def test_fact_density_counts_numbers_and_names_after_the_first_word():
+    assert fact_density("The ferry to Ostend leaves at 0715 daily.") == pytest.approx(2 / 7)
+    assert fact_density("Nothing was decided at the meeting.") == 0.0
+    assert fact_density("Hello") == 0.0
+    assert fact_words("In 1998 Marie Dupont moved to Lyon.") == {"1998", "Marie", "Dupont", "Lyon"}
+
+
+def test_near_repeats_go_but_facts_phrased_alike_stay():
+    units = [
+        "The panel discussed the routine budget at the spring meeting.",
+        "The panel discussed the usual budget at the autumn meeting.",    # near repeat of 0, no new name/number
+        "Flight 212 to Porto leaves from gate 14.",
+        "Flight 388 to Porto leaves from gate 9.",                         # alike, but new numbers: a new fact
+    ]
+    words, facts = [word_set(u) for u in units], [fact_words(u) for u in units]
+    assert jaccard(words[0], words[1]) >= 0.6 and jaccard(words[2], words[3]) >= 0.6
+    scores, tokens = [3.0, 2.9, 2.0, 1.9], [10, 10, 10, 10]
+    assert select_units(scores, tokens, 1.0, words, 0.6, facts) == [0, 2, 3]
+    assert select_units(scores, tokens, 1.0, words, 0.6) == [0, 2]   # overlap alone would drop the second fact
+    assert select_units(scores, tokens, 1.0) == [0, 1, 2, 3]
 
 
 def test_mean_self_information_matches_log_softmax():
@@ -77,6 +101,13 @@ def test_is_idle_thresholds():
     assert is_idle(0, 1, spec)
     assert not is_idle(0, 2, spec)
     assert not is_idle(1, 0, spec)
+
+
+def test_rethink_output_budget_is_a_share_of_the_input():
+    assert output_budget(2000, 0.5, 16, 384) == 250  # 500 tokens read -> 250 written at most
+    assert output_budget(40, 0.5, 16, 384) == 16      # short inputs keep the floor
+    assert output_budget(40_000, 0.5, 16, 384) == 384  # the pass's max tokens still caps it
+    assert output_budget(40, 0.5, 16, 8) == 8
 
 
 def test_rest_after_step_keeps_consolidation_within_its_share():
