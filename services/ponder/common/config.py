@@ -581,12 +581,12 @@ class RethinkSettings(_Model):
 
     max_pass_tokens: int = Field(384, ge=16, le=131072, description="Output tokens one pass may write.")
     max_output_share: float = Field(
-        0.5, gt=0, le=4,
+        0.4, gt=0, le=4,
         description="A pass writes at most this share of the tokens it reads (estimated at 4 characters a token), "
         "so passes shrink the text; the pass's max tokens still caps it.",
     )
     min_output_tokens: int = Field(
-        16, ge=1, le=131072, description="Output tokens a pass may always write, however short its input."
+        8, ge=1, le=131072, description="Output tokens a pass may always write, however short its input."
     )
     max_input_chars: int = Field(
         6000, ge=256, le=10_000_000, description="Longest text one pass reads; longer contexts are read in chunks."
