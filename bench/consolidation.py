@@ -2,15 +2,17 @@
 
 Two parts, both on the local CPU model (Gemma 3 270M Q4_K_M through llama.cpp):
 
-lookup          generated documents of 2,000-8,000 tokens: fact sentences (a place, a
-                thing, a number) among report prose, with several questions per document
-                whose answers are facts in it. Each document is consolidated once with the
+lookup          generated documents of 2,000-8,000 tokens: meeting-report prose with fact
+                sentences mixed in (--fact-share of the sentences; half stock counts by site and
+                place, half personal codes), every fact asked once (up to --questions per
+                document) after one example answer. Each document is consolidated once with the
                 consolidator's default strategy (``extractive``) and every question is asked
                 raw and consolidated. Reported: token_reduction (raw / consolidated query-time
                 prompt tokens), answer_retention (share of answers whose fact survives in the
-                consolidated form), accuracy raw vs consolidated, cold query latency (empty
-                KV cache, one per document), amortised cost per query for 1..10 queries per
-                context, and breakeven_queries (fewest queries per context at which the
+                consolidated form), accuracy raw vs consolidated, with 95 % Wilson intervals and
+                the paired difference's 95 % interval, by fact kind too, cold query latency
+                (empty KV cache, one per document), amortised cost per query for 1..10 queries
+                per context, and breakeven_queries (fewest queries per context at which the
                 consolidated path costs less per query than raw).
 stateful_gsm8k  ../shared/data/gsm8k/test.jsonl: context = every sentence but the last,
                 query = the last. Each context is consolidated with ``extractive`` and with
