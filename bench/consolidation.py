@@ -2,15 +2,17 @@
 
 Two parts, both on the local CPU model (Gemma 3 270M Q4_K_M through llama.cpp):
 
-lookup          generated documents of 2,000-8,000 tokens: fact sentences (a place, a
-                thing, a number) among report prose, with several questions per document
-                whose answers are facts in it. Each document is consolidated once with the
+lookup          generated documents of 2,000-8,000 tokens: meeting-report prose with fact
+                sentences mixed in (--fact-share of the sentences; half stock counts by site and
+                place, half personal codes), every fact asked once (up to --questions per
+                document) after one example answer. Each document is consolidated once with the
                 consolidator's default strategy (``extractive``) and every question is asked
                 raw and consolidated. Reported: token_reduction (raw / consolidated query-time
                 prompt tokens), answer_retention (share of answers whose fact survives in the
-                consolidated form), accuracy raw vs consolidated, cold query latency (empty
-                KV cache, one per document), amortised cost per query for 1..10 queries per
-                context, and breakeven_queries (fewest queries per context at which the
+                consolidated form), accuracy raw vs consolidated, with 95 % Wilson intervals and
+                the paired difference's 95 % interval, by fact kind too, cold query latency
+                (empty KV cache, one per document), amortised cost per query for 1..10 queries
+                per context, and breakeven_queries (fewest queries per context at which the
                 consolidated path costs less per query than raw).
 stateful_gsm8k  ../shared/data/gsm8k/test.jsonl: context = every sentence but the last,
                 query = the last. Each context is consolidated with ``extractive`` and with
@@ -21,13 +23,15 @@ stateful_gsm8k  ../shared/data/gsm8k/test.jsonl: context = every sentence but th
 Costs are in compute units at the default small pool's prices (0.1 per prompt token,
 1.0 per output token). Prints one JSON object last.
 
-Usage: python bench/consolidation.py [--docs 4] [--questions 10] [--gsm8k 10] [--plot out.png]
+Usage: python bench/consolidation.py [--docs 4] [--min-doc-tokens 2000] [--max-doc-tokens 8000] [--questions 40]
+       [--fact-share 0.2] [--gsm8k 10] [--parts lookup,gsm8k] [--plot out.png]
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import math
 import random
 import re
 import statistics
@@ -50,6 +54,11 @@ PLACES = ["Arlen", "Brisk", "Corvo", "Dunmere", "Eskel", "Farrow", "Gantry", "Ho
 SITES = ["depot", "warehouse", "harbour store", "mill", "archive", "workshop", "granary", "yard"]
 GOODS = ["crates of copper wire", "barrels of lamp oil", "sacks of barley", "rolls of canvas", "boxes of glass jars",
          "coils of rope", "bales of wool", "chests of tea", "cases of ink", "bundles of cedar planks"]
+FIRST = ["Ada", "Bruno", "Clara", "Dmitri", "Elena", "Farid", "Greta", "Hugo", "Ingrid", "Jonas", "Kira", "Lars", "Mina",
+         "Nils", "Olga", "Pavel", "Quinn", "Rosa", "Sven", "Tara", "Umar", "Vera", "Wim", "Yuri", "Zora"]
+LAST = ["Holm", "Brandt", "Okafor", "Marsh", "Petrov", "Lund", "Castell", "Iversen", "Nakamura", "Ferro", "Quill",
+        "Dane", "Sato", "Weller", "Ruiz", "Aalto"]
+CODES = ["locker code", "badge number", "desk extension", "parking permit number"]
 FILLER = [
     "The {team} reviewed the {adj} {topic} at the {period} meeting and agreed to return to it later.",
     "As in previous years, the {team} noted that the {topic} remained {adj} and asked for a short update.",
@@ -66,21 +75,39 @@ SLOTS = {
               "records policy", "supplier list", "visitor guidance"],
     "period": ["spring", "summer", "autumn", "winter", "quarterly", "annual", "monthly"],
 }
+# The answer format shown once before the notes (its fact is not in any document).
+EXAMPLE = ("Notes: The gate key of Anna Berg is 5512. The weather was mild.\n"
+           "Question: What is the gate key of Anna Berg?\nAnswer: 5512\n\n")
+
+
+def stock_fact(rng: random.Random, keys: list):
+    (place, site), goods, n = keys.pop(), rng.choice(GOODS), rng.randint(101, 9899)
+    return (f"The {site} in {place} holds {n} {goods}.", f"How many {goods} does the {site} in {place} hold?",
+            str(n), place, "stock")
+
+
+def code_fact(rng: random.Random, keys: list):
+    (first, last), code, n = keys.pop(), rng.choice(CODES), rng.randint(1000, 9999)
+    return (f"The {code} of {first} {last} is {n}.", f"What is the {code} of {first} {last}?",
+            str(n), f"{first} {last}", "code")
 
 
 def make_document(rng: random.Random, target_tokens: int, count_tokens, fact_share: float = 0.15):
-    """(text, facts): report prose with fact sentences mixed in at about ``fact_share`` of
-    the sentences; each fact is (sentence, question, answer, place) with a unique place+site."""
-    pairs = [(p, s) for p in PLACES for s in SITES]
-    rng.shuffle(pairs)
+    """(text, facts): meeting-report prose with fact sentences mixed in at about ``fact_share``
+    of the sentences, half stock counts (site, place, goods, number) and half personal codes
+    (code kind, person, number); each fact is (sentence, question, answer, key, kind) with a
+    unique key (place+site, or person)."""
+    stock_keys = [(p, s) for p in PLACES for s in SITES]
+    people = [(f, la) for f in FIRST for la in LAST]
+    rng.shuffle(stock_keys)
+    rng.shuffle(people)
     sentences, facts = [], []
     tokens = 0
     while tokens < target_tokens:
-        if rng.random() < fact_share and pairs:
-            place, site = pairs.pop()
-            goods, n = rng.choice(GOODS), rng.randint(101, 9899)
-            s = f"The {site} in {place} holds {n} {goods}."
-            facts.append((s, f"How many {goods} does the {site} in {place} hold?", str(n), place))
+        if rng.random() < fact_share:
+            fact = stock_fact(rng, stock_keys) if rng.random() < 0.5 else code_fact(rng, people)
+            facts.append(fact)
+            s = fact[0]
         else:
             s = rng.choice(FILLER).format(**{k: rng.choice(v) for k, v in SLOTS.items()})
         sentences.append(s)
@@ -89,7 +116,8 @@ def make_document(rng: random.Random, target_tokens: int, count_tokens, fact_sha
 
 
 def prompt(context: str, question: str) -> str:
-    return f"Read the notes and answer with a number.\n\nNotes: {context}\n\nQuestion: {question}\nAnswer:"
+    return (f"Answer each question with the number from the notes.\n\n{EXAMPLE}"
+            f"Notes: {context}\nQuestion: {question}\nAnswer:")
 
 
 class Answerer:
@@ -108,15 +136,40 @@ class Answerer:
         if cold:
             self.llm.reset()
         t0 = time.perf_counter()
-        out = self.llm.create_completion(text, max_tokens=8, temperature=0.0, stop=["\n"])
+        out = self.llm.create_completion(text, max_tokens=6, temperature=0.0, stop=["\n"])
         ms = (time.perf_counter() - t0) * 1000
         u = out["usage"]
         return out["choices"][0]["text"], u["prompt_tokens"], u["completion_tokens"], ms
 
 
-def retained(form: str, answer: str, place: str) -> bool:
-    """Whether some sentence or line of ``form`` still names the fact's place and its number."""
-    return any(answer in s and place in s for s in re.split(r"(?<=[.!?])\s+|\n+", form))
+def wilson(k: float, n: int, z: float = 1.96) -> list[float]:
+    """95 % Wilson score interval of a proportion k/n."""
+    if n == 0:
+        return [0.0, 1.0]
+    p = k / n
+    d = 1 + z * z / n
+    c = (p + z * z / (2 * n)) / d
+    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
+    return [max(0.0, c - h), min(1.0, c + h)]
+
+
+def paired_diff(a: list[bool], b: list[bool], z: float = 1.96) -> tuple[float, list[float]]:
+    """Mean of b - a over paired items and its 95 % normal interval."""
+    d = [int(y) - int(x) for x, y in zip(a, b)]
+    m = statistics.mean(d)
+    se = statistics.stdev(d) / math.sqrt(len(d)) if len(d) > 1 else 1.0
+    return m, [m - z * se, m + z * se]
+
+
+def first_number(text: str) -> str:
+    """The first run of digits in a model's answer ('' when none): '4821' in ' 4821.' but not in '14821'."""
+    m = re.search(r"\d+", text)
+    return m.group(0) if m else ""
+
+
+def retained(form: str, answer: str, key: str) -> bool:
+    """Whether some sentence or line of ``form`` still names the fact's key (place or person) and its number."""
+    return any(answer in s and key in s for s in re.split(r"(?<=[.!?])\s+|\n+", form))
 
 
 def cost_per_query(prompt_tokens: float, output_tokens: float, consolidation_cu: float = 0.0, queries: int = 1) -> float:
@@ -128,28 +181,31 @@ async def lookup(args, path: str) -> dict:
     answerer = Answerer(path, n_ctx=args.max_doc_tokens + 512)
     extractive = Extractive(ConsolidatorConfig().extractive)
     ctx = StepContext(pool="small", client=None, cost=COST, settings=ConsolidatorConfig())
-    sizes = [round(2000 + i * (args.max_doc_tokens - 2000) / max(args.docs - 1, 1)) for i in range(args.docs)]
+    lo, hi = args.min_doc_tokens, args.max_doc_tokens
+    sizes = [round(lo + i * (hi - lo) / max(args.docs - 1, 1)) for i in range(args.docs)]
     rows, docs = [], []
     for size in sizes:
-        text, facts = make_document(rng, size, lambda s: answerer.tokens(s) - 1)
+        text, facts = make_document(rng, size, lambda s: answerer.tokens(s) - 1, args.fact_share)
         t0 = time.perf_counter()
         r = await extractive.run_step(0, text, ctx)
         cons_s = time.perf_counter() - t0
         qs = rng.sample(facts, min(args.questions, len(facts)))
         doc = {"raw_context_tokens": answerer.tokens(text), "consolidated_context_tokens": answerer.tokens(r.text),
                "facts": len(facts), "consolidation_cu": r.compute_units, "consolidation_s": cons_s,
-               "retention": statistics.mean(retained(r.text, a, p) for _, _, a, p in qs)}
+               "retention": statistics.mean(retained(r.text, a, key) for _, _, a, key, _ in qs)}
         base = len(rows)
-        rows += [{"size": size, "retained": retained(r.text, a, place)} for _, _, a, place in qs]
+        rows += [{"size": size, "kind": kind, "retained": retained(r.text, a, key)} for _, _, a, key, kind in qs]
         for form, name in ((text, "raw"), (r.text, "consolidated")):
             # The first question reads the whole context (empty KV cache): its latency is the
             # cold query latency. Later questions reuse the cached context, as a server would.
-            for k, (_, q, a, place) in enumerate(qs):
+            for k, (_, q, a, _, _) in enumerate(qs):
                 out, pt, ot, ms = answerer.ask(prompt(form, q), cold=k == 0)
                 if k == 0:
                     doc[f"cold_latency_ms_{name}"] = ms
                 row = rows[base + k]
-                row.update({f"correct_{name}": a in out, f"prompt_tokens_{name}": pt, f"output_tokens_{name}": ot})
+                row.update({f"correct_{name}": first_number(out) == a, f"prompt_tokens_{name}": pt, f"output_tokens_{name}": ot})
+            right = sum(r[f"correct_{name}"] for r in rows[base:])
+            print(f"lookup doc ~{size} tokens, {name}: {right}/{len(qs)} right", file=sys.stderr, flush=True)
         docs.append(doc)
         print(f"lookup doc ~{size} tokens: {doc}", file=sys.stderr, flush=True)
     await extractive.close()
@@ -163,8 +219,23 @@ async def lookup(args, path: str) -> dict:
     raw_cost = cost_per_query(pt_raw, ot_raw)
     amortised = {q: cost_per_query(pt_cons, ot_cons, cu_ctx, q) for q in range(1, 11)}
     breakeven = next((q for q in range(1, 11) if amortised[q] < raw_cost), None)
+    n = len(rows)
+    raw_ok = [r["correct_raw"] for r in rows]
+    cons_ok = [r["correct_consolidated"] for r in rows]
+    diff, diff_ci = paired_diff(raw_ok, cons_ok)
+    by_kind = {}
+    for kind in sorted({r["kind"] for r in rows}):
+        sub = [r for r in rows if r["kind"] == kind]
+        by_kind[kind] = {"questions": len(sub), "answer_retention": statistics.mean(r["retained"] for r in sub),
+                         "accuracy_raw": statistics.mean(r["correct_raw"] for r in sub),
+                         "accuracy_consolidated": statistics.mean(r["correct_consolidated"] for r in sub)}
     return {
-        "documents": len(docs), "questions": len(rows), "doc_tokens": sizes,
+        "documents": len(docs), "questions": n, "doc_tokens": sizes,
+        "answer_retention_ci95": wilson(sum(r["retained"] for r in rows), n),
+        "accuracy_raw_ci95": wilson(sum(raw_ok), n),
+        "accuracy_consolidated_ci95": wilson(sum(cons_ok), n),
+        "accuracy_difference": diff, "accuracy_difference_ci95": diff_ci,
+        "by_fact_kind": by_kind,
         "token_reduction": pt_raw / pt_cons,
         "context_token_reduction": statistics.mean(d["raw_context_tokens"] for d in docs)
         / statistics.mean(d["consolidated_context_tokens"] for d in docs),
@@ -179,7 +250,7 @@ async def lookup(args, path: str) -> dict:
         "amortised_cost_per_query": {str(q): v for q, v in amortised.items()},
         "breakeven_queries": breakeven,
         "strategy": "extractive",
-        "target_ratio": ConsolidatorConfig().extractive.target_ratio,
+        "extractive_settings": ConsolidatorConfig().extractive.model_dump(exclude={"model_path", "n_threads"}),
     }
 
 
@@ -241,8 +312,11 @@ async def stateful_gsm8k(args, path: str) -> dict:
 async def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--docs", type=int, default=4, help="lookup documents, sizes spread over 2,000..--max-doc-tokens")
+    ap.add_argument("--min-doc-tokens", type=int, default=2000)
     ap.add_argument("--max-doc-tokens", type=int, default=8000)
-    ap.add_argument("--questions", type=int, default=10, help="questions per document")
+    ap.add_argument("--fact-share", type=float, default=0.2, help="share of a document's sentences that are facts")
+    ap.add_argument("--parts", default="lookup,gsm8k", help="comma-separated: lookup, gsm8k")
+    ap.add_argument("--questions", type=int, default=40, help="questions per document (at most its facts)")
     ap.add_argument("--gsm8k", type=int, default=10, help="GSM8K problems")
     ap.add_argument("--rethink-tokens", type=int, default=96, help="rethink max tokens per pass (GSM8K)")
     ap.add_argument("--seed", type=int, default=0)
@@ -250,10 +324,14 @@ async def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     path = str(ensure_default_gguf())
     t0 = time.perf_counter()
-    result = {"model": "gemma-3-270m Q4_K_M (llama.cpp, CPU)", "lookup": await lookup(args, path)}
-    result["stateful_gsm8k"] = await stateful_gsm8k(args, path)
+    parts = set(args.parts.split(","))
+    result: dict = {"model": "gemma-3-270m Q4_K_M (llama.cpp, CPU)"}
+    if "lookup" in parts:
+        result["lookup"] = await lookup(args, path)
+    if "gsm8k" in parts:
+        result["stateful_gsm8k"] = await stateful_gsm8k(args, path)
     result["wall_s"] = time.perf_counter() - t0
-    if args.plot:
+    if args.plot and "lookup" in result:
         import matplotlib.pyplot as plt
 
         lk = result["lookup"]

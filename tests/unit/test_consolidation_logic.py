@@ -9,11 +9,15 @@ import pytest
 from ponder.common.config import ConsolidatorConfig, PonderConfig
 from ponder.common.crd_models import ConsolidationPolicySpec
 from ponder.common.errors import ConfigError, InvalidArgument
-from ponder.consolidation.policy import PolicyBook, in_schedule, is_idle, parse_policies
+from ponder.consolidation.policy import (
+    PolicyBook, eviction_victims, in_schedule, interval_wait_s, is_idle, parse_policies, rest_after_step_s,
+)
 from ponder.consolidation.store import check_id, check_text, estimate_tokens, version_of
 from ponder.consolidation.strategies import default_registry
-from ponder.consolidation.strategies.extractive import drop_repeats, mean_self_information, select_units, split_units
-from ponder.consolidation.strategies.rethink import chunks
+from ponder.consolidation.strategies.extractive import (
+    drop_repeats, fact_density, fact_words, jaccard, mean_self_information, select_units, split_units, word_set,
+)
+from ponder.consolidation.strategies.rethink import chunks, output_budget
 from ponder.router.contexts import ResolvedContext
 
 
@@ -38,6 +42,28 @@ def test_select_units_keeps_highest_within_budget_in_order():
     # Nothing fits: the smallest unit is kept rather than nothing.
     assert select_units([1.0, 2.0], [50, 40], 100.0) == [1]
     assert select_units([], [], 5.0) == []
+
+
+def test_fact_density_counts_numbers_and_names_after_the_first_word():
+    assert fact_density("The ferry to Ostend leaves at 0715 daily.") == pytest.approx(2 / 7)
+    assert fact_density("Nothing was decided at the meeting.") == 0.0
+    assert fact_density("Hello") == 0.0
+    assert fact_words("In 1998 Marie Dupont moved to Lyon.") == {"1998", "Marie", "Dupont", "Lyon"}
+
+
+def test_near_repeats_go_but_facts_phrased_alike_stay():
+    units = [
+        "The panel discussed the routine budget at the spring meeting.",
+        "The panel discussed the usual budget at the autumn meeting.",    # near repeat of 0, no new name/number
+        "Flight 212 to Porto leaves from gate 14.",
+        "Flight 388 to Porto leaves from gate 9.",                         # alike, but new numbers: a new fact
+    ]
+    words, facts = [word_set(u) for u in units], [fact_words(u) for u in units]
+    assert jaccard(words[0], words[1]) >= 0.6 and jaccard(words[2], words[3]) >= 0.6
+    scores, tokens = [3.0, 2.9, 2.0, 1.9], [10, 10, 10, 10]
+    assert select_units(scores, tokens, 1.0, words, 0.6, facts) == [0, 2, 3]
+    assert select_units(scores, tokens, 1.0, words, 0.6) == [0, 2]   # overlap alone would drop the second fact
+    assert select_units(scores, tokens, 1.0) == [0, 1, 2, 3]
 
 
 def test_mean_self_information_matches_log_softmax():
@@ -75,6 +101,71 @@ def test_is_idle_thresholds():
     assert is_idle(0, 1, spec)
     assert not is_idle(0, 2, spec)
     assert not is_idle(1, 0, spec)
+
+
+def test_rethink_output_budget_is_a_share_of_the_input():
+    assert output_budget(2000, 0.5, 16, 384) == 250  # 500 tokens read -> 250 written at most
+    assert output_budget(40, 0.5, 16, 384) == 16      # short inputs keep the floor
+    assert output_budget(40_000, 0.5, 16, 384) == 384  # the pass's max tokens still caps it
+    assert output_budget(40, 0.5, 16, 8) == 8
+
+
+def test_rest_after_step_keeps_consolidation_within_its_share():
+    assert rest_after_step_s(1.0, 0.25) == pytest.approx(3.0)  # busy 1 s of every 4
+    assert rest_after_step_s(2.0, 0.5) == pytest.approx(2.0)
+    assert rest_after_step_s(5.0, 1.0) == 0.0
+    assert rest_after_step_s(-1.0, 0.5) == 0.0
+    for step in (0.1, 1.0, 7.5):  # the duty cycle is exactly the share
+        assert step / (step + rest_after_step_s(step, 0.2)) == pytest.approx(0.2)
+    with pytest.raises(ValueError, match="max_pass_share"):
+        rest_after_step_s(1.0, 0.0)
+
+
+def test_interval_wait_counts_from_the_last_consolidation():
+    assert interval_wait_s(None, 1000.0, 300.0) == 0.0
+    assert interval_wait_s(900.0, 1000.0, 300.0) == pytest.approx(200.0)
+    assert interval_wait_s(600.0, 1000.0, 300.0) == 0.0
+    assert interval_wait_s(999.0, 1000.0, 0.0) == 0.0
+
+
+def test_eviction_takes_the_oldest_and_spares_contexts_in_use():
+    ids = ["a", "b", "c", "d", "e"]  # oldest first
+    assert eviction_victims(ids, set(), 5, 3) == ["a", "b"]
+    assert eviction_victims(ids, {"a"}, 5, 3) == ["b", "c"]
+    assert eviction_victims(ids, {"a", "b", "c", "d"}, 5, 3) == ["e"]  # fewer than needed: the rest are in use
+    assert eviction_victims(ids, set(), 5, 5) == []
+    assert eviction_victims(ids, set(), 5, None) == []
+
+
+def test_policy_book_cap_is_the_smallest_set():
+    book = PolicyBook(None)
+    assert book.max_contexts() is None
+    book.policies = parse_policies({"policies": [
+        {"name": "a", "pool": "small", "retention": {"max_contexts": 50}},
+        {"name": "b", "pool": "large", "retention": {"max_contexts": 20}},
+        {"name": "c", "pool": "mid"},
+    ]}, "test")
+    assert book.max_contexts() == 20
+
+
+async def test_idle_gate_refuses_while_the_pool_rests():
+    from ponder.consolidation.scheduler import IdleGate
+
+    now = [1000.0]
+    rest_until = {"small": 1005.0}
+
+    async def idle(pool):
+        return 0, 0
+
+    async def rest(pool):
+        return rest_until.get(pool, 0.0)
+
+    gate = IdleGate(idle, 0.01, clock=lambda: now[0], rest=rest)
+    spec = ConsolidationPolicySpec(pool="small", idle={"min_idle_s": 0, "max_pass_share": 0.5})
+    ok, why = await gate.check("small", spec)
+    assert not ok and "max_pass_share" in why
+    now[0] = 1005.0
+    assert (await gate.check("small", spec))[0]
 
 
 def test_parse_policies_by_pool_and_errors():

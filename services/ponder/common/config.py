@@ -564,12 +564,30 @@ class ExtractiveSettings(_Model):
     unit: Literal["sentence", "phrase"] = Field(
         "sentence", description="What is kept or dropped whole: sentences, or clauses split at commas and semicolons."
     )
+    fact_weight_nats: float = Field(
+        2.0, ge=0, le=100,
+        description="Nats added to a unit's mean self-information per unit of fact density (share of its words "
+        "holding a digit or a capital); 0: self-information alone.",
+    )
+    max_overlap: float = Field(
+        0.6, gt=0, le=1,
+        description="A unit whose word set overlaps a kept unit's by this Jaccard share or more is dropped as a "
+        "near repeat; 1: identical word sets only.",
+    )
 
 
 class RethinkSettings(_Model):
     """The ``rethink`` strategy: the pool's model re-represents the context in passes."""
 
     max_pass_tokens: int = Field(384, ge=16, le=131072, description="Output tokens one pass may write.")
+    max_output_share: float = Field(
+        0.4, gt=0, le=4,
+        description="A pass writes at most this share of the tokens it reads (estimated at 4 characters a token), "
+        "so passes shrink the text; the pass's max tokens still caps it.",
+    )
+    min_output_tokens: int = Field(
+        8, ge=1, le=131072, description="Output tokens a pass may always write, however short its input."
+    )
     max_input_chars: int = Field(
         6000, ge=256, le=10_000_000, description="Longest text one pass reads; longer contexts are read in chunks."
     )

@@ -313,7 +313,9 @@ class IdleThresholds(_Model):
     )
     min_idle_s: float = Field(60.0, ge=0, le=86400, description="How long the pool must stay idle before a pass.")
     max_pass_share: float = Field(
-        0.5, gt=0, le=1, description="Largest share of the pool's replicas consolidation may occupy."
+        0.5, gt=0, le=1,
+        description="Largest share of the pool's time consolidation may take: after a step of d seconds "
+        "the pool rests d*(1-share)/share.",
     )
 
 
@@ -330,7 +332,11 @@ class Retention(_Model):
     consolidated_ttl_s: int = Field(
         30 * 86400, ge=60, le=10 * 365 * 86400, description="How long consolidated contexts are kept."
     )
-    max_contexts: int | None = Field(None, ge=1, description="Cap on stored contexts; oldest go first; unset: none.")
+    max_contexts: int | None = Field(
+        None, ge=1,
+        description="Cap on stored contexts (the smallest any policy sets); oldest put go first, never one a "
+        "running job holds; unset: none.",
+    )
 
 
 class ConsolidationPolicySpec(_Model):
@@ -347,7 +353,11 @@ class ConsolidationPolicySpec(_Model):
     schedule: str | None = Field(
         None, pattern=CRON_RE, description="Cron window (5 fields, UTC) when passes may run; unset: whenever idle."
     )
-    min_interval_s: float = Field(300.0, ge=0, le=86400 * 7, description="Shortest time between passes on one context.")
+    min_interval_s: float = Field(
+        300.0, ge=0, le=86400 * 7,
+        description="Shortest time between consolidations of one context, from the end of the last; "
+        "a job is deferred until then.",
+    )
     retention: Retention = Field(default_factory=Retention, description="How long contexts are kept.")
 
 

@@ -136,6 +136,9 @@ def cmd_context(args) -> int:
     else:
         print(f"job {resp.job_id}: {resp.state} ({resp.strategy} on {resp.pool}, step {resp.steps_done}/{resp.steps_total}, "
               f"{resp.compute_units:.1f} CU){' ' + resp.error if resp.error else ''}")
+        if resp.state == "deferred":
+            wait = max(0.0, resp.not_before - time.time())
+            print(f"  deferred by the policy's min_interval_s: runs in {wait:.0f}s or later")
         return 1 if resp.state == "failed" else 0
     return 0
 

@@ -68,6 +68,35 @@ def is_idle(queue_depth: int, running: int, spec: ConsolidationPolicySpec) -> bo
     return queue_depth == 0 and running <= spec.idle.max_ongoing_requests_per_replica
 
 
+def rest_after_step_s(step_s: float, max_pass_share: float) -> float:
+    """Seconds a pool rests after a consolidation step of ``step_s`` so that consolidation
+    takes at most ``max_pass_share`` (0 < share <= 1) of the pool's time: busy d, then idle
+    d * (1 - share) / share, a duty cycle of exactly ``share``. Returns >= 0 (0 at share 1
+    or for a step of no duration); ValueError for a share outside (0, 1]."""
+    if not 0 < max_pass_share <= 1:
+        raise ValueError(f"idle.max_pass_share: must be in (0, 1], got {max_pass_share}")
+    return max(0.0, step_s) * (1.0 - max_pass_share) / max_pass_share
+
+
+def interval_wait_s(last_consolidated_at: float | None, now: float, min_interval_s: float) -> float:
+    """Seconds until context may be consolidated again under ``min_interval_s`` (measured
+    from the end of its last consolidation, whatever version it was made from). 0 when it
+    may run now or was never consolidated; never negative."""
+    if not last_consolidated_at:
+        return 0.0
+    return max(0.0, last_consolidated_at + min_interval_s - now)
+
+
+def eviction_victims(oldest_first: list[str], in_use: set[str], total: int, cap: int | None) -> list[str]:
+    """Contexts to evict so that ``total`` stored contexts fall to ``cap``: the oldest first,
+    skipping any in ``in_use`` (held by a running job). May return fewer than needed when
+    the rest are in use; [] when ``cap`` is None or not exceeded."""
+    if cap is None or total <= cap:
+        return []
+    need = total - cap
+    return [c for c in oldest_first if c not in in_use][:need]
+
+
 @dataclasses.dataclass(frozen=True)
 class NamedPolicy:
     name: str
@@ -133,6 +162,12 @@ class PolicyBook:
         if changed:
             log.info("consolidation policies in force: %s", sorted(p.name for p in new.values()))
         return changed
+
+    def max_contexts(self) -> int | None:
+        """The store's cap on contexts: the smallest ``retention.max_contexts`` any policy in
+        force sets (contexts are shared by all pools); None when none sets one."""
+        caps = [p.spec.retention.max_contexts for p in self.policies.values() if p.spec.retention.max_contexts]
+        return min(caps) if caps else None
 
     def for_pool(self, pool: str) -> ConsolidationPolicySpec:
         p = self.policies.get(pool)

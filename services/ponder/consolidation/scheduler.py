@@ -8,8 +8,13 @@ then new ones. While it holds a job it renews its claim every ``heartbeat_s``.
 
 Each job is a list of steps (``StrategyRegistry.plan``). Before every step the
 ``IdleGate`` waits until the job's pool is idle by its ``Stats`` for the policy's
-``min_idle_s`` and the clock is inside the policy's schedule, so consolidation
-yields to live traffic between passes. After every step the text and the spend
+``min_idle_s``, the clock is inside the policy's schedule and the pool's rest is
+over, so consolidation yields to live traffic between passes. The rest paces
+consolidation to ``idle.max_pass_share`` of the pool's time: after a step of d
+seconds the pool rests d * (1 - share) / share (kept in Redis, so every replica
+sees it). A job whose context was consolidated less than ``min_interval_s`` ago
+is deferred (parked in a sorted set, its stream entry acknowledged) and goes back
+on the stream when its time comes, so it does not hold a worker meanwhile. After every step the text and the spend
 so far are saved on the job: a failed attempt (pool down) is retried after
 ``retry_backoff_s`` from that point, up to ``max_attempts``, and never writes a
 partial result. The result is written by ``ContextRepo.finish``, which refuses a
@@ -34,12 +39,13 @@ from ponder.common.crd_models import ConsolidationPolicySpec
 from ponder.common.telemetry import Tracing, context_from_traceparent
 from ponder.common.errors import BackendError, DeadlineExceeded, PonderError, PoolOverloaded, PoolUnavailable
 from ponder.consolidation.metrics import ConsolidatorMetrics
-from ponder.consolidation.policy import PolicyBook, in_schedule, is_idle
+from ponder.consolidation.policy import PolicyBook, in_schedule, interval_wait_s, is_idle, rest_after_step_s
 from ponder.consolidation.store import TERMINAL, ContextNotFound, ContextRepo, JobRecord, estimate_tokens
 from ponder.consolidation.strategies import StepContext, StrategyRegistry
 
 log = logging.getLogger(__name__)
 LoadFn = Callable[[str], Awaitable[tuple[int, int]]]
+RestFn = Callable[[str], Awaitable[float]]
 # Failures that may heal: the job is retried later with its progress kept.
 RETRYABLE = (PoolUnavailable, PoolOverloaded, DeadlineExceeded, BackendError)
 REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, redis.exceptions.BusyLoadingError)
@@ -59,18 +65,21 @@ async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> bool:
 class IdleGate:
     """Whether a pool may take a consolidation step now, by its load and the policy."""
 
-    def __init__(self, load: LoadFn, poll_s: float, clock: Callable[[], float] = time.time):
-        self.load, self.poll_s, self.clock = load, poll_s, clock
+    def __init__(self, load: LoadFn, poll_s: float, clock: Callable[[], float] = time.time, rest: RestFn | None = None):
+        self.load, self.poll_s, self.clock, self.rest = load, poll_s, clock, rest
         self.idle_since: dict[str, float] = {}
         self.last: dict[str, tuple[bool, int, int, str]] = {}
 
     async def check(self, pool: str, spec: ConsolidationPolicySpec) -> tuple[bool, str]:
-        """(may run, why). Not idle: outside the schedule, Stats failing, work queued or running
-        above the threshold, or idle for less than ``min_idle_s``."""
+        """(may run, why). Not idle: outside the schedule, resting after a step (max_pass_share),
+        Stats failing, work queued or running above the threshold, or idle for less than ``min_idle_s``."""
         now = self.clock()
         qd = running = 0
+        rest_until = await self.rest(pool) if self.rest is not None else 0.0
         if not in_schedule(spec.schedule, dt.datetime.fromtimestamp(now, dt.timezone.utc)):
             ok, why = False, f"outside the schedule {spec.schedule!r}"
+        elif rest_until > now:
+            ok, why = False, f"resting {rest_until - now:.1f}s (idle.max_pass_share={spec.idle.max_pass_share:g})"
         else:
             try:
                 qd, running = await self.load(pool)
@@ -83,7 +92,7 @@ class IdleGate:
                     since = self.idle_since.setdefault(pool, now)
                     ok = now - since >= spec.idle.min_idle_s
                     why = "idle" if ok else f"idle for {now - since:.1f}s of {spec.idle.min_idle_s:g}s"
-        if not ok and not why.startswith("idle for"):
+        if not ok and not why.startswith(("idle for", "resting")):
             self.idle_since.pop(pool, None)
         self.last[pool] = (ok, qd, running, why)
         return ok, why
@@ -122,6 +131,7 @@ class Worker:
 
     async def _take(self) -> tuple[str, str] | None:
         s, g = self.cfg.stream, self.cfg.group
+        await self.repo.release_due()
         own = await self.redis.xreadgroup(g, self.name, {s: "0"}, count=1)
         for _, entries in own or []:
             for mid, fields in entries:
@@ -184,6 +194,13 @@ class Worker:
             num_questions=tuple(p.num_questions for p in spec.passes) if explicit else (),
         )
 
+    async def _rest(self, pool: str, started: float) -> None:
+        """Pace the pool to its policy's ``idle.max_pass_share`` after a step begun at ``started``."""
+        ended = self.repo.clock()
+        rest = rest_after_step_s(ended - started, self.policies.for_pool(pool).idle.max_pass_share)
+        if rest > 0:
+            await self.repo.rest_pool(pool, ended + rest)
+
     async def _fail(self, job: JobRecord, state: str, error: str) -> None:
         await self.repo.fail(job, state, error)
         self.metrics.jobs.labels(state).inc()
@@ -222,6 +239,15 @@ class Worker:
         except PonderError as e:
             await self._fail(job, "failed", e.message)
             return True
+        if job.steps_done == 0:
+            spec = self.policies.for_pool(pool)
+            wait = interval_wait_s(await self.repo.last_consolidated_at(job.context_id), self.repo.clock(),
+                                   spec.min_interval_s)
+            if wait > 0:
+                await self.repo.defer(job, self.repo.clock() + wait)
+                log.info("job %s deferred %.0fs: %s was consolidated less than min_interval_s=%g ago",
+                         job_id, wait, job.context_id, spec.min_interval_s)
+                return True
         await self.repo.update_job(job_id, worker=self.name, steps_total=len(steps))
         text = job.progress_text if job.steps_done else rec.text
         i = job.steps_done
@@ -236,9 +262,11 @@ class Worker:
                 return False
             step, k = steps[i]
             await self.repo.update_job(job_id, state="running")
+            started = self.repo.clock()
             try:
                 r = await step.run_step(k, text, ctx)
             except RETRYABLE as e:
+                await self._rest(pool, started)
                 job.attempts += 1
                 if job.attempts >= self.cfg.max_attempts:
                     await self.repo.update_job(job_id, attempts=job.attempts)
@@ -250,6 +278,7 @@ class Worker:
                 if await _sleep_or_stop(stop, self.cfg.retry_backoff_s):
                     return False
                 continue
+            await self._rest(pool, started)
             text = r.text
             self.metrics.step(step.name, r.tokens_in, r.tokens_out, r.compute_units)
             job.compute_units += r.compute_units

@@ -57,6 +57,7 @@ def job_to_proto(j: JobRecord) -> pb.Job:
         passes=j.passes, pool=j.pool, state=j.state, steps_done=j.steps_done, steps_total=j.steps_total,
         attempts=j.attempts, error=j.error, compute_units=j.compute_units, model_tokens_in=j.model_tokens_in,
         model_tokens_out=j.model_tokens_out, created_at=j.created_at, updated_at=j.updated_at, worker=j.worker,
+        not_before=j.not_before,
     )
 
 
@@ -102,7 +103,11 @@ class ConsolidatorServicer(consolidation_pb2_grpc.ConsolidatorServicer):
             ttl = request.ttl_s
         else:
             ttl = float(self.policies.for_pool(self.pools.default_pool()).retention.raw_ttl_s)
-        return info_to_proto(await self.repo.put(request.context_id, request.text, ttl, request.tenant))
+        rec = await self.repo.put(request.context_id, request.text, ttl, request.tenant)
+        evicted = await self.repo.evict_over(self.policies.max_contexts())
+        if evicted:
+            log.info("retention.max_contexts=%s: evicted %d oldest contexts", self.policies.max_contexts(), len(evicted))
+        return info_to_proto(rec)
 
     @store_errors
     async def GetContext(self, request, context):
@@ -221,7 +226,7 @@ async def start(cfg: PonderConfig, redis_url: str, address: str, serve_address: 
     registry = registry or default_registry()
     book = PolicyBook(policy_file or c.policy_file)
     pools = PoolDirectory(cfg, serve_address)
-    gate = IdleGate(load or pools.load, c.poll_s)
+    gate = IdleGate(load or pools.load, c.poll_s, rest=repo.pool_rest_until)
     metrics = ConsolidatorMetrics()
     metrics_server = None
     if os.environ.get("PONDER_METRICS_PORT"):

@@ -7,6 +7,9 @@ Keys (``{id}`` is the context id):
   ``ponder:context:{id}:jobs``          sorted set of job ids by creation time
   ``ponder:consolidation:job:{job}``    hash: the job (``Job`` in consolidation.proto) and its saved progress
   ``ponder:consolidation:pending:...``  one live job per (context, version, strategy, passes, pool)
+  ``ponder:contexts:by_put``            sorted set of context ids by the time they were last put (eviction order)
+  ``ponder:consolidation:deferred``     sorted set of job ids by the time they may run again (min_interval_s)
+  ``ponder:consolidation:pool_rest``    sorted set of pools by the time they may run a step again (max_pass_share)
 
 A consolidated form is served only when its ``source_version`` equals the
 context's current ``version``; both checks run inside Redis scripts, so a
@@ -31,6 +34,10 @@ PREFIX = "ponder:context:"
 JOB_PREFIX = "ponder:consolidation:job:"
 PENDING_PREFIX = "ponder:consolidation:pending:"
 INDEX = "ponder:contexts"
+BY_PUT = "ponder:contexts:by_put"
+DEFERRED = "ponder:consolidation:deferred"
+POOL_REST = "ponder:consolidation:pool_rest"
+HELD = ("waiting_idle", "running", "retrying")  # a worker holds the job
 ID_RE = re.compile(r"^[A-Za-z0-9._:/-]{1,200}$")
 TERMINAL = ("done", "failed", "superseded")
 CHARS_PER_TOKEN = 4.0
@@ -127,9 +134,10 @@ class JobRecord:
     progress_text: str = ""
     # W3C traceparent of whoever queued the job (a router request, a Consolidate call); "" when untraced.
     traceparent: str = ""
+    not_before: float = 0.0  # deferred: may run from this time on
 
     INTS = ("passes", "steps_done", "steps_total", "attempts", "model_tokens_in", "model_tokens_out")
-    FLOATS = ("compute_units", "created_at", "updated_at")
+    FLOATS = ("compute_units", "created_at", "updated_at", "not_before")
 
     def to_redis(self) -> dict[str, Any]:
         return {k: v for k, v in dataclasses.asdict(self).items()}
@@ -175,6 +183,16 @@ redis.call('DEL', KEYS[4])
 return 1
 """
 
+# Move deferred jobs whose time has come back onto the stream, at most ARGV[2] of them.
+_RELEASE = """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, id in ipairs(ids) do
+  redis.call('ZREM', KEYS[1], id)
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'job_id', id)
+end
+return #ids
+"""
+
 
 @dataclasses.dataclass(frozen=True)
 class Resolved:
@@ -195,6 +213,7 @@ class ContextRepo:
         self.clock = clock
         self._resolve = redis.register_script(_RESOLVE)
         self._finish = redis.register_script(_FINISH)
+        self._release = redis.register_script(_RELEASE)
 
     # ------------------------------------------------------------ contexts
     async def put(self, context_id: str, text: str, ttl_s: float | None = None, tenant: str = "") -> ContextRecord:
@@ -212,6 +231,7 @@ class ContextRepo:
             if ttl_s:
                 p.expire(key, max(1, math.ceil(ttl_s)))
             p.sadd(INDEX, context_id)
+            p.zadd(BY_PUT, {context_id: now})
             await p.execute()
         return rec
 
@@ -264,11 +284,61 @@ class ContextRepo:
         async with self.redis.pipeline(transaction=True) as p:
             p.delete(base, base + ":consolidated")
             p.srem(INDEX, context_id)
-            n, _ = await p.execute()
+            p.zrem(BY_PUT, context_id)
+            n, _, _ = await p.execute()
         return n > 0
+
+    async def in_use(self, context_id: str, recent_jobs: int = 8) -> bool:
+        """Whether a worker holds one of the context's recent jobs (state in ``HELD``)."""
+        return any(j.state in HELD for j in await self.jobs_of(context_id, recent_jobs))
+
+    async def evict_over(self, cap: int | None) -> list[str]:
+        """Delete the oldest-put contexts until at most ``cap`` remain, never one a running
+        job holds (``policy.eviction_victims``); returns the ids deleted. None: no cap."""
+        from ponder.consolidation.policy import eviction_victims
+
+        if cap is None:
+            return []
+        total = int(await self.redis.zcard(BY_PUT))
+        if total <= cap:
+            return []
+        # Look a little past the number needed, so contexts in use can be skipped.
+        ids = [i.decode() for i in await self.redis.zrange(BY_PUT, 0, total - cap + 15)]
+        busy = {i for i in ids if await self.in_use(i)}
+        victims = eviction_victims(ids, busy, total, cap)
+        for i in victims:
+            await self.delete(i)
+        return victims
 
     async def count(self) -> int:
         return int(await self.redis.scard(INDEX))
+
+    async def last_consolidated_at(self, context_id: str) -> float | None:
+        """When the context's stored consolidated form (of any version) was written; None if none."""
+        v = await self.redis.hget(PREFIX + context_id + ":consolidated", "created_at")
+        return float(v) if v is not None else None
+
+    # ------------------------------------------------------------ pacing
+    async def defer(self, job: JobRecord, not_before: float) -> None:
+        """Park a job until ``not_before``; ``release_due`` puts it back on the stream then."""
+        job.state, job.not_before = "deferred", not_before
+        async with self.redis.pipeline(transaction=True) as p:
+            p.hset(JOB_PREFIX + job.job_id, mapping={"state": "deferred", "not_before": not_before,
+                                                     "updated_at": self.clock()})
+            p.zadd(DEFERRED, {job.job_id: not_before})
+            await p.execute()
+
+    async def release_due(self, limit: int = 100) -> int:
+        """Requeue the deferred jobs whose time has come (atomic: each goes back once)."""
+        return int(await self._release(keys=[DEFERRED, self.stream], args=[self.clock(), limit, STREAM_MAXLEN]))
+
+    async def rest_pool(self, pool: str, until: float) -> None:
+        """No consolidation step starts on ``pool`` before ``until`` (only ever moves later)."""
+        await self.redis.zadd(POOL_REST, {pool: until}, gt=True)
+
+    async def pool_rest_until(self, pool: str) -> float:
+        v = await self.redis.zscore(POOL_REST, pool)
+        return float(v) if v is not None else 0.0
 
     # ------------------------------------------------------------ jobs
     def _pending_key(self, j: JobRecord) -> str:

@@ -107,7 +107,7 @@ class ConsolidateRequest(_message.Message):
     def __init__(self, context_id: _Optional[str] = ..., strategy: _Optional[str] = ..., passes: _Optional[int] = ..., pool: _Optional[str] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("job_id", "context_id", "source_version", "strategy", "passes", "pool", "state", "steps_done", "steps_total", "attempts", "error", "compute_units", "model_tokens_in", "model_tokens_out", "created_at", "updated_at", "worker")
+    __slots__ = ("job_id", "context_id", "source_version", "strategy", "passes", "pool", "state", "steps_done", "steps_total", "attempts", "error", "compute_units", "model_tokens_in", "model_tokens_out", "created_at", "updated_at", "worker", "not_before")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_ID_FIELD_NUMBER: _ClassVar[int]
     SOURCE_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -125,6 +125,7 @@ class Job(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     WORKER_FIELD_NUMBER: _ClassVar[int]
+    NOT_BEFORE_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     context_id: str
     source_version: str
@@ -142,7 +143,8 @@ class Job(_message.Message):
     created_at: float
     updated_at: float
     worker: str
-    def __init__(self, job_id: _Optional[str] = ..., context_id: _Optional[str] = ..., source_version: _Optional[str] = ..., strategy: _Optional[str] = ..., passes: _Optional[int] = ..., pool: _Optional[str] = ..., state: _Optional[str] = ..., steps_done: _Optional[int] = ..., steps_total: _Optional[int] = ..., attempts: _Optional[int] = ..., error: _Optional[str] = ..., compute_units: _Optional[float] = ..., model_tokens_in: _Optional[int] = ..., model_tokens_out: _Optional[int] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ..., worker: _Optional[str] = ...) -> None: ...
+    not_before: float
+    def __init__(self, job_id: _Optional[str] = ..., context_id: _Optional[str] = ..., source_version: _Optional[str] = ..., strategy: _Optional[str] = ..., passes: _Optional[int] = ..., pool: _Optional[str] = ..., state: _Optional[str] = ..., steps_done: _Optional[int] = ..., steps_total: _Optional[int] = ..., attempts: _Optional[int] = ..., error: _Optional[str] = ..., compute_units: _Optional[float] = ..., model_tokens_in: _Optional[int] = ..., model_tokens_out: _Optional[int] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ..., worker: _Optional[str] = ..., not_before: _Optional[float] = ...) -> None: ...
 
 class JobsRequest(_message.Message):
     __slots__ = ("job_id", "context_id", "limit")

@@ -8,10 +8,17 @@ predict from what came before carries little information and can go.
   2. Score every token by its self-information -log p(token | preceding text)
      under the local model (a GGUF through llama.cpp), reading the text in
      windows of ``window_tokens`` that start at unit boundaries.
-  3. A unit's score is the mean self-information of its tokens.
+  3. A unit's score is the mean self-information of its tokens plus a fact prior,
+     ``fact_weight_nats`` x its fact density: the share of its words, after the
+     first, that hold a digit or start with a capital (numbers and proper names:
+     what entity-value statements are made of, in any phrasing).
   4. Keep the highest-scoring units while their tokens fit in total / target_ratio
-     (a unit that does not fit is skipped, smaller ones may still fit), and emit
-     them in their original order.
+     (a unit that does not fit is skipped, smaller ones may still fit), skipping a
+     near repeat: a unit whose word set overlaps one already kept by ``max_overlap``
+     (Jaccard) or more and that names no number or name that unit lacks. So
+     boilerplate said again in other words does not crowd out facts, while facts
+     phrased alike (same sentence, other entity and value) all stay. Emit the kept
+     units in their original order.
 
 No library fits offline with a GGUF (LLMLingua loads Hugging Face checkpoints),
 so this is written on llama-cpp-python's logits. It is one step whatever the
@@ -31,6 +38,7 @@ from ponder.consolidation.strategies.base import StepContext, StepResult, Strate
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 _CLAUSE = re.compile(r"(?<=[,;:])\s+")
+_WORD = re.compile(r"\w[\w'-]*")
 
 
 def split_units(text: str, unit: str = "sentence") -> list[str]:
@@ -53,18 +61,57 @@ def drop_repeats(units: list[str]) -> list[str]:
     return out
 
 
-def select_units(scores: list[float], tokens: list[int], ratio: float) -> list[int]:
+def _is_fact_word(w: str) -> bool:
+    return w[0].isupper() or any(c.isdigit() for c in w)
+
+
+def fact_density(unit: str) -> float:
+    """Share of the unit's words after the first that contain a digit or start with an
+    upper-case letter, in [0, 1]; 0 for a unit of one word or none."""
+    words = _WORD.findall(unit)[1:]
+    if not words:
+        return 0.0
+    return sum(_is_fact_word(w) for w in words) / len(words)
+
+
+def word_set(unit: str) -> frozenset[str]:
+    """Lower-cased words of the unit."""
+    return frozenset(w.lower() for w in _WORD.findall(unit))
+
+
+def fact_words(unit: str) -> frozenset[str]:
+    """Its words after the first that hold a digit or start with a capital (numbers, names)."""
+    return frozenset(w for w in _WORD.findall(unit)[1:] if _is_fact_word(w))
+
+
+def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
+    """|a & b| / |a | b| in [0, 1]; 0 when both are empty."""
+    union = len(a | b)
+    return len(a & b) / union if union else 0.0
+
+
+def select_units(scores: list[float], tokens: list[int], ratio: float,
+                 words: list[frozenset[str]] | None = None, max_overlap: float = 1.0,
+                 facts: list[frozenset[str]] | None = None) -> list[int]:
     """Indices of the units to keep, ascending: highest score first while the kept tokens
-    stay within sum(tokens) / ratio; at least one unit when any exists. Ties keep the earlier unit."""
+    stay within sum(tokens) / ratio, skipping a near repeat: a unit whose ``words`` overlap
+    a kept unit's by ``max_overlap`` or more (1.0: only identical word sets) and whose
+    ``facts`` are all in that unit's (no ``facts``: overlap alone decides). At least one unit
+    when any exists. Ties keep the earlier unit."""
     if not scores:
         return []
     budget = sum(tokens) / ratio
     order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
     kept, used = [], 0
     for i in order:
-        if used + tokens[i] <= budget:
-            kept.append(i)
-            used += tokens[i]
+        if used + tokens[i] > budget:
+            continue
+        if words is not None and any(
+            jaccard(words[i], words[k]) >= max_overlap and (facts is None or facts[i] <= facts[k]) for k in kept
+        ):
+            continue
+        kept.append(i)
+        used += tokens[i]
     if not kept:
         kept = [min(order, key=lambda i: tokens[i])]
     return sorted(kept)
@@ -139,7 +186,10 @@ class SelfInformationScorer:
         if not units:
             return "", 0, 0
         scores, tokens, scored = self.unit_scores(units)
-        keep = select_units(scores, tokens, ratio)
+        w = self.settings.fact_weight_nats
+        scores = [sc + w * fact_density(u) for sc, u in zip(scores, units)]
+        keep = select_units(scores, tokens, ratio, [word_set(u) for u in units], self.settings.max_overlap,
+                            [fact_words(u) for u in units])
         return " ".join(units[i] for i in keep), scored, sum(tokens[i] for i in keep)
 
     async def acompress(self, text: str, ratio: float) -> tuple[str, int, int]:

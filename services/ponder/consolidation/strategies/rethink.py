@@ -9,12 +9,17 @@ it left (the first reads the context), in chunks of at most ``max_input_chars``:
   precompute_answers  likely questions with their answers and the quantities the text
                       implies, worked out; appended under "Questions and answers:"
 
-Each call writes at most the pass's max tokens, so a pass's output is bounded by
-chunks x max tokens. Cost is the pool's price of the tokens read and written.
+Each call writes at most ``output_budget`` tokens: ``max_output_share`` of the
+tokens it reads (at least ``min_output_tokens``), capped by the pass's max tokens.
+So re_represent and summarise shrink the text by about that share, and
+precompute_answers adds at most that share of what it reads. Cost is the pool's
+price of the tokens read and written.
 A pool that is down raises PoolUnavailable: the job is retried with its finished
 passes kept.
 """
 from __future__ import annotations
+
+import math
 
 from ponder.common.config import RethinkSettings
 from ponder.consolidation.strategies.base import StepContext, StepResult, Strategy
@@ -67,6 +72,12 @@ def _pieces(text: str, max_chars: int) -> list[str]:
     return out
 
 
+def output_budget(input_chars: int, share: float, floor_tokens: int, cap_tokens: int) -> int:
+    """Output tokens one call may write: ``share`` x the estimated tokens of its input
+    (4 characters a token, rounded up), at least ``floor_tokens``, at most ``cap_tokens``."""
+    return max(1, min(cap_tokens, max(floor_tokens, math.ceil(share * input_chars / 4.0))))
+
+
 class Rethink(Strategy):
     name = "rethink"
 
@@ -92,7 +103,8 @@ class Rethink(Strategy):
         source = text if kind == "precompute_answers" else body
         outs, t_in, t_out, cu = [], 0, 0, 0.0
         for piece in chunks(source, self.settings.max_input_chars):
-            resp = await self._call(ctx, PROMPTS[kind].format(text=piece, n=n), max_tokens)
+            budget = output_budget(len(piece), self.settings.max_output_share, self.settings.min_output_tokens, max_tokens)
+            resp = await self._call(ctx, PROMPTS[kind].format(text=piece, n=n), budget)
             outs.append(resp.text.strip())
             t_in += resp.prompt_tokens
             t_out += resp.output_tokens
