@@ -431,3 +431,30 @@ def test_train_and_eval_with_three_models(tmp_path, capsys):
     from ponder.router.classifiers import load_classifier
 
     assert load_classifier(out).report["roles"] == {"weak": "cheap", "strong": "dear"}
+
+
+def test_save_scorer_writes_a_scorer_the_cascade_strategy_loads(tmp_path, capsys):
+    from ponder.router.confidence import ConfidenceScorer
+
+    rng = np.random.default_rng(6)
+    rows = []
+    for prompt, weak, strong in synth_rows(200, seed=6):
+        a, b = (int(v) for v in rng.integers(2, 99, size=2))
+        answer = f"{a} + {b} = {a + b}.\n#### {a + b}" if weak else f"{a} + {b} = {a + b + 3} and th"
+        rows.append((prompt, weak, strong, answer))
+    f = write_csv(tmp_path / "r.csv", rows, header=("prompt", W, ST, W + "_response"))
+    out = tmp_path / "scorer.json"
+    rc = cli_router.main(["router", "cv", "--outcomes", str(f), "--weak", W, "--strong", ST, "--cascade",
+                          "--classifier", "hashed-linear", "--save-scorer", str(out), "--json"])
+    assert rc == 0 and json.loads(capsys.readouterr().out)["cascade"]["scorer"] == str(out)
+    s = ConfidenceScorer.load(out)
+    assert s.report["weights"]["has_prior"] == 0.0 and s.report["responses"] == W + "_response"
+    prompt = rows[0][0]
+    assert s.score(prompt, "12 + 30 = 42.\n#### 42") > 0.8 > 0.2 > s.score(prompt, "12 + 30 = 45 and th")
+
+
+def test_save_scorer_needs_cascade(tmp_path, capsys):
+    f = write_csv(tmp_path / "t.csv", synth_rows(40))
+    rc = cli_router.main(["router", "cv", "--outcomes", str(f), "--weak", W, "--strong", ST,
+                          "--save-scorer", str(tmp_path / "s.json")])
+    assert rc == 2 and "--save-scorer" in capsys.readouterr().err
