@@ -228,3 +228,10 @@ async def test_through_the_servicer_the_plan_and_usage_show_the_escalation():
     assert resp.text == "#### 7" and resp.usage.samples == 3
     small, dear = cfg.pool("small").cost, cfg.pool("reasoning").cost
     assert resp.usage.compute_units == pytest.approx(2 * small.units(10, 4) + dear.units(10, 4))
+
+
+async def test_an_unreadable_scorer_is_a_config_error_naming_the_field(tmp_path):
+    cfg = config(agreement_samples=0, scorer_path=str(tmp_path / "missing.json"))
+    clients = Clients(small=ScriptedPool("small", ["#### 7"]), reasoning=ScriptedPool("reasoning", ["#### 8"]))
+    with pytest.raises(ConfigError, match="routing.cascade.scorer_path"):
+        await run(Cascade(), cfg, clients)

@@ -40,7 +40,7 @@ import time
 from typing import AsyncIterator
 
 from ponder.common.config import PoolConfig
-from ponder.common.errors import Unavailable
+from ponder.common.errors import ConfigError, Unavailable
 from ponder.router.confidence import ConfidenceScorer, final_answer
 from ponder.router.strategies.base import Gains, StreamDelta, Strategy, draw
 from ponder.router.types import Answer, Candidate, Plan, Request, SampleResult
@@ -147,10 +147,14 @@ class Cascade(Strategy):
 
     # ------------------------------------------------------------------ running
     def scorer(self, path: str) -> ConfidenceScorer:
-        """The scorer at ``path``, re-read when the file changes."""
-        mtime = pathlib.Path(path).stat().st_mtime
-        if self._scorer is None or self._scorer[:2] != (path, mtime):
-            self._scorer = (path, mtime, ConfidenceScorer.load(path))
+        """The scorer at ``path``, re-read when the file changes; ConfigError (FAILED_PRECONDITION) naming
+        ``routing.cascade.scorer_path`` when it cannot be read."""
+        try:
+            mtime = pathlib.Path(path).stat().st_mtime
+            if self._scorer is None or self._scorer[:2] != (path, mtime):
+                self._scorer = (path, mtime, ConfidenceScorer.load(path))
+        except (OSError, ValueError, KeyError) as e:
+            raise ConfigError("routing", [("routing.cascade.scorer_path", f"cannot load {path!r}: {e}")]) from None
         return self._scorer[2]
 
     def confidence(self, prompt: str, answer: str, others: list[str], scorer_path: str | None) -> float:
