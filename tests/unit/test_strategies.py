@@ -59,7 +59,7 @@ def test_vote_single_sample():
 def test_registry_has_the_builtin_strategies():
     from ponder.router.strategies import build
 
-    assert set(build()) == {"single", "think", "best_of_n", "softcot", "vote"}
+    assert set(build()) == {"single", "think", "best_of_n", "softcot", "vote", "cascade"}
 
 
 def test_pool_request_leaves_unset_sampling_unset():

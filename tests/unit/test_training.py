@@ -431,3 +431,70 @@ def test_train_and_eval_with_three_models(tmp_path, capsys):
     from ponder.router.classifiers import load_classifier
 
     assert load_classifier(out).report["roles"] == {"weak": "cheap", "strong": "dear"}
+
+
+def test_save_scorer_writes_a_scorer_the_cascade_strategy_loads(tmp_path, capsys):
+    from ponder.router.confidence import ConfidenceScorer
+
+    rng = np.random.default_rng(6)
+    rows = []
+    for prompt, weak, strong in synth_rows(200, seed=6):
+        a, b = (int(v) for v in rng.integers(2, 99, size=2))
+        answer = f"{a} + {b} = {a + b}.\n#### {a + b}" if weak else f"{a} + {b} = {a + b + 3} and th"
+        rows.append((prompt, weak, strong, answer))
+    f = write_csv(tmp_path / "r.csv", rows, header=("prompt", W, ST, W + "_response"))
+    out = tmp_path / "scorer.json"
+    rc = cli_router.main(["router", "cv", "--outcomes", str(f), "--weak", W, "--strong", ST, "--cascade",
+                          "--classifier", "hashed-linear", "--save-scorer", str(out), "--json"])
+    assert rc == 0 and json.loads(capsys.readouterr().out)["cascade"]["scorer"] == str(out)
+    s = ConfidenceScorer.load(out)
+    assert s.report["weights"]["has_prior"] == 0.0 and s.report["responses"] == W + "_response"
+    prompt = rows[0][0]
+    assert s.score(prompt, "12 + 30 = 42.\n#### 42") > 0.8 > 0.2 > s.score(prompt, "12 + 30 = 45 and th")
+
+
+def test_save_scorer_needs_cascade(tmp_path, capsys):
+    f = write_csv(tmp_path / "t.csv", synth_rows(40))
+    rc = cli_router.main(["router", "cv", "--outcomes", str(f), "--weak", W, "--strong", ST,
+                          "--save-scorer", str(tmp_path / "s.json")])
+    assert rc == 2 and "--save-scorer" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("rows,header,column,row,message", [
+    ([("p1", "True", "True"), ("p2", "True")], ("prompt", W, ST), None, 3, "has 2 cells, the header has 3"),
+    ([("p1", "True", "True"), ("  ", "True", "False")], ("prompt", W, ST), "prompt", 3, "empty prompt"),
+    ([], ("prompt", W, ST), None, None, "has a header but no data rows"),
+    ([("p1", "True", "")], ("prompt", W, ST), ST, 2, "expected a boolean (True/False), got ''"),
+])
+def test_malformed_tables_name_file_column_and_row(tmp_path, rows, header, column, row, message):
+    a = write_csv(tmp_path / "a.csv", rows, header=header)
+    with pytest.raises(OutcomeError) as e:
+        load_outcomes([a], [W, ST])
+    assert (e.value.file, e.value.column, e.value.row) == (str(a), column, row)
+    assert message in e.value.message
+
+
+def test_empty_file_and_a_column_missing_from_the_second_file(tmp_path):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(OutcomeError, match="file is empty") as e:
+        load_outcomes([empty], [W, ST])
+    assert e.value.file == str(empty)
+    a = write_csv(tmp_path / "a.csv", [("p1", "True", "False")])
+    b = write_csv(tmp_path / "b.csv", [("p2", "True")], header=("prompt", W))
+    with pytest.raises(OutcomeError) as e:
+        load_outcomes([a, b], [W, ST])
+    assert (e.value.file, e.value.column) == (str(b), ST)
+
+
+@pytest.mark.parametrize("models,costs,message", [
+    (["weak", "weak"], None, "model columns repeat"),
+    (["weak", "strong"], [1.0, 0.0], "cost 0.0 is not positive"),
+])
+def test_model_and_cost_lists_are_checked(tmp_path, models, costs, message):
+    from ponder.router.training.evaluate import check_models
+
+    t = load_outcomes([write_csv(tmp_path / "a.csv", synth_rows(10))], [W, ST])
+    with pytest.raises(OutcomeError, match=message) as e:
+        check_models(t, models, costs)
+    assert e.value.file == str(tmp_path / "a.csv")

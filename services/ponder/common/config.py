@@ -437,6 +437,28 @@ class QuotaConfig(_Model):
         return self.tenants.get(tenant, self.default)
 
 
+class CascadeConfig(_Model):
+    """The ``cascade`` strategy (``ponder.router.strategies.cascade``): cheap pool first, escalate on low confidence."""
+
+    scorer_path: str | None = Field(
+        None, description="Confidence scorer JSON (``ponder router cv --cascade --save-scorer``); unset: the share of "
+        "the extra cheap samples whose final answer agrees with the first one.")
+    agreement_samples: int = Field(
+        2, ge=0, le=16, description="Extra cheap samples drawn beside the answer to measure agreement (0: none).")
+    threshold: float = Field(0.5, ge=0, le=1, description="Escalate when the cheap answer's P(right) is below this.")
+    escalate_to: dict[str, str] = Field(
+        default_factory=dict, description="Cheap pool -> pool it escalates to; unset pools: the next pool up by tier "
+        "(small < softcot < reasoning), then by price per token.")
+    prior_escalation_share: float = Field(
+        0.5, ge=0, le=1, description="Share of cascades assumed to escalate until runs are observed (pricing).")
+
+    @model_validator(mode="after")
+    def _has_signal(self) -> "CascadeConfig":
+        if self.scorer_path is None and self.agreement_samples == 0:
+            raise ValueError("a cascade needs scorer_path or agreement_samples >= 1 to judge the cheap answer")
+        return self
+
+
 class RoutingConfig(_Model):
     policy: PolicyConfig = Field(default_factory=PolicyConfig, description="Allocation policy.")
     max_prompt_chars: int = Field(32000, ge=1, le=10_000_000, description="Longest prompt accepted.")
@@ -465,6 +487,9 @@ class RoutingConfig(_Model):
     thinking_multipliers: list[float] = Field(
         default_factory=lambda: [0.5, 1.0, 2.0], min_length=1,
         description="Thinking budgets think offers, as multiples of the pool's thinking.budget_tokens.",
+    )
+    cascade: CascadeConfig = Field(
+        default_factory=CascadeConfig, description="The cascade strategy's scorer, threshold and escalation pools."
     )
 
     @field_validator("strategies")
@@ -719,6 +744,11 @@ class PonderConfig(_Model):
         unknown = [n for n in self.routing.tiers.all() if n not in names]
         if unknown:
             raise ValueError(f"routing.tiers names pools that are not configured: {unknown}; pools: {names}")
+        for cheap, to in self.routing.cascade.escalate_to.items():
+            bad = [n for n in (cheap, to) if n not in names]
+            if bad or cheap == to:
+                raise ValueError(f"routing.cascade.escalate_to.{cheap}: {cheap!r} -> {to!r} must name two different "
+                                 f"configured pools {names}")
         return self
 
     def pool(self, name: str) -> PoolConfig:

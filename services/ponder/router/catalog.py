@@ -104,8 +104,11 @@ class PoolCatalog:
         )
 
     def observe(self, req: Request, plan: Plan, samples: Sequence[SampleResult]) -> None:
-        """Feed the samples that answered ``req`` on ``plan.pool`` to the latency tracker."""
-        if not samples:
-            return
-        p = self.pools[plan.pool]
-        self.latency.observe(p, self.prompt_tokens(req), self.max_tokens(req, p), samples)
+        """Feed the samples that answered ``req`` to the latency tracker, each to the pool that drew it
+        (``SampleResult.pool``, else ``plan.pool``)."""
+        by_pool: dict[str, list[SampleResult]] = {}
+        for s in samples:
+            by_pool.setdefault(s.pool or plan.pool, []).append(s)
+        for name, drawn in by_pool.items():
+            p = self.pools[name]
+            self.latency.observe(p, self.prompt_tokens(req), self.max_tokens(req, p), drawn)

@@ -108,6 +108,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="Also evaluate the cascade (weak model first, escalate on low confidence in its answer); "
                    "needs the weak model's responses. Costs: --costs, or weak 1 and strong 20.")
     p.add_argument("--responses", metavar="COL", help="Column of the weak model's responses (default: <weak>_response).")
+    p.add_argument("--save-scorer", metavar="JSON",
+                   help="With --cascade: also fit the answer-confidence scorer on every row and write it here "
+                   "(for routing.cascade.scorer_path).")
     p.set_defaults(router_func=cmd_cv)
 
     p = sub.add_parser("retrain", help="Fit from the outcome log and feedback in Redis.")
@@ -254,10 +257,14 @@ def _metrics_text(r: dict[str, Any]) -> str:
 
 
 def cmd_cv(args: argparse.Namespace) -> int:
-    from ponder.router.training.cascade import cross_validate_cascade, response_column
+    from ponder.router.training.cascade import cross_validate_cascade, fit_scorer, response_column
     from ponder.router.training.evaluate import cross_validate
 
     models, weak, strong, costs = _roles(args)
+    if args.save_scorer and not args.cascade:
+        from ponder.common.errors import InvalidArgument
+
+        raise InvalidArgument("--save-scorer", "needs --cascade (the scorer is fitted on the weak model's responses)")
     responses = (args.responses or response_column(weak)) if args.cascade else None
     table = _load(args, (responses,) if responses else ())
     res = cross_validate(table, weak, strong, args.folds, args.group_by_file, args.classifier, args.params, args.seed,
@@ -268,6 +275,8 @@ def cmd_cv(args: argparse.Namespace) -> int:
         pair = (costs[models.index(weak)], costs[models.index(strong)]) if costs is not None else DEFAULT_CASCADE_COSTS
         res["cascade"] = cross_validate_cascade(table, weak, strong, pair, args.folds, args.group_by_file, args.seed,
                                                 responses, prompt_probs=(probs[weak], probs[strong]))
+        if args.save_scorer:
+            res["cascade"]["scorer"] = str(fit_scorer(table, weak, responses, args.seed).save(args.save_scorer))
     _emit(args, res, _metrics_text)
     return 0
 

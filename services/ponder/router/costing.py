@@ -7,7 +7,8 @@ from ponder.v1 import common_pb2
 
 
 def usage(cfg: PonderConfig, req: Request, plan: Plan, answer: Answer, latency_ms: float) -> common_pb2.Usage:
-    """Usage of ``answer``: tokens summed over samples and priced by the pool that drew them,
+    """Usage of ``answer``: tokens summed over samples, each priced by the pool that drew it
+    (``SampleResult.pool``, else the plan's),
     plus what the pool reports spending beside them (a SoftCoT assistant's pass).
 
     Work measured elsewhere (the voting workers report ``compute_units`` and a
@@ -19,16 +20,15 @@ def usage(cfg: PonderConfig, req: Request, plan: Plan, answer: Answer, latency_m
         u = common_pb2.Usage(compute_units=round(answer.compute_units, 4), latency_ms=latency_ms,
                              samples=answer.sample_count or 0)
     else:
-        cost = cfg.pool(plan.pool).cost
         pt = ot = th = 0
-        extra = 0.0
+        cu = 0.0
         for s in answer.samples:
             pt += s.prompt_tokens
             ot += s.output_tokens
             th += s.thinking_tokens
-            extra += s.extra_compute_units
+            cu += cfg.pool(s.pool or plan.pool).cost.units(s.prompt_tokens, s.output_tokens) + s.extra_compute_units
         u = common_pb2.Usage(
-            prompt_tokens=pt, output_tokens=ot, thinking_tokens=th, compute_units=round(cost.units(pt, ot) + extra, 4),
+            prompt_tokens=pt, output_tokens=ot, thinking_tokens=th, compute_units=round(cu, 4),
             latency_ms=latency_ms, time_to_first_token_ms=answer.ttft_ms, samples=len(answer.samples),
         )
     ctx = req.context

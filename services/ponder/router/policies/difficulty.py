@@ -16,6 +16,8 @@ thinking gain g) is the pool's fitted gain from the classifier's report when
 """
 from __future__ import annotations
 
+import copy
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from ponder.common.errors import ConfigError
@@ -54,12 +56,24 @@ class _Gains:
         self.ref_tokens = params.think_ref_tokens
         self._priors = {"think": params.think_logit_gain, "softcot": params.softcot_logit_gain}
         self._fitted = fitted
+        self._pool_p: dict[str, tuple[float, str]] = {}
 
     def gain(self, strategy: str, pool: str) -> tuple[float, str]:
         if strategy == "think" and pool in self._fitted:
             g, n = self._fitted[pool]
             return g, f"fitted, n={n}"
         return self._priors.get(strategy, 0.0), "prior"
+
+    def for_request(self, acc: dict[str, tuple[float, str]]) -> "_Gains":
+        """These gains plus one request's P(correct) per pool (``pool_p``, read by the cascade)."""
+        g = copy.copy(self)
+        g._pool_p = acc
+        return g
+
+    def pool_p(self, pool: str) -> float | None:
+        """The request's P(one plain sample of ``pool`` is correct); None outside ``for_request``."""
+        hit = self._pool_p.get(pool)
+        return hit[0] if hit is not None else None
 
 
 @register
@@ -138,9 +152,10 @@ class DifficultyPolicy(Policy):
         lam, lam_from = self.current_lambda()
         acc = self.pool_accuracy(req)
         strategies = self.catalog.strategies
+        gains = self.gains.for_request(acc)
         for c in cands:
             p, src = acc[c.pool]
-            a, model_note = strategies[c.strategy].accuracy(c, p, self.gains)
+            a, model_note = strategies[c.strategy].accuracy(c, p, gains)
             c.expected_accuracy = round(a, 6)
             c.score = round(c.expected_accuracy - lam * c.expected_compute_units, 6)
             note = f"p={p:.3f} ({src})" + (f"; {model_note}" if model_note else "")

@@ -11,11 +11,12 @@ from typing import Iterable
 
 from ponder.router.strategies.base import Strategy, StreamDelta
 from ponder.router.strategies.best_of_n import BestOfN
+from ponder.router.strategies.cascade import Cascade
 from ponder.router.strategies.single import Single, Think
 from ponder.router.strategies.softcot import SoftCoT
 from ponder.router.strategies.vote import Vote
 
-BUILTIN: tuple[type[Strategy], ...] = (Single, BestOfN, Think, SoftCoT, Vote)
+BUILTIN: tuple[type[Strategy], ...] = (Single, BestOfN, Think, SoftCoT, Vote, Cascade)
 NAMES: tuple[str, ...] = tuple(c.name for c in BUILTIN)
 
 

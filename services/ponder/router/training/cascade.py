@@ -94,3 +94,16 @@ def cross_validate_cascade(table: OutcomeTable, weak: str, strong: str, costs: t
     if keep_scores:
         out["confidence"] = conf
     return out
+
+
+def fit_scorer(table: OutcomeTable, weak: str, responses: str | None = None, seed: int = 0) -> ConfidenceScorer:
+    """A ``ConfidenceScorer`` of the weak model's answers fitted on every row, with no prompt-router prior
+    (the live ``cascade`` strategy scores answers without one). OutcomeError names the file and column
+    when the responses are missing; ValueError when every answer is right or every one wrong."""
+    col = responses or response_column(weak)
+    if col not in table.texts:
+        raise OutcomeError(_source(table), "no responses of the weak model loaded (needed for a scorer)", column=col)
+    x = feature_matrix(table.prompts, table.texts[col])
+    scorer = ConfidenceScorer().fit(x, table.labels(weak), seed=seed)
+    scorer.report.update({"weak": weak, "responses": col, "source": _source(table)})
+    return scorer
