@@ -309,14 +309,19 @@ def cmd_retrain(args: argparse.Namespace) -> int:
            "labelled": log.labelled, "used": log.kind_counts(), "per_pool": log.per_pool(),
            "calibration": clf.report.get("targets", {}),
            "think_logit_gain": clf.report.get("think_logit_gain", {}),
-           "think_gain_skipped": clf.report.get("think_gain_skipped", {}), "cv": cv}
+           "think_gain_skipped": clf.report.get("think_gain_skipped", {}), "cv": cv,
+           "softcot_logit_gain": clf.report.get("softcot_logit_gain", {}),
+           "softcot_gain_skipped": clf.report.get("softcot_gain_skipped", {})}
 
     def text(r: dict[str, Any]) -> str:
         u = r["used"]
         gains = ", ".join(f"{p} {g['gain']:.3f} (n={g['n']})" for p, g in r["think_logit_gain"].items()) or "none"
         return (f"retrained {r['classifier']} on {r['labelled']} labelled of {r['records']} records: "
                 f"{u['single']} single (per pool {r['per_pool']}), {u['think']} think, "
-                f"{u['skipped']} skipped (best_of_n and others); thinking gain fitted: {gains} -> {r['model']}")
+                f"{u['skipped']} skipped (best_of_n and others); thinking gain fitted: {gains}"
+                + (f"; {u.get('softcot', 0)} softcot, soft-thought gain fitted: " + (", ".join(
+                    f"{p} {g['gain']:.3f} (n={g['n']})" for p, g in r["softcot_logit_gain"].items()) or "none")
+                   if u.get("softcot") else "") + f" -> {r['model']}")
 
     _emit(args, res, text)
     return 0
