@@ -123,3 +123,6 @@ def test_retrain_cli_reports_the_soft_thought_gain(redis_client, redis_url, tmp_
     assert saved == res["softcot_logit_gain"]["sc"] and saved["gain"] > 0
     assert cli_router.main(["router", "retrain", "--redis-url", redis_url, "--out", str(out)]) == 0
     assert "120 softcot, soft-thought gain fitted: sc " in capsys.readouterr().out
+    assert cli_router.main(["router", "retrain", "--redis-url", redis_url, "--out", str(out),
+                            "--min-softcot-rows", "121"]) == 0
+    assert "120 softcot, soft-thought gain fitted: none" in capsys.readouterr().out

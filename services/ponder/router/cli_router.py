@@ -125,6 +125,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    "(default: that policy's default, 256).")
     p.add_argument("--min-think-rows", type=_positive_int, default=30, metavar="N",
                    help="Fewest labelled think records per pool to fit its thinking gain (default 30).")
+    p.add_argument("--min-softcot-rows", type=_positive_int, default=30, metavar="N",
+                   help="Fewest labelled softcot records per SoftCoT pool to fit its soft-thought gain (default 30).")
     _classifier_args(p)
     p.add_argument("--out", required=True, metavar="DIR", help="Model directory to write.")
     p.add_argument("--json", action="store_true", help="Print one JSON object.")
@@ -295,7 +297,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         client.close()
     clf = train_from_log(log, args.classifier, args.params, args.min_rows,
                          THINK_REF_TOKENS if args.think_ref_tokens is None else args.think_ref_tokens,
-                         args.min_think_rows, args.min_pools)
+                         args.min_think_rows, args.min_pools, min_softcot_rows=args.min_softcot_rows)
     # Judged before it is written: the router hot-reloads the directory as soon as model.json lands.
     cv = cv_report(log, args.classifier, args.params, args.min_rows, folds=args.cv_folds) if args.cv_folds >= 2 else None
     if cv is not None:
