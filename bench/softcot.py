@@ -9,10 +9,12 @@ Everything runs in this process on CPU (or the GPU with --device cuda):
 3. ``peak_rss_mb``: this process's peak resident memory (both models, projection).
 4. Accuracy with and without soft thoughts on the same questions, seeds and
    ``max_tokens`` (``ponder.softcot.evaluate``): the generated word problems'
-   test split (projection trained on its train split) and GSM8K's test split.
+   test split at ``--levels`` (default 1,2: where the CPU backbone is neither
+   at 0 nor at 100 %; projection trained on the train split) and GSM8K's test
+   split, both with the two-shot prompt of ``ponder.softcot.data.prompt_of``.
 
 Usage: .venv/bin/python bench/softcot.py --projection gen.safetensors [--gsm8k-projection g.safetensors]
-       [--n 30] [--seeds 0,1] [--gsm8k-n 20] [--max-tokens 48]
+       [--n 20] [--seeds 0,1,2] [--gsm8k-n 4] [--max-tokens 20] [--threads 1]
 Prints one JSON object last.
 """
 from __future__ import annotations
@@ -73,11 +75,12 @@ def main() -> None:
     ap.add_argument("--projection", required=True, help="projection trained on the generated train split")
     ap.add_argument("--gsm8k-projection", help="projection for GSM8K (default: --projection)")
     ap.add_argument("--soft-tokens", type=int, default=4)
-    ap.add_argument("--n", type=int, default=30, help="generated test questions per seed")
-    ap.add_argument("--seeds", default="0,1")
-    ap.add_argument("--gsm8k-n", type=int, default=20, help="GSM8K test questions per seed (0: skip)")
-    ap.add_argument("--max-tokens", type=int, default=48)
-    ap.add_argument("--gsm8k-max-tokens", type=int, default=96)
+    ap.add_argument("--n", type=int, default=20, help="generated test questions per seed")
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--levels", default=",".join(map(str, data.LEVELS)), help="generated problem levels")
+    ap.add_argument("--gsm8k-n", type=int, default=4, help="GSM8K test questions per seed (0: skip)")
+    ap.add_argument("--max-tokens", type=int, default=20, help="backbone output tokens, both arms")
+    ap.add_argument("--gsm8k-max-tokens", type=int, default=64)
     ap.add_argument("--gsm8k", default=str(GSM8K_TEST), help="GSM8K test JSONL")
     ap.add_argument("--latency-n", type=int, default=5)
     ap.add_argument("--device", default="cpu")
@@ -87,12 +90,18 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
+    levels = [int(x) for x in args.levels.split(",")]
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
 
     checks = asyncio.run(pool_checks(args))
     model: SoftCoTModel = checks["model"]
-    gen = evaluate(model, {s: data.generated(args.n, s, "test") for s in seeds}, args.max_tokens,
+    gen = evaluate(model, {s: data.generated(args.n, s, "test", levels) for s in seeds}, args.max_tokens,
                    log=lambda m: print("generated", m, file=sys.stderr))
     gen.pop("assistant_ms")
+    gen["levels"] = levels
     out = {
         "identical_when_disabled": checks["identical_when_disabled"],
         "assistant_ms_p50": round(percentile(checks["assistant_ms"], 50), 2),
@@ -103,6 +112,10 @@ def main() -> None:
         "pool_model": checks["pool_model"],
         "soft_tokens": args.soft_tokens,
         "device": args.device,
+        "assistant_model": model.assistant.name,
+        "backbone_model": model.backbone.name,
+        "prompt": "two worked examples (one addition, one subtraction), then 'Question: ...\\nAnswer:'; "
+                  "scored on the number after 'The answer is'",
         "generated": gen,
     }
     if args.gsm8k_n:

@@ -175,3 +175,22 @@ async def test_start_without_vllm_says_how_to_install(monkeypatch):
         await b.start()
     assert err.value.what == "vllm"
     assert "ponder[gpu]" in err.value.how
+
+
+# ---------------------------------------------------------------- SoftCoT prompt embeddings
+async def test_prompt_embeds_reach_the_engine_as_the_prompt_embeds_input():
+    """SoftCoT's path without a GPU: the engine gets ``{"prompt_embeds": tensor[seq, hidden]}`` in
+    place of text, and prompt usage counts the embedding rows when vLLM reports no token ids."""
+    torch = pytest.importorskip("torch")
+    from ponder.pools.backends.vllm import engine_prompt
+
+    embeds = torch.randn(9, 640)
+    assert engine_prompt(GenParams(prompt="hi", max_tokens=4)) == "hi"
+    req = engine_prompt(GenParams(prompt="hi", max_tokens=4, prompt_embeds=embeds))
+    assert set(req) == {"prompt_embeds"} and req["prompt_embeds"] is embeds
+    eng = ScriptedEngine([("4", 1, "stop")], prompt_tokens=0)
+    items = await collect(engine_with(eng), GenParams(prompt="hi", max_tokens=4, prompt_embeds=embeds))
+    prompt, sampling, _ = eng.calls[0]
+    assert tuple(prompt["prompt_embeds"].shape) == (9, 640) and sampling["max_tokens"] == 4
+    assert items[-1] == Done(9, 1, "stop")
+    assert engine_with(eng).accepts_embeddings

@@ -14,21 +14,43 @@ def test_generated_problems_are_seeded_graded_and_self_consistent():
     a, b = data.generated(30, seed=1), data.generated(30, seed=1)
     assert a == b and a != data.generated(30, seed=2)
     assert data.generated(30, seed=1, split="test") != a
-    assert [e.level for e in a[:6]] == [1, 2, 3, 1, 2, 3]
-    for e in a:
+    assert [e.level for e in a[:4]] == [1, 2, 1, 2]  # the default levels, in turn
+    every = data.generated(40, seed=1, levels=(1, 2, 3, 4))
+    assert [e.level for e in every[:5]] == [1, 2, 3, 4, 1]
+    for e in a + every:
         # The rationale's last result is the answer, and it is arithmetic that holds.
         steps = [s for s in e.rationale.split(". ") if "=" in s]
         for s in steps:
             lhs, rhs = s.rstrip(".").split(" = ")
             assert eval(lhs) == int(rhs)  # noqa: S307 - generated digits and + - * only
         assert steps[-1].rstrip(".").endswith(e.answer)
-        assert len(steps) == e.level
+        assert len(steps) == data.STEPS[e.level]
+        if e.level == 1:  # single-digit operands
+            assert all(int(x) < 10 for x in steps[0].split(" = ")[0].split()[::2] if "+" in steps[0])
 
 
-def test_bad_split_names_the_field():
+def test_bad_split_or_levels_name_the_field():
     with pytest.raises(InvalidArgument) as ei:
         data.generated(1, 0, split="dev")
     assert ei.value.field == "split"
+    for levels in ((), (0,), (1, 5)):
+        with pytest.raises(InvalidArgument) as ei:
+            data.generated(1, 0, levels=levels)
+        assert ei.value.field == "levels"
+
+
+def test_the_prompt_shows_the_answer_format_the_scorer_reads():
+    ex = data.generated(1, seed=0)[0]
+    prompt = data.prompt_of(ex.question)
+    assert prompt.startswith(data.EXEMPLARS) and prompt.endswith(f"Question: {ex.question}\nAnswer:")
+    # Each worked example's answer is what the scorer extracts from its answer line.
+    for block in data.EXEMPLARS.strip().split("\n\n"):
+        question, answer_line = block.split("\n")
+        want = answer_line.rsplit(" ", 1)[-1].rstrip(".")
+        assert data.is_correct(answer_line, want) and data.extract_answer(answer_line) == want
+    # The training target continues the prompt in the same format; a continuation stops at STOP.
+    assert data.is_correct(data.target_of(ex), ex.answer) and data.target_of(ex).startswith(" ")
+    assert not any(s in data.target_of(ex) for s in data.STOP)
 
 
 def test_gsm8k_rows_and_bad_rows(tmp_path):

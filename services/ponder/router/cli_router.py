@@ -128,6 +128,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    "(default: that policy's default, 256).")
     p.add_argument("--min-think-rows", type=_positive_int, default=30, metavar="N",
                    help="Fewest labelled think records per pool to fit its thinking gain (default 30).")
+    p.add_argument("--min-softcot-rows", type=_positive_int, default=30, metavar="N",
+                   help="Fewest labelled softcot records per SoftCoT pool to fit its soft-thought gain (default 30).")
     _classifier_args(p)
     p.add_argument("--out", required=True, metavar="DIR", help="Model directory to write.")
     p.add_argument("--json", action="store_true", help="Print one JSON object.")
@@ -304,7 +306,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         client.close()
     clf = train_from_log(log, args.classifier, args.params, args.min_rows,
                          THINK_REF_TOKENS if args.think_ref_tokens is None else args.think_ref_tokens,
-                         args.min_think_rows, args.min_pools)
+                         args.min_think_rows, args.min_pools, min_softcot_rows=args.min_softcot_rows)
     # Judged before it is written: the router hot-reloads the directory as soon as model.json lands.
     cv = cv_report(log, args.classifier, args.params, args.min_rows, folds=args.cv_folds) if args.cv_folds >= 2 else None
     if cv is not None:
@@ -318,14 +320,19 @@ def cmd_retrain(args: argparse.Namespace) -> int:
            "labelled": log.labelled, "used": log.kind_counts(), "per_pool": log.per_pool(),
            "calibration": clf.report.get("targets", {}),
            "think_logit_gain": clf.report.get("think_logit_gain", {}),
-           "think_gain_skipped": clf.report.get("think_gain_skipped", {}), "cv": cv}
+           "think_gain_skipped": clf.report.get("think_gain_skipped", {}), "cv": cv,
+           "softcot_logit_gain": clf.report.get("softcot_logit_gain", {}),
+           "softcot_gain_skipped": clf.report.get("softcot_gain_skipped", {})}
 
     def text(r: dict[str, Any]) -> str:
         u = r["used"]
         gains = ", ".join(f"{p} {g['gain']:.3f} (n={g['n']})" for p, g in r["think_logit_gain"].items()) or "none"
         return (f"retrained {r['classifier']} on {r['labelled']} labelled of {r['records']} records: "
                 f"{u['single']} single (per pool {r['per_pool']}), {u['think']} think, "
-                f"{u['skipped']} skipped (best_of_n and others); thinking gain fitted: {gains} -> {r['model']}")
+                f"{u['skipped']} skipped (best_of_n and others); thinking gain fitted: {gains}"
+                + (f"; {u.get('softcot', 0)} softcot, soft-thought gain fitted: " + (", ".join(
+                    f"{p} {g['gain']:.3f} (n={g['n']})" for p, g in r["softcot_logit_gain"].items()) or "none")
+                   if u.get("softcot") else "") + f" -> {r['model']}")
 
     _emit(args, res, text)
     return 0

@@ -42,13 +42,20 @@ def build_model(args: argparse.Namespace, projection_path: str | None):
     return SoftCoTModel(assistant, backbone, proj, cfg)
 
 
-def examples(data: str, split: str, n: int, seed: int, offset: int = 0):
+def examples(data: str, split: str, n: int, seed: int, offset: int = 0, levels: str = ""):
     from ponder.softcot import data as d
 
     if data == "generated":
-        return d.generated(n, seed, split)
+        return d.generated(n, seed, split, _levels(levels) if levels else d.LEVELS)
     rows = d.read_jsonl(data, limit=offset + n)
     return rows[offset:offset + n]
+
+
+def _levels(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise InvalidArgument("levels", f"comma-separated integers, got {text!r}") from None
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -57,8 +64,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     settings = TrainSettings(steps=args.steps, batch=args.batch, lr=args.lr, eval_every=args.eval_every,
                              checkpoint_every=args.checkpoint_every, seed=args.seed)
     settings.check()
-    train_set = examples(args.data, "train", args.train_n, args.seed)
-    eval_set = examples(args.data, "test", args.eval_n, args.seed + 10_000, offset=args.train_n)
+    train_set = examples(args.data, "train", args.train_n, args.seed, levels=args.levels)
+    eval_set = examples(args.data, "test", args.eval_n, args.seed + 10_000, offset=args.train_n, levels=args.levels)
     model = build_model(args, None)
     say = (lambda m: print(m, file=sys.stderr))
     result = train(model, train_set, eval_set, args.out, settings, resume=not args.no_resume, log=say,
@@ -75,7 +82,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise InvalidArgument("seeds", "give at least one seed")
     model = build_model(args, args.projection)
     if args.data == "generated":
-        sets = {s: examples("generated", "test", args.n, s) for s in seeds}
+        sets = {s: examples("generated", "test", args.n, s, levels=args.levels) for s in seeds}
     else:  # disjoint slices of the file, one per seed
         sets = {s: examples(args.data, "test", args.n, 0, offset=args.offset + i * args.n) for i, s in enumerate(seeds)}
     report = evaluate(model, sets, args.max_tokens, args.temperature, log=lambda m: print(m, file=sys.stderr))
@@ -93,6 +100,8 @@ def _models(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", default="float32", choices=["auto", "float32", "bfloat16", "float16"])
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--levels", default="", help="generated problem levels 1-4, comma-separated (default 1,2: where "
+                   "the CPU backbone is neither at 0 nor at 100 %%)")
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:

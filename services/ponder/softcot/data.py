@@ -1,8 +1,14 @@
 """Question / rationale / answer examples: a generated arithmetic set and JSONL files (GSM8K).
 
 The generated set has graded difficulty: level 1 is one addition or
-subtraction, level 2 two steps, level 3 three steps with a multiplication. A
-seed fixes every draw, and train and test come from disjoint seed streams.
+subtraction of single-digit numbers (a subtraction takes one back from their sum),
+level 2 the same with numbers up to 30,
+level 3 two steps, level 4 three steps with a multiplication. A seed fixes
+every draw, and train and test come from disjoint seed streams. On CPU the
+plain Gemma 3 270M backbone with the two-shot prompt below answers levels 1
+and 2 together 57 % of the time (3 seeds x 20, greedy), and two-step problems
+(level 3) 0 of 6 in a probe: ``LEVELS`` (1 and 2) is the range where soft
+thoughts can move its accuracy either way.
 GSM8K's ``answer`` field holds the rationale then ``#### <answer>``; its
 ``<<...>>`` calculator notes are dropped.
 """
@@ -30,9 +36,25 @@ class Example:
     level: int = 0
 
 
+LEVELS = (1, 2)
+STEPS = {1: 1, 2: 1, 3: 2, 4: 3}  # arithmetic steps in a level's rationale
+
+# Two worked examples (one addition, one subtraction) in the answer format the scorer
+# reads ("The answer is N."): without them the 270M backbone rarely writes a number.
+# Fixed text, not drawn from the generated set, so no test question is an exemplar.
+EXEMPLARS = (
+    "Question: Mia has 7 pens and gets 5 more. How many pens does Mia have now?\n"
+    "Answer: 7 + 5 = 12. The answer is 12.\n\n"
+    "Question: Tom has 9 cups and gives away 4. How many cups are left?\n"
+    "Answer: 9 - 4 = 5. The answer is 5.\n\n"
+)
+STOP = ("\nQuestion:", "\n\n")  # the backbone starts another exemplar after its answer
+
+
 def prompt_of(question: str) -> str:
-    """The prompt every evaluation sends, with or without soft thoughts."""
-    return f"Question: {question}\nAnswer: Let's think step by step."
+    """The prompt every evaluation sends, with or without soft thoughts: two worked
+    examples, then the question; the model continues after "Answer:"."""
+    return f"{EXEMPLARS}Question: {question}\nAnswer:"
 
 
 def target_of(ex: Example) -> str:
@@ -42,35 +64,38 @@ def target_of(ex: Example) -> str:
 
 def _problem(rng: random.Random, level: int) -> Example:
     who, what = rng.choice(NAMES), rng.choice(THINGS)
-    a, b = rng.randint(2, 30), rng.randint(2, 20)
-    if level == 1:
+    a, b = (rng.randint(2, 9), rng.randint(2, 9)) if level == 1 else (rng.randint(2, 30), rng.randint(2, 20))
+    if level in (1, 2):
         if rng.random() < 0.5:
             return Example(f"{who} has {a} {what} and gets {b} more. How many {what} does {who} have now?",
-                           f"{a} + {b} = {a + b}.", str(a + b), 1)
+                           f"{a} + {b} = {a + b}.", str(a + b), level)
         a += b
         return Example(f"{who} has {a} {what} and gives away {b}. How many {what} are left?",
-                       f"{a} - {b} = {a - b}.", str(a - b), 1)
+                       f"{a} - {b} = {a - b}.", str(a - b), level)
     c = rng.randint(2, 9)
-    if level == 2:
+    if level == 3:
         s = a + b
         return Example(
             f"{who} has {a} {what}, buys {b} more, then gives {c} to a friend. How many {what} does {who} have?",
-            f"{a} + {b} = {s}. {s} - {c} = {s - c}.", str(s - c), 2)
+            f"{a} + {b} = {s}. {s} - {c} = {s - c}.", str(s - c), 3)
     k = rng.randint(2, 5)
     s = a + b
     t = s * k
     return Example(
         f"{who} has {a} {what} and buys {b} more. Then {who}'s collection grows {k} times bigger, "
         f"and {who} gives away {c}. How many {what} does {who} have?",
-        f"{a} + {b} = {s}. {s} * {k} = {t}. {t} - {c} = {t - c}.", str(t - c), 3)
+        f"{a} + {b} = {s}. {s} * {k} = {t}. {t} - {c} = {t - c}.", str(t - c), 4)
 
 
-def generated(n: int, seed: int, split: str = "train", levels: Iterable[int] = (1, 2, 3)) -> list[Example]:
-    """``n`` problems, levels in turn; train and test use disjoint seed streams."""
+def generated(n: int, seed: int, split: str = "train", levels: Iterable[int] = LEVELS) -> list[Example]:
+    """``n`` problems, levels in turn; train and test use disjoint seed streams.
+    InvalidArgument naming ``split`` or ``levels`` for a bad value."""
     if split not in ("train", "test"):
         raise InvalidArgument("split", f"must be train or test, got {split!r}")
-    rng = random.Random(f"{split}:{seed}")
     lv = list(levels)
+    if not lv or any(x not in STEPS for x in lv):
+        raise InvalidArgument("levels", f"levels are {sorted(STEPS)}, got {lv}")
+    rng = random.Random(f"{split}:{seed}")
     return [_problem(rng, lv[i % len(lv)]) for i in range(n)]
 
 

@@ -13,7 +13,7 @@ import math
 import time
 from typing import Callable
 
-from ponder.softcot.data import Example, is_correct, prompt_of
+from ponder.softcot.data import STOP, Example, is_correct, prompt_of
 from ponder.softcot.model import SoftCoTModel
 
 
@@ -54,7 +54,7 @@ def answer(model: SoftCoTModel, question: str, soft: bool, max_tokens: int, temp
         else:
             embeds = model.backbone.embed(model.backbone.encode(prompt))
         pieces = [d.text for d in model.backbone.decode(
-            embeds, max_tokens, temperature=temperature, top_p=1.0, top_k=0, seed=seed, stop=("\nQuestion:",)
+            embeds, max_tokens, temperature=temperature, top_p=1.0, top_k=0, seed=seed, stop=STOP
         ) if hasattr(d, "text")]
     return "".join(pieces), assistant_ms
 

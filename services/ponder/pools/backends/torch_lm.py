@@ -223,7 +223,7 @@ class CausalLM:
         finish = "length"
         cut_at_stop = False
         with torch.inference_mode():
-            res = self.model(inputs_embeds=embeds[None].to(self.model.dtype), use_cache=True)
+            res = self.model(inputs_embeds=embeds[None].to(self.model.dtype), use_cache=True, logits_to_keep=1)
             while len(out_ids) < max_tokens:
                 if cancelled():
                     finish = "cancelled"

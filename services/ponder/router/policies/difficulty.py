@@ -12,7 +12,8 @@ not normalised to [0, 1] because the trade-off is the point. λ comes from the
 attached budget controller, else ``lambda_per_cu``. A strategy's gain (the
 thinking gain g) is the pool's fitted gain from the classifier's report when
 ``ponder router retrain`` fitted one at ``think_ref_tokens``, else the prior
-(``think_logit_gain``); candidates' notes say which.
+(``think_logit_gain``); likewise the soft-thought gain of SoftCoT pools (fitted
+from softcot records, else ``softcot_logit_gain``). Candidates' notes say which.
 """
 from __future__ import annotations
 
@@ -52,15 +53,17 @@ class DifficultyParams(BaseModel):
 class _Gains:
     """Fitted gains per (strategy, pool) with the params' priors as fallback."""
 
-    def __init__(self, params: DifficultyParams, fitted: dict[str, tuple[float, int]]):
+    def __init__(self, params: DifficultyParams, fitted: dict[str, tuple[float, int]],
+                 softcot_fitted: dict[str, tuple[float, int]] | None = None):
         self.ref_tokens = params.think_ref_tokens
         self._priors = {"think": params.think_logit_gain, "softcot": params.softcot_logit_gain}
-        self._fitted = fitted
+        self._fitted = {"think": fitted, "softcot": softcot_fitted or {}}
         self._pool_p: dict[str, tuple[float, str]] = {}
 
     def gain(self, strategy: str, pool: str) -> tuple[float, str]:
-        if strategy == "think" and pool in self._fitted:
-            g, n = self._fitted[pool]
+        fitted = self._fitted.get(strategy, {})
+        if pool in fitted:
+            g, n = fitted[pool]
             return g, f"fitted, n={n}"
         return self._priors.get(strategy, 0.0), "prior"
 
@@ -111,7 +114,8 @@ class DifficultyPolicy(Policy):
             elif name in self.params.pool_targets:
                 raise ConfigError("routing", [(f"routing.policy.params.pool_targets.{name}",
                                                f"classifier has no target {t!r}; it predicts {clf.targets}")])
-        self.classifier, self._targets, self.gains = clf, targets, _Gains(self.params, self._fitted_gains(clf))
+        self.classifier, self._targets = clf, targets
+        self.gains = _Gains(self.params, self._fitted_gains(clf), self._fitted_softcot_gains(clf))
 
     def _fitted_gains(self, clf: Classifier) -> dict[str, tuple[float, int]]:
         """Pool -> (gain, n) from the classifier's report, for pools of the catalog fitted at our ref tokens."""
@@ -124,6 +128,16 @@ class DifficultyPolicy(Policy):
                 continue
             g, n, ref = fit.get("gain"), fit.get("n"), fit.get("ref_tokens")
             if isinstance(g, (int, float)) and g >= 0 and ref == self.params.think_ref_tokens:
+                out[pool] = (float(g), int(n) if isinstance(n, (int, float)) else 0)
+        return out
+
+    def _fitted_softcot_gains(self, clf: Classifier) -> dict[str, tuple[float, int]]:
+        """Pool -> (gain, n) of the soft-thought gains retrain fitted (any sign), for pools of the catalog."""
+        fitted = clf.report.get("softcot_logit_gain")
+        out: dict[str, tuple[float, int]] = {}
+        for pool, fit in (fitted.items() if isinstance(fitted, dict) else ()):
+            g, n = (fit.get("gain"), fit.get("n")) if isinstance(fit, dict) else (None, None)
+            if pool in self.catalog.pools and isinstance(g, (int, float)) and abs(g) < float("inf"):
                 out[pool] = (float(g), int(n) if isinstance(n, (int, float)) else 0)
         return out
 

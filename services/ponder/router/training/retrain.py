@@ -16,6 +16,10 @@ its answer measured:
   keeps its ``think_logit_gain`` prior). Fits go to
   ``report["think_logit_gain"] = {pool: {"gain", "n", "ref_tokens"}}``,
   saved with the model.
+- ``softcot`` (one sample with soft thoughts): fits the SoftCoT pool's
+  soft-thought gain g of logit(p_softcot) = logit(p) + g against the same
+  classifier's p for that pool (``training.softcot_gain``; g may be negative).
+  Fits go to ``report["softcot_logit_gain"]``.
 - everything else (``best_of_n``, votes, single or think plans of another
   shape) is skipped: a vote's correctness is neither one plain sample's nor
   a thinking sample's. The counts per kind are in ``OutcomeLog.kind_counts()``.
@@ -31,9 +35,11 @@ from ponder.router import outcome_schema as S
 from ponder.router.classifiers.base import Classifier, build_classifier
 from ponder.router.policies.difficulty import DifficultyParams
 from ponder.router.training.outcomes import OutcomeError
+from ponder.router.training.softcot_gain import MIN_SOFTCOT_ROWS, fit_softcot_gains
+from ponder.router.training.softcot_gain import REPORT_KEY as SOFTCOT_REPORT_KEY
 
 BATCH = 1000
-SINGLE, THINK, SKIPPED = "single", "think", "skipped"
+SINGLE, THINK, SKIPPED, SOFTCOT = "single", "think", "skipped", "softcot"
 THINK_REF_TOKENS: int = DifficultyParams.model_fields["think_ref_tokens"].default
 MIN_THINK_ROWS = 30
 MAX_GAIN = 20.0  # upper end of the gain search
@@ -51,6 +57,8 @@ def record_kind(strategy: str, plan: dict[str, Any]) -> tuple[str, int]:
         return SINGLE, 0
     if strategy == THINK and budget > 0 and samples == 1:
         return THINK, budget
+    if strategy == SOFTCOT and budget == 0 and samples == 1:
+        return SOFTCOT, 0
     return SKIPPED, max(budget, 0)
 
 
@@ -289,7 +297,8 @@ def cv_report(log: OutcomeLog, classifier: str = "hashed-gbt", params: dict[str,
 
 def train_from_log(log: OutcomeLog, classifier: str = "hashed-gbt", params: dict[str, Any] | None = None,
                    min_rows: int = 50, think_ref_tokens: int = THINK_REF_TOKENS,
-                   min_think_rows: int = MIN_THINK_ROWS, min_pools: int = MIN_POOLS) -> Classifier:
+                   min_think_rows: int = MIN_THINK_ROWS, min_pools: int = MIN_POOLS,
+                   min_softcot_rows: int = MIN_SOFTCOT_ROWS) -> Classifier:
     """One target per pool with at least ``min_rows`` labelled single records holding both outcomes,
     then the thinking gain per pool from its think records (see the module docstring).
 
@@ -309,4 +318,7 @@ def train_from_log(log: OutcomeLog, classifier: str = "hashed-gbt", params: dict
     fits, think_skipped = _fit_think_gains(log, clf, think_ref_tokens, min_think_rows)
     clf.report["think_logit_gain"] = fits
     clf.report["think_gain_skipped"] = think_skipped
+    sc_fits, sc_skipped = fit_softcot_gains(log.prompts, log.pools, log.correct, [k == SOFTCOT for k in log.kinds],
+                                            clf, min_softcot_rows)
+    clf.report[SOFTCOT_REPORT_KEY], clf.report["softcot_gain_skipped"] = sc_fits, sc_skipped
     return clf
