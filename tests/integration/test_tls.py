@@ -87,7 +87,9 @@ async def test_mtls_required_refuses_a_client_without_certificate(pools, tmp_pat
         await handle.stop(0)
 
 
-async def test_swapped_certificate_is_used_by_new_connections_without_restart(pools, tmp_path):
+def live_certificate(pools, tmp_path):
+    """Two CAs, a live cert/key pair issued by the old one, and a config serving from that pair
+    (checked for changes on every new connection): (old_ca, new_ca, live folder, config)."""
     old_ca, new_ca = CA(tmp_path / "old", "old-ca"), CA(tmp_path / "new", "new-ca")
     live = tmp_path / "live"
     live.mkdir()
@@ -97,6 +99,12 @@ async def test_swapped_certificate_is_used_by_new_connections_without_restart(po
     cfg = pools.model_copy(deep=True)
     cfg.tls = cfg.tls.model_validate({"cert_file": str(live / "tls.crt"), "key_file": str(live / "tls.key"),
                                       "reload_check_s": 0})
+    return old_ca, new_ca, live, cfg
+
+
+async def test_swapped_certificate_is_used_by_new_connections_without_restart(pools, tmp_path):
+    old_ca, new_ca, live, cfg = live_certificate(pools, tmp_path)
+    old_key = (live / "tls.key").read_bytes()
     handle = await start_router(cfg, None, None, Tracing("t"), address="127.0.0.1:0")
     try:
         trusts_old = ClientConfig.resolve(handle.address, ca_file=str(old_ca.pem), env={})
@@ -116,7 +124,7 @@ async def test_swapped_certificate_is_used_by_new_connections_without_restart(po
         await held.close()
         assert handle.tls.reloads == 1
         # A broken pair is refused and the last good certificate keeps serving.
-        (live / "tls.key").write_bytes(first.key.read_bytes())
+        (live / "tls.key").write_bytes(old_key)
         assert await status_code(trusts_new) == grpc.StatusCode.OK
     finally:
         await handle.stop(0)
@@ -200,15 +208,7 @@ async def test_client_library_takes_a_client_certificate(pools, tmp_path):
 
 
 async def test_http_front_picks_up_a_swapped_certificate(pools, tmp_path):
-    old_ca, new_ca = CA(tmp_path / "old", "old-ca"), CA(tmp_path / "new", "new-ca")
-    live = tmp_path / "live"
-    live.mkdir()
-    first = old_ca.issue("router", server=True)
-    shutil.copy(first.cert, live / "tls.crt")
-    shutil.copy(first.key, live / "tls.key")
-    cfg = pools.model_copy(deep=True)
-    cfg.tls = cfg.tls.model_validate({"cert_file": str(live / "tls.crt"), "key_file": str(live / "tls.key"),
-                                      "reload_check_s": 0})
+    old_ca, new_ca, live, cfg = live_certificate(pools, tmp_path)
     handle = await start_router(cfg, None, None, Tracing("t"), address="127.0.0.1:0", http_address="127.0.0.1:0")
     try:
         async def models(ca: CA) -> int:

@@ -107,20 +107,25 @@ class _BoundedGeneric(grpc.GenericRpcHandler):
 
 def boundary_handler(handler: grpc.RpcMethodHandler, method: str,
                      gate: DrainGate | None = None) -> grpc.RpcMethodHandler:
-    """``handler`` inside the error boundary (see ``ErrorInterceptor``) and, with ``gate``, the drain:
-    each call's arrival is noted, and once the gate is closed a new call (health and reflection
-    excepted, so probes read NOT_SERVING) is answered UNAVAILABLE. Client-streaming handlers unchanged."""
-    if gate is not None and method.startswith(OPEN_PREFIXES):
-        gate = _ArrivalsOnly(gate)
+    """``handler`` inside the one error boundary of every ponder server and, with ``gate``, the drain.
+
+    Boundary: an exception escaping the handler becomes the status
+    ``errors.GRPC_STATUS`` gives its category, with its message; an abort the
+    handler made itself passes through; unknown exceptions are logged with their
+    traceback and answered INTERNAL. Drain: each call's arrival is noted, and
+    once the gate is closed a new call (health and reflection excepted, so
+    probes read NOT_SERVING) is answered UNAVAILABLE. Client-streaming handlers
+    are returned unchanged."""
+    refuse = not method.startswith(OPEN_PREFIXES)
     if handler.unary_unary is not None:
         return grpc.unary_unary_rpc_method_handler(
-            _unary(handler.unary_unary, method, gate),
+            _unary(handler.unary_unary, method, gate, refuse),
             request_deserializer=_lenient(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )
     if handler.unary_stream is not None:
         return grpc.unary_stream_rpc_method_handler(
-            _stream(handler.unary_stream, method, gate),
+            _stream(handler.unary_stream, method, gate, refuse),
             request_deserializer=_lenient(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )
@@ -140,24 +145,6 @@ async def stop_server(
     for name in ["", *names]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
     await drain_and_stop(server, grace_s)
-
-
-class ErrorInterceptor(grpc.aio.ServerInterceptor):
-    """The one error boundary of every ponder server: an exception escaping a handler
-    becomes the status ``errors.GRPC_STATUS`` gives its category, with its message.
-
-    Unary and server-streaming handlers are wrapped; an abort the handler made
-    itself passes through. Unknown exceptions are logged with their traceback
-    and answered INTERNAL without leaking internals beyond type and message.
-    ``create_server`` applies the same boundary at registration
-    (``boundary_handler``); this interceptor form is for servers built elsewhere.
-    """
-
-    async def intercept_service(self, continuation, handler_call_details):
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return None
-        return boundary_handler(handler, handler_call_details.method)
 
 
 class Undecodable:
@@ -200,23 +187,6 @@ async def abort_with(context: grpc.aio.ServicerContext, err: BaseException, meth
     await context.abort(code, msg)
 
 
-class _ArrivalsOnly:
-    """A drain gate seen by health and reflection: arrivals count, but the gate never refuses."""
-
-    closed = False
-
-    def __init__(self, gate: DrainGate):
-        self._gate = gate
-
-    @property
-    def last_call(self) -> float:
-        return self._gate.last_call
-
-    @last_call.setter
-    def last_call(self, t: float) -> None:
-        self._gate.last_call = t
-
-
 _DRAINING = "server is shutting down; retry on another replica"
 
 
@@ -225,11 +195,11 @@ async def _refuse(gate, context) -> None:
     await context.abort(grpc.StatusCode.UNAVAILABLE, _DRAINING)
 
 
-def _unary(behavior, method: str, gate=None):
+def _unary(behavior, method: str, gate: DrainGate | None = None, refuse: bool = True):
     async def handle(request, context):
         if gate is not None:
             gate.last_call = time.monotonic()
-            if gate.closed:
+            if refuse and gate.closed:
                 await _refuse(gate, context)
         bad = _undecodable(request)
         if bad is not None:
@@ -244,11 +214,11 @@ def _unary(behavior, method: str, gate=None):
     return handle
 
 
-def _stream(behavior, method: str, gate=None):
+def _stream(behavior, method: str, gate: DrainGate | None = None, refuse: bool = True):
     async def handle(request, context):
         if gate is not None:
             gate.last_call = time.monotonic()
-            if gate.closed:
+            if refuse and gate.closed:
                 await _refuse(gate, context)
         bad = _undecodable(request)
         if bad is not None:

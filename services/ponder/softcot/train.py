@@ -101,7 +101,7 @@ def train(model: SoftCoTModel, train_set: list[Example], eval_set: list[Example]
             ex = train_set[_order(per_epoch, settings.seed, k // per_epoch)[k % per_epoch]]
             loss = model.loss(prompt_of(ex.question), target_of(ex)) / settings.batch
             loss.backward()
-            total += float(loss)
+            total += loss.item()
         opt.step()
         step += 1
         running.append(total)
