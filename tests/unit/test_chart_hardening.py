@@ -16,13 +16,17 @@ def test_drain_timings_fit_the_termination_grace_period():
     assert pod["terminationGracePeriodSeconds"] == 7 + 20 + 5
 
 
-def test_keys_secret_is_mounted_and_named_to_the_router():
+def test_keys_secret_is_mounted_and_named_to_the_router_and_the_consolidator():
     docs = render({"router": {"auth": {"keysSecret": "ponder-api-keys"}}})
-    router = _deployment(docs, "-router")
-    assert _env(router)["PONDER_AUTH_KEYS_FILE"]["value"] == "/etc/ponder-keys/keys.json"
-    vols = {v["name"]: v for v in router["spec"]["template"]["spec"]["volumes"]}
-    assert vols["api-keys"]["secret"]["secretName"] == "ponder-api-keys"
-    assert "PONDER_AUTH_KEYS_FILE" not in _env(_deployment(render({}), "-router"))
+    for suffix, container in (("-router", "router"), ("-consolidator", "consolidator")):
+        dep = _deployment(docs, suffix)
+        assert _env(dep)["PONDER_AUTH_KEYS_FILE"]["value"] == "/etc/ponder-keys/keys.json"
+        pod = dep["spec"]["template"]["spec"]
+        vols = {v["name"]: v for v in pod["volumes"]}
+        assert vols["api-keys"]["secret"]["secretName"] == "ponder-api-keys"
+        (c,) = [c for c in pod["containers"] if c["name"] == container]
+        assert {"name": "api-keys", "mountPath": "/etc/ponder-keys", "readOnly": True} in c["volumeMounts"]
+        assert "PONDER_AUTH_KEYS_FILE" not in _env(_deployment(render({}), suffix))
 
 
 def test_auth_is_on_in_the_chart_and_off_for_ponder_up_on_loopback():
