@@ -14,14 +14,42 @@ from ponder.common.errors import InvalidArgument, grpc_status
 
 log = logging.getLogger(__name__)
 
-# Keepalive and message limits shared by every server and client.
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-CHANNEL_OPTIONS = [
+_LIMITS = [
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+]
+# What a gRPC server accepts unless told otherwise (Ray Serve's proxy keeps it): a ping at most every
+# 5 minutes while no data flows, none while no call is open, and GOAWAY "too_many_pings" after 2 strikes.
+DEFAULT_SERVER_MIN_PING_INTERVAL_MS = 300_000
+# ponder's own servers accept a ping every 10 s, calls open or not, so their clients can ping every 30 s.
+OWN_SERVER_MIN_PING_INTERVAL_MS = 10_000
+
+
+def keepalive_options(server_min_ping_interval_ms: int, permit_without_calls: bool = False) -> list[tuple[str, int]]:
+    """Client keepalive a server with that ping floor never answers with "too_many_pings": a ping every
+    1.1 x the floor (arrival jitter stays on the right side of it), only while a call is open unless
+    ``permit_without_calls`` (which the server must allow), and the connection declared dead after
+    20 s without an answer."""
+    return [
+        ("grpc.keepalive_time_ms", int(server_min_ping_interval_ms * 1.1)),
+        ("grpc.keepalive_timeout_ms", 20_000),
+        ("grpc.http2.max_pings_without_data", 0),
+        ("grpc.keepalive_permit_without_calls", int(permit_without_calls)),
+    ]
+
+
+# Channels to ponder's own servers: a ping every 33 s, idle or not, so a dead peer is found within a minute.
+CHANNEL_OPTIONS = [*_LIMITS, *keepalive_options(3 * OWN_SERVER_MIN_PING_INTERVAL_MS, permit_without_calls=True)]
+# Channels to servers ponder does not configure (pools behind Ray Serve's gRPC proxy): gRPC's default policy.
+FOREIGN_CHANNEL_OPTIONS = [*_LIMITS, *keepalive_options(DEFAULT_SERVER_MIN_PING_INTERVAL_MS)]
+# ponder's servers: the message limits, pings from CHANNEL_OPTIONS' clients accepted while idle, and a
+# ping of their own every 30 s to find dead clients.
+SERVER_OPTIONS = [
+    *_LIMITS,
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.keepalive_timeout_ms", 10_000),
-    ("grpc.http2.max_pings_without_data", 0),
+    ("grpc.http2.min_ping_interval_without_data_ms", OWN_SERVER_MIN_PING_INTERVAL_MS),
     ("grpc.keepalive_permit_without_calls", 1),
 ]
 
@@ -48,7 +76,7 @@ def create_server(
     spares each call the interceptor chain's coroutines and a handler built
     anew. ``interceptors`` (auth) run outside the boundary, as before.
     """
-    options = [*(o for o in CHANNEL_OPTIONS if o[0] != "grpc.max_receive_message_length"),
+    options = [*(o for o in SERVER_OPTIONS if o[0] != "grpc.max_receive_message_length"),
                ("grpc.max_receive_message_length", max_receive_bytes)]
     server = grpc.aio.server(options=options, interceptors=list(interceptors) if interceptors else None)
     gate = DrainGate()

@@ -20,7 +20,7 @@ from ponder.common.errors import (
     from_status,
     split_field,
 )
-from ponder.common.grpcutil import CHANNEL_OPTIONS
+from ponder.common.grpcutil import FOREIGN_CHANNEL_OPTIONS
 from ponder.common.telemetry import inject_metadata
 from ponder.v1 import pool_pb2, pool_pb2_grpc
 
@@ -58,7 +58,7 @@ class PoolClient:
     def __init__(self, name: str, address: str, route: Sequence[tuple[str, str]] | None = None):
         self.name = name
         self.address = address
-        self.channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+        self.channel = grpc.aio.insecure_channel(address, options=FOREIGN_CHANNEL_OPTIONS)
         self.stub = pool_pb2_grpc.ModelPoolStub(self.channel)
         self._route = tuple(route) if route is not None else (("application", name),)
 
