@@ -22,11 +22,15 @@ easy ``--levels``, greedy answers of ``--max-tokens`` tokens.
 2. Arms, every one on the same evaluation questions through a real router over
    gRPC: ``cheap`` and ``dear`` (a hinted single sample), and the cascade
    (hinted ``strategy=cascade`` under the ``difficulty`` policy, so the policy's
-   λ sets the escalation threshold, t = P(dear right) − λ·c_dear):
-   ``cascade_agree_l0`` (2 agreement samples, λ = 0), ``cascade_agree_budget``
-   (2 agreement samples, λ from the budget controller) and
-   ``cascade_scorer_budget`` (no extra samples; the calibration-fitted scorer;
-   λ from the budget controller). Each budget arm starts the controller afresh.
+   λ sets the escalation threshold, t = P(dear right) − λ·c_dear) in two
+   variants: ``agree`` (``--agreement-samples`` extra cheap samples at
+   temperature 0.7; confidence = their agreement) and ``scorer`` (no extra
+   samples; the calibration-fitted scorer on the answer's text), each at λ = 0
+   (``_l0``) and at λ from the budget controller with two budgets: the dear
+   pool's mean cost (``_budget_dear``) and the midpoint of the two pools'
+   (``_budget_mid``). Each budget arm starts the controller afresh. Every
+   request carries a per-question seed, so the arms draw the same agreement
+   samples and differ only in their thresholds.
 
 Per arm: accuracy with a Wilson 95 % interval, mean compute units per request
 (every sample of both pools counted, as the router bills it), escalation
@@ -43,6 +47,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import hashlib
 import importlib.util
 import json
 import math
@@ -157,10 +162,16 @@ class Row:
     text: str
 
 
-async def ask(stub, q, max_tokens: int, hints: common_pb2.Hints) -> Row:
+def question_seed(qid: str, seed: int) -> int:
+    """A per-question sampling seed, so every arm's cascade draws the same agreement samples."""
+    return int.from_bytes(hashlib.sha256(f"{seed}:{qid}".encode()).digest()[:4], "big")
+
+
+async def ask(stub, q, max_tokens: int, hints: common_pb2.Hints, seed: int = 0) -> Row:
     req = router_pb2.GenerateRequest(
         prompt=q.prompt(), hints=hints,
-        sampling=common_pb2.SamplingParams(max_tokens=max_tokens, temperature=0.0, stop=["\n", "Q:"]))
+        sampling=common_pb2.SamplingParams(max_tokens=max_tokens, temperature=0.0, stop=["\n", "Q:"],
+                                           seed=question_seed(q.id, seed)))
     t0 = time.perf_counter()
     r = await stub.Generate(req, timeout=600)
     ms = (time.perf_counter() - t0) * 1000
@@ -171,7 +182,7 @@ async def ask(stub, q, max_tokens: int, hints: common_pb2.Hints) -> Row:
 
 
 async def run_arm(cfg: PonderConfig, redis_url: str | None, qs, max_tokens: int, hints: common_pb2.Hints,
-                  label: str) -> list[Row]:
+                  label: str, seed: int = 0) -> list[Row]:
     import grpc
 
     handle = await start_router(cfg, None, redis_url, Tracing("bench-cascade"), address="127.0.0.1:0")
@@ -181,7 +192,7 @@ async def run_arm(cfg: PonderConfig, redis_url: str | None, qs, max_tokens: int,
     try:
         stub = router_pb2_grpc.RouterStub(channel)
         for q in qs:
-            rows.append(await ask(stub, q, max_tokens, hints))
+            rows.append(await ask(stub, q, max_tokens, hints, seed))
     finally:
         await channel.close()
         await handle.stop(0)
@@ -246,6 +257,7 @@ async def main_async(args) -> dict:
         p_dear = sum(r.correct for r in cal_dear) / len(cal)
         priors = {"small": round(p_small, 4), "reasoning": round(p_dear, 4)}
         budget = round(statistics.fmean(r.compute_units for r in cal_dear), 3)
+        cheap_cu = statistics.fmean(r.compute_units for r in cal_small)
         labels = np.array([r.correct for r in cal_small])
         scorer_path = None
         if labels.all() or not labels.any():
@@ -261,19 +273,18 @@ async def main_async(args) -> dict:
         arms["cheap"] = await run_arm(plain, redis_url, evals, mt, hint["small"], "cheap")
         arms["dear"] = await run_arm(plain, redis_url, evals, mt, hint["dear"], "dear")
         cascade_hint = common_pb2.Hints(strategy="cascade")
-        agree = {"agreement_samples": args.agreement_samples}
-        arms["cascade_agree_l0"] = await run_arm(
-            router_config(pools, agree, 0.0, priors), None, evals, mt, cascade_hint, "cascade agreement, lambda 0")
-        if redis_url:
-            await reset_budget(redis_url)
-            arms["cascade_agree_budget"] = await run_arm(
-                router_config(pools, agree, 0.0, priors, budget), redis_url, evals, mt, cascade_hint,
-                "cascade agreement, budget")
-            if scorer_path:
+        variants = {"agree": {"agreement_samples": args.agreement_samples}}
+        if scorer_path:
+            variants["scorer"] = {"agreement_samples": 0, "scorer_path": scorer_path}
+        budgets = {"dear": budget, "mid": round((cheap_cu + budget) / 2, 3)}
+        for v, cc in variants.items():
+            arms[f"cascade_{v}_l0"] = await run_arm(
+                router_config(pools, cc, 0.0, priors), None, evals, mt, cascade_hint, f"cascade {v}, lambda 0")
+            for b, cu in budgets.items() if redis_url else ():
                 await reset_budget(redis_url)
-                arms["cascade_scorer_budget"] = await run_arm(
-                    router_config(pools, {"agreement_samples": 0, "scorer_path": scorer_path}, 0.0, priors, budget),
-                    redis_url, evals, mt, cascade_hint, "cascade scorer, budget")
+                arms[f"cascade_{v}_budget_{b}"] = await run_arm(
+                    router_config(pools, cc, 0.0, priors, cu), redis_url, evals, mt, cascade_hint,
+                    f"cascade {v}, budget {b} ({cu} CU)")
     finally:
         for server, engine, health in servers:
             await stop_server(server, health, [POOL_SERVICE], 0)
@@ -304,7 +315,7 @@ async def main_async(args) -> dict:
                    "dear": os.path.basename(pools[1].backend.model_label()) if not args.sim else "sim"},
         "simulated": args.sim, "levels": levels, "questions": len(evals), "calibration_questions": len(cal),
         "max_tokens": args.max_tokens, "n_threads": args.n_threads, "price_ratio": args.price_ratio,
-        "calibration": {"p_small": priors["small"], "p_dear": priors["reasoning"], "budget_cu": budget,
+        "calibration": {"p_small": priors["small"], "p_dear": priors["reasoning"], "budgets_cu": budgets,
                         "scorer": scorer_note},
         "arms": out, "confidence": confidence,
         "wall_s": round(time.monotonic() - t_start, 1),
