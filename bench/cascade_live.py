@@ -69,7 +69,7 @@ from ponder.pools.servicer import SERVICE as POOL_SERVICE, start_standalone
 from ponder.router.confidence import ConfidenceScorer, feature_matrix
 from ponder.router.server import start_router
 from ponder.tasksets import make_taskset
-from ponder.tasksets.arith import LEVELS, parse_answer
+from ponder.tasksets.arith import LEVELS, MAX_PER_LEVEL, parse_answer
 from ponder.v1 import common_pb2, router_pb2, router_pb2_grpc
 
 _CONF = re.compile(r"cascade: confidence ([0-9.]+) (<|>=)")
@@ -109,10 +109,13 @@ def mix_accuracy(cost: float, cheap: tuple[float, float], dear: tuple[float, flo
 
 def questions(n: int, seed: int, levels: list[int], exclude: set[str] = frozenset()) -> list:
     """n arith questions of ``levels`` (interleaved over them) from task-set ``seed``, none in ``exclude``."""
-    per = math.ceil(n / len(levels)) + len(exclude)
-    pool = [q for q in make_taskset("arith", per * LEVELS, seed) if q.level in levels and q.question not in exclude]
+    per = math.ceil(n / len(levels))
+    pool = [q for q in make_taskset("arith", MAX_PER_LEVEL * LEVELS, seed)
+            if q.level in levels and q.question not in exclude]
     by = {lv: [q for q in pool if q.level == lv] for lv in levels}
     out = [q for i in range(per) for lv in levels if i < len(by[lv]) for q in [by[lv][i]]]
+    if len(out) < n:
+        raise SystemExit(f"--questions/--calibration: levels {levels} supply only {len(out)} questions")
     return out[:n]
 
 
