@@ -37,7 +37,11 @@ Per arm: accuracy with a Wilson 95 % interval, mean compute units per request
 share, p50/p90 latency seen by the client, mean λ of the plans, and
 accuracy − λ·CU at each cascade arm's λ. ``mix_at_cost``: the accuracy a
 random cheap/dear mix reaches at a cascade arm's mean cost (interpolated from
-the two single arms; a prompt router with no signal does no better).
+the two single arms; a prompt router with no signal does no better);
+``prompt_only_at_cost``: the prompt-only router (``--classifier``, trained on
+the calibration outcomes of both pools) at that cost, on the two single arms'
+measured outcomes: questions in descending predicted gain go to the dear pool
+while the mean cost stays within the cascade's.
 ``confidence``: per cascade arm, the share of each confidence value and its
 AUROC for the cheap answer being right (0.5: uninformative). Prints one JSON
 object last.
@@ -66,6 +70,7 @@ from ponder.common.config import (
 from ponder.common.grpcutil import stop_server
 from ponder.common.telemetry import Tracing
 from ponder.pools.servicer import SERVICE as POOL_SERVICE, start_standalone
+from ponder.router.classifiers.base import build_classifier
 from ponder.router.confidence import ConfidenceScorer, feature_matrix
 from ponder.router.server import start_router
 from ponder.tasksets import make_taskset
@@ -105,6 +110,21 @@ def mix_accuracy(cost: float, cheap: tuple[float, float], dear: tuple[float, flo
         return a1
     w = min(1.0, max(0.0, (cost - c0) / (c1 - c0)))
     return a0 + w * (a1 - a0)
+
+
+def routed_at_cost(gain: list[float], cheap: list["Row"], dear: list["Row"], cost: float) -> tuple[float, float]:
+    """Prompt-only routing on measured outcomes: questions in descending ``gain`` go to the dear arm while
+    the mean compute units stay ≤ ``cost`` (each question priced by the arm that answers it); returns
+    (accuracy, mean compute units). Never exceeds the budget; at a cost below the cheap arm's, the cheap arm."""
+    n = len(cheap)
+    use_dear = [False] * n
+    total = sum(r.compute_units for r in cheap)
+    for i in sorted(range(n), key=lambda j: -gain[j]):
+        extra = dear[i].compute_units - cheap[i].compute_units
+        if (total + extra) / n <= cost:
+            use_dear[i], total = True, total + extra
+    acc = sum((dear[i] if use_dear[i] else cheap[i]).correct for i in range(n)) / n
+    return acc, total / n
 
 
 def questions(n: int, seed: int, levels: list[int], exclude: set[str] = frozenset()) -> list:
@@ -296,6 +316,14 @@ async def main_async(args) -> dict:
             local_redis.stop()
         tmp.cleanup()
 
+    gain, router_note = None, f"{args.classifier} trained on the calibration outcomes of both pools"
+    try:
+        clf = build_classifier(args.classifier).fit(
+            [q.prompt() for q in cal], {"small": labels, "dear": np.array([r.correct for r in cal_dear])})
+        gain = [float(g) for g in clf.gain_score([q.prompt() for q in evals], "small", "dear")]
+    except (ValueError, KeyError) as e:  # one class in a column, too few rows
+        router_note = f"no prompt-only router: {e}"
+
     out = {name: summarise(rows) for name, rows in arms.items()}
     cheap_pt = (out["cheap"]["mean_cu"], out["cheap"]["accuracy"])
     dear_pt = (out["dear"]["mean_cu"], out["dear"]["accuracy"])
@@ -304,6 +332,9 @@ async def main_async(args) -> dict:
     for name in [a for a in arms if a.startswith("cascade")]:
         o = out[name]
         o["mix_at_cost"] = round(mix_accuracy(o["mean_cu"], cheap_pt, dear_pt), 4)
+        if gain is not None:
+            acc, cu = routed_at_cost(gain, arms["cheap"], arms["dear"], o["mean_cu"])
+            o["prompt_only_at_cost"] = {"accuracy": round(acc, 4), "mean_cu": round(cu, 3)}
         lam = o["mean_lambda_per_cu"] or 0.0
         o["objective_at_own_lambda"] = {a: round(out[a]["accuracy"] - lam * out[a]["mean_cu"], 4)
                                         for a in ("cheap", "dear", name)}
@@ -320,7 +351,7 @@ async def main_async(args) -> dict:
         "max_tokens": args.max_tokens, "n_threads": args.n_threads, "price_ratio": args.price_ratio,
         "calibration": {"p_small": priors["small"], "p_dear": priors["reasoning"], "budgets_cu": budgets,
                         "scorer": scorer_note},
-        "arms": out, "confidence": confidence,
+        "arms": out, "confidence": confidence, "prompt_only_router": router_note,
         "wall_s": round(time.monotonic() - t_start, 1),
     }
 
@@ -336,6 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--price-ratio", type=float, default=2.0, help="dear pool's token prices over the small pool's")
     ap.add_argument("--small-model", help="GGUF of the small pool (default SmolLM2-135M-Instruct Q4_1)")
     ap.add_argument("--dear-model", help="GGUF of the dear pool (default Gemma 3 270M Q4_K_M)")
+    ap.add_argument("--classifier", default="hashed-gbt", help="prompt-only router family for the cost-matched arm")
     ap.add_argument("--seed", type=int, default=0, help="task-set seed of the evaluation questions")
     ap.add_argument("--sim", action="store_true", help="sim pools (a test double) instead of llama.cpp")
     ap.add_argument("--no-redis", action="store_true", help="no redis-server: only the lambda-0 cascade arm")

@@ -59,3 +59,18 @@ def test_every_arm_runs_over_sim_pools(redis_url, monkeypatch, capsys):
     assert arms["cascade_agree_l0"]["mean_lambda_per_cu"] == 0.0
     assert arms["cascade_agree_budget_mid"]["mean_lambda_per_cu"] > arms["cascade_agree_budget_dear"]["mean_lambda_per_cu"] > 0
     assert out["calibration"]["budgets_cu"]["dear"] == pytest.approx(arms["dear"]["mean_cu"], rel=0.2)
+    assert "prompt_only_at_cost" in arms["cascade_agree_l0"] or out["prompt_only_router"].startswith("no prompt-only")
+
+
+def test_prompt_only_routing_spends_on_the_highest_gain_within_the_cost():
+    m = bench()
+
+    def row(right, cu):
+        return m.Row("q", 1, right, cu, 1.0, False, None, None, "")
+
+    cheap = [row(False, 10), row(True, 10), row(False, 10)]
+    dear = [row(True, 20), row(True, 20), row(False, 20)]
+    # budget for one dear answer: the highest gain (question 0) goes up
+    assert m.routed_at_cost([0.5, 0.1, 0.3], cheap, dear, 40 / 3) == (pytest.approx(2 / 3), pytest.approx(40 / 3))
+    assert m.routed_at_cost([0.5, 0.1, 0.3], cheap, dear, 5) == (pytest.approx(1 / 3), pytest.approx(10))
+    assert m.routed_at_cost([0.5, 0.1, 0.3], cheap, dear, 100) == (pytest.approx(2 / 3), pytest.approx(20))
