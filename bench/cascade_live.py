@@ -42,6 +42,8 @@ the two single arms; a prompt router with no signal does no better);
 the calibration outcomes of both pools) at that cost, on the two single arms'
 measured outcomes: questions in descending predicted gain go to the dear pool
 while the mean cost stays within the cascade's.
+``minus_prompt_only`` and ``minus_dear``: the cascade arm's accuracy minus
+that arm's on the same questions, with a paired 95 % bootstrap interval.
 ``confidence``: per cascade arm, the share of each confidence value and its
 AUROC for the cheap answer being right (0.5: uninformative). Prints one JSON
 object last.
@@ -112,10 +114,19 @@ def mix_accuracy(cost: float, cheap: tuple[float, float], dear: tuple[float, flo
     return a0 + w * (a1 - a0)
 
 
-def routed_at_cost(gain: list[float], cheap: list["Row"], dear: list["Row"], cost: float) -> tuple[float, float]:
+def paired_diff(a: list[bool], b: list[bool], resamples: int = 2000, seed: int = 0) -> dict:
+    """Mean of a − b over paired questions with a 95 % percentile-bootstrap interval (questions resampled)."""
+    d = np.array(a, dtype=float) - np.array(b, dtype=float)
+    idx = np.random.default_rng(seed).integers(0, len(d), size=(resamples, len(d)))
+    lo, hi = np.percentile(d[idx].mean(axis=1), [2.5, 97.5])
+    return {"diff": round(float(d.mean()), 4), "ci95": [round(float(lo), 4), round(float(hi), 4)]}
+
+
+def routed_at_cost(gain: list[float], cheap: list["Row"], dear: list["Row"], cost: float) -> tuple[float, float, list[bool]]:
     """Prompt-only routing on measured outcomes: questions in descending ``gain`` go to the dear arm while
     the mean compute units stay ≤ ``cost`` (each question priced by the arm that answers it); returns
-    (accuracy, mean compute units). Never exceeds the budget; at a cost below the cheap arm's, the cheap arm."""
+    (accuracy, mean compute units, right/wrong per question). Never exceeds the budget; at a cost below
+    the cheap arm's, the cheap arm."""
     n = len(cheap)
     use_dear = [False] * n
     total = sum(r.compute_units for r in cheap)
@@ -123,8 +134,8 @@ def routed_at_cost(gain: list[float], cheap: list["Row"], dear: list["Row"], cos
         extra = dear[i].compute_units - cheap[i].compute_units
         if (total + extra) / n <= cost:
             use_dear[i], total = True, total + extra
-    acc = sum((dear[i] if use_dear[i] else cheap[i]).correct for i in range(n)) / n
-    return acc, total / n
+    right = [(dear[i] if use_dear[i] else cheap[i]).correct for i in range(n)]
+    return sum(right) / n, total / n, right
 
 
 def questions(n: int, seed: int, levels: list[int], exclude: set[str] = frozenset()) -> list:
@@ -333,8 +344,10 @@ async def main_async(args) -> dict:
         o = out[name]
         o["mix_at_cost"] = round(mix_accuracy(o["mean_cu"], cheap_pt, dear_pt), 4)
         if gain is not None:
-            acc, cu = routed_at_cost(gain, arms["cheap"], arms["dear"], o["mean_cu"])
+            acc, cu, right = routed_at_cost(gain, arms["cheap"], arms["dear"], o["mean_cu"])
             o["prompt_only_at_cost"] = {"accuracy": round(acc, 4), "mean_cu": round(cu, 3)}
+            o["minus_prompt_only"] = paired_diff([r.correct for r in arms[name]], right)
+        o["minus_dear"] = paired_diff([r.correct for r in arms[name]], [r.correct for r in arms["dear"]])
         lam = o["mean_lambda_per_cu"] or 0.0
         o["objective_at_own_lambda"] = {a: round(out[a]["accuracy"] - lam * out[a]["mean_cu"], 4)
                                         for a in ("cheap", "dear", name)}

@@ -71,6 +71,15 @@ def test_prompt_only_routing_spends_on_the_highest_gain_within_the_cost():
     cheap = [row(False, 10), row(True, 10), row(False, 10)]
     dear = [row(True, 20), row(True, 20), row(False, 20)]
     # budget for one dear answer: the highest gain (question 0) goes up
-    assert m.routed_at_cost([0.5, 0.1, 0.3], cheap, dear, 40 / 3) == (pytest.approx(2 / 3), pytest.approx(40 / 3))
-    assert m.routed_at_cost([0.5, 0.1, 0.3], cheap, dear, 5) == (pytest.approx(1 / 3), pytest.approx(10))
-    assert m.routed_at_cost([0.5, 0.1, 0.3], cheap, dear, 100) == (pytest.approx(2 / 3), pytest.approx(20))
+    assert m.routed_at_cost([0.5, 0.1, 0.3], cheap, dear, 40 / 3) == (
+        pytest.approx(2 / 3), pytest.approx(40 / 3), [True, True, False])
+    assert m.routed_at_cost([0.5, 0.1, 0.3], cheap, dear, 5)[:2] == (pytest.approx(1 / 3), pytest.approx(10))
+    assert m.routed_at_cost([0.5, 0.1, 0.3], cheap, dear, 100)[:2] == (pytest.approx(2 / 3), pytest.approx(20))
+
+
+def test_paired_difference_and_its_interval():
+    m = bench()
+    same = m.paired_diff([True, False] * 10, [True, False] * 10)
+    assert same == {"diff": 0.0, "ci95": [0.0, 0.0]}
+    d = m.paired_diff([True] * 20, [False] * 5 + [True] * 15)
+    assert d["diff"] == 0.25 and 0 < d["ci95"][0] < 0.25 < d["ci95"][1] <= 0.5
