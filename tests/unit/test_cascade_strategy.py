@@ -160,7 +160,7 @@ async def test_disagreeing_samples_escalate_and_usage_counts_both_pools():
     req, plan, (ans,) = await run(cas, cfg, clients)
     assert ans.model == "model-reasoning" and ans.text == "#### 7"
     assert [s.pool for s in ans.samples] == ["small", "small", "small", "reasoning"]
-    assert "confidence 0.00 < 0.5, escalated to reasoning" in plan.reason
+    assert "confidence 0.00 < 0.5 (default), escalated to reasoning" in plan.reason
     assert clients["reasoning"].calls[0].request_id == "r/3"
     u = costing.usage(cfg, req, plan, ans, 1.0)
     small, dear = cfg.pool("small").cost, cfg.pool("reasoning").cost
@@ -235,3 +235,117 @@ async def test_an_unreadable_scorer_is_a_config_error_naming_the_field(tmp_path)
     clients = Clients(small=ScriptedPool("small", ["#### 7"]), reasoning=ScriptedPool("reasoning", ["#### 8"]))
     with pytest.raises(ConfigError, match="routing.cascade.scorer_path"):
         await run(Cascade(), cfg, clients)
+
+
+# ----------------------------------------------------------------------------- λ sets the threshold
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from ponder.router.strategies.cascade import DEFAULT_THRESHOLD, escalation_threshold  # noqa: E402
+
+unit = st.floats(0, 1)
+lam_st = st.floats(0, 10)
+cost_st = st.floats(0, 1000)
+
+
+def escalates(conf: float, p_strong: float, lam: float, cu: float) -> bool:
+    return conf < escalation_threshold(p_strong, lam, cu)
+
+
+def test_escalation_threshold_hand_computed():
+    assert escalation_threshold(0.9, 0.001, 100) == pytest.approx(0.8)
+    assert escalation_threshold(0.9, 0.0, 100) == pytest.approx(0.9)
+    assert escalation_threshold(0.9, 0.01, 100) == pytest.approx(-0.1)
+
+
+@given(conf=unit, p_strong=unit, cu=cost_st)
+def test_at_lambda_zero_it_escalates_exactly_when_the_strong_pool_is_likelier_right(conf, p_strong, cu):
+    assert escalates(conf, p_strong, 0.0, cu) is (p_strong > conf)
+
+
+@given(conf=unit, p_strong=unit, cu=st.floats(0.01, 1000))
+def test_above_p_strong_per_cu_it_never_escalates(conf, p_strong, cu):
+    assert not escalates(conf, p_strong, p_strong / cu * 1.0001 + 1e-9, cu)
+
+
+@settings(max_examples=300)
+@given(conf=unit, p_strong=unit, cu=cost_st, lams=st.tuples(lam_st, lam_st))
+def test_escalation_is_monotone_in_lambda(conf, p_strong, cu, lams):
+    lo, hi = sorted(lams)
+    if escalates(conf, p_strong, hi, cu):
+        assert escalates(conf, p_strong, lo, cu)
+
+
+def difficulty_config(lam: float, **cascade):
+    return parse_config({"routing": {"strategies": ["single", "cascade"], "cascade": cascade, "policy": {
+        "name": "difficulty", "params": {"prior_accuracy": {"small": 0.5, "reasoning": 0.9}, "lambda_per_cu": lam}}}})
+
+
+class FixedLambda:
+    """A budget controller test double with a fixed λ."""
+
+    def __init__(self, lam: float):
+        self.lam = lam
+
+    def lambda_per_cu(self) -> float:
+        return self.lam
+
+    async def observe(self, compute_units: float) -> float:
+        return self.lam
+
+
+async def planned(cfg, req: Request, budget=None):
+    strategies = registry.build()
+    policy = build_policy(cfg, strategies)
+    if budget is not None:
+        policy.set_budget(budget)
+    return strategies["cascade"], policy, await policy.plan(req)
+
+
+async def test_the_policy_sets_the_threshold_from_lambda_and_the_escalation_call_price():
+    req = Request(request_id="r", prompt="What is 2+2?", hint_strategy="cascade")
+    cas, policy, plan = await planned(difficulty_config(1e-3), req)
+    dear = policy.catalog.estimate(req, "reasoning", "single", 1, 0).expected_compute_units
+    assert plan.strategy == "cascade"
+    assert plan.escalate_below == pytest.approx(0.9 - 1e-3 * dear, abs=1e-6)
+    # the budget controller's λ wins over the params' lambda_per_cu
+    _, _, plan2 = await planned(difficulty_config(1e-3), req, FixedLambda(2e-3))
+    assert plan2.escalate_below == pytest.approx(0.9 - 2e-3 * dear, abs=1e-6)
+    # a configured threshold overrides λ
+    _, _, plan3 = await planned(difficulty_config(1e-3, threshold=0.3), req)
+    assert plan3.escalate_below is None
+
+
+@pytest.mark.parametrize("lam,answers,escalated", [
+    (0.0, ["#### 7", "#### 7", "#### 8"], True),     # confidence 0.5 < p_strong 0.9: worth it at no price
+    (0.0, ["#### 7", "#### 7", "#### 7"], False),    # confidence 1.0 >= p_strong 0.9: nothing to gain at any λ
+    (1.0, ["#### 7", "#### 8", "#### 9"], False),    # confidence 0, but the dear call costs more than it adds
+])
+async def test_run_escalates_by_the_lambda_rule(lam, answers, escalated):
+    cfg = difficulty_config(lam)
+    req = Request(request_id="r", prompt="Tom has 3 apples and buys 4. How many?", hint_strategy="cascade")
+    cas, _, plan = await planned(cfg, req)
+    clients = Clients(small=ScriptedPool("small", answers), reasoning=ScriptedPool("reasoning", ["#### 7"]))
+    (ans,) = [i async for i in cas.run(req, plan, clients, 10.0, False)]
+    assert (ans.model == "model-reasoning") is escalated
+    assert "(lambda)" in plan.reason
+
+
+@pytest.mark.parametrize("threshold,escalated", [(None, True), (0.4, False)])
+async def test_a_configured_threshold_wins_over_lambda(threshold, escalated):
+    cfg = difficulty_config(0.0, **({} if threshold is None else {"threshold": threshold}))
+    req = Request(request_id="r", prompt="What is 3+4?", hint_strategy="cascade")
+    cas, _, plan = await planned(cfg, req)
+    clients = Clients(small=ScriptedPool("small", ["#### 7", "#### 7", "#### 8"]),
+                      reasoning=ScriptedPool("reasoning", ["#### 7"]))
+    (ans,) = [i async for i in cas.run(req, plan, clients, 10.0, False)]
+    assert (ans.model == "model-reasoning") is escalated
+    assert ("routing.cascade.threshold" in plan.reason) is (threshold is not None)
+
+
+async def test_without_lambda_or_configured_threshold_the_default_applies():
+    cfg = config(agreement_samples=2)  # the threshold policy: no λ
+    clients = Clients(small=ScriptedPool("small", ["#### 7", "#### 7", "#### 8"]),
+                      reasoning=ScriptedPool("reasoning", ["#### 7"]))
+    _, plan, (ans,) = await run(Cascade(), cfg, clients)
+    assert plan.escalate_below is None and DEFAULT_THRESHOLD == 0.5
+    assert ans.model == "model-small" and f"confidence 0.50 >= {DEFAULT_THRESHOLD:g} (default)" in plan.reason

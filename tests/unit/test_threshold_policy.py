@@ -212,3 +212,17 @@ async def test_without_a_reasoning_pool_hard_prompts_use_the_small_pool():
     cfg = parse_config({"pools": [{"name": "only"}]})
     plan = await build_policy(cfg).plan(request(KEYWORD))
     assert (plan.pool, plan.strategy) == ("only", "single")
+
+
+async def test_a_listed_cascade_answers_the_easy_prompts_and_hard_ones_go_up():
+    cfg = parse_config({"routing": {"policy": {"name": "threshold"}, "strategies": ["single", "cascade"]}})
+    policy = build_policy(cfg)
+    easy = await policy.plan(Request(request_id="e", prompt="What is 2+2?"))
+    assert (easy.pool, easy.strategy) == ("small", "cascade") and "cascade listed" in easy.reason
+    hard = await policy.plan(Request(request_id="h", prompt="Prove that there are infinitely many primes."))
+    assert (hard.pool, hard.strategy) == ("reasoning", "single")  # nothing above reasoning to escalate to
+    hinted = await policy.plan(Request(request_id="s", prompt="What is 2+2?", hint_strategy="single"))
+    assert hinted.strategy == "single"
+    unlisted = await build_policy(parse_config({"routing": {"policy": {"name": "threshold"}}})).plan(
+        Request(request_id="u", prompt="What is 2+2?"))
+    assert unlisted.strategy == "single"

@@ -445,7 +445,10 @@ class CascadeConfig(_Model):
         "the extra cheap samples whose final answer agrees with the first one.")
     agreement_samples: int = Field(
         2, ge=0, le=16, description="Extra cheap samples drawn beside the answer to measure agreement (0: none).")
-    threshold: float = Field(0.5, ge=0, le=1, description="Escalate when the cheap answer's P(right) is below this.")
+    threshold: float | None = Field(
+        None, ge=0, le=1, description="Escalate when the cheap answer's P(right) is below this, whatever the policy. "
+        "Unset: the policy's λ sets it per request (escalate when P(strong right) - P(cheap answer right) > "
+        "λ · the escalation call's compute units); 0.5 under a policy without λ.")
     escalate_to: dict[str, str] = Field(
         default_factory=dict, description="Cheap pool -> pool it escalates to; unset pools: the next pool up by tier "
         "(small < softcot < reasoning), then by price per token.")

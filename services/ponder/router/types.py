@@ -61,6 +61,8 @@ class Candidate:
     note: str = ""
     # What this candidate reduces from what the request asked ("hints.samples 5 -> 3"); "" when nothing.
     clamped: str = ""
+    # A cascade's escalation threshold set while the policy scores it (from λ); None: the strategy's own.
+    escalate_below: float | None = None
 
 
 @dataclasses.dataclass(slots=True)
@@ -78,6 +80,8 @@ class Plan:
     expected_accuracy: float = 0.0
     # What the plan reduces from what the request asked, and why ("" when nothing).
     clamped: str = ""
+    # The winning candidate's ``escalate_below`` (a cascade's λ-set threshold); None when unset.
+    escalate_below: float | None = None
 
 
 @dataclasses.dataclass(slots=True)

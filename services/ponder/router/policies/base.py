@@ -84,7 +84,7 @@ class Policy(abc.ABC):
             pool=win.pool, strategy=win.strategy, samples=win.samples, thinking_budget=win.thinking_budget,
             expected_compute_units=win.expected_compute_units, expected_latency_ms=win.expected_latency_ms,
             expected_accuracy=win.expected_accuracy, policy=self.name, reason=why, candidates=cands,
-            context_id=req.context_id, clamped=win.clamped,
+            context_id=req.context_id, clamped=win.clamped, escalate_below=win.escalate_below,
         )
 
 

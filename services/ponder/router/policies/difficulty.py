@@ -59,6 +59,7 @@ class _Gains:
         self._priors = {"think": params.think_logit_gain, "softcot": params.softcot_logit_gain}
         self._fitted = {"think": fitted, "softcot": softcot_fitted or {}}
         self._pool_p: dict[str, tuple[float, str]] = {}
+        self.lambda_per_cu: float | None = None
 
     def gain(self, strategy: str, pool: str) -> tuple[float, str]:
         fitted = self._fitted.get(strategy, {})
@@ -67,10 +68,12 @@ class _Gains:
             return g, f"fitted, n={n}"
         return self._priors.get(strategy, 0.0), "prior"
 
-    def for_request(self, acc: dict[str, tuple[float, str]]) -> "_Gains":
-        """These gains plus one request's P(correct) per pool (``pool_p``, read by the cascade)."""
+    def for_request(self, acc: dict[str, tuple[float, str]], lambda_per_cu: float | None = None) -> "_Gains":
+        """These gains plus one request's P(correct) per pool (``pool_p``) and the λ it is planned at
+        (``lambda_per_cu``), both read by the cascade."""
         g = copy.copy(self)
         g._pool_p = acc
+        g.lambda_per_cu = lambda_per_cu
         return g
 
     def pool_p(self, pool: str) -> float | None:
@@ -166,7 +169,7 @@ class DifficultyPolicy(Policy):
         lam, lam_from = self.current_lambda()
         acc = self.pool_accuracy(req)
         strategies = self.catalog.strategies
-        gains = self.gains.for_request(acc)
+        gains = self.gains.for_request(acc, lam)
         for c in cands:
             p, src = acc[c.pool]
             a, model_note = strategies[c.strategy].accuracy(c, p, gains)

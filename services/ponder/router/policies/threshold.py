@@ -4,7 +4,8 @@ reasoning pool with a thinking budget, the rest to the small pool; hints overrid
 The rule names a target plan: pool (``reasoning_pool`` for hard prompts, else
 ``small_pool``; a task goes to the small pool), strategy (``softcot`` on a pool
 with a SoftCoT block, ``think`` on a pool with a thinking config, when allowed,
-else ``single``; ``vote`` for a task),
+else ``single``; ``cascade`` instead of ``single`` when ``routing.strategies`` lists it and the
+pool has a feasible cascade plan, i.e. somewhere to escalate to; ``vote`` for a task),
 thinking budget (the pool's ``budget_tokens``) and, for a hinted
 ``best_of_n``, the smallest of ``routing.best_of_n_samples``. Each feasible candidate scores,
 in [0, 1]:
@@ -109,6 +110,10 @@ class ThresholdPolicy(Policy):
 
     def score(self, req: Request, cands: list[Candidate]) -> str:
         pool, strategy, thinking, samples, why = self.target(req)
+        if (strategy == "single" and not req.hint_strategy and "cascade" in self.catalog.routing.strategies
+                and any(c.strategy == "cascade" and c.pool == pool and c.feasible for c in cands)):
+            strategy = "cascade"
+            why += f"; cascade listed: {pool} answers first and escalates when unsure"
         for c in cands:
             s = 0.5 * (c.pool == pool)
             if c.strategy == strategy:

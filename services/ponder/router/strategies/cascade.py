@@ -12,12 +12,29 @@ P(right) in [0, 1], is
 - else the share of extra samples whose final answer (``answer_key``) equals the
   answer's.
 
-Below ``routing.cascade.threshold`` the request escalates: one plain sample of
+Below the escalation threshold t the request escalates: one plain sample of
 the escalation pool (``escalate_to`` for the cheap pool, else the next pool up
 the ladder: tier small < softcot < reasoning, then price per token) answers
 instead; when that pool is down the cheap answer stands. Usage counts every sample of both pools, each priced by
 the pool that drew it (``SampleResult.pool``); the plan's reason says whether it
 escalated, with the confidence and threshold.
+
+Threshold, in order of precedence:
+
+1. ``routing.cascade.threshold`` when set: a fixed t under every policy;
+2. else, under a policy that prices compute with λ and gives the escalation
+   pool's P(correct) p_s (``Gains.pool_p``, ``Gains.lambda_per_cu``: the
+   ``difficulty`` policy, λ from its budget controller when attached):
+   t = p_s − λ·c_s, c_s the escalation call's expected compute units. With the
+   confidence read as P(cheap answer right), escalating iff confidence < t is
+   escalating iff p_s − P(cheap right) > λ·c_s, the accuracy − λ·cost rule the
+   policy plans with (``confidence.should_escalate``); the cheap samples are
+   already paid. At λ = 0 every answer the strong pool is likelier to get right
+   escalates; t ≤ 0 never escalates;
+3. else ``DEFAULT_THRESHOLD``.
+
+The policy sets t on the candidate (``Candidate.escalate_below``) while it
+scores it; the plan carries it to ``run``.
 
 Price: cheap samples + e · the escalation pool's single sample, compute units
 and latency alike, e = P(escalate) for the cheap pool: the share of this
@@ -46,13 +63,14 @@ from ponder.router.strategies.base import Gains, StreamDelta, Strategy, draw
 from ponder.router.types import Answer, Candidate, Plan, Request, SampleResult
 
 AGREEMENT_TEMPERATURE = 0.7
+DEFAULT_THRESHOLD = 0.5  # t when neither routing.cascade.threshold nor a policy's λ sets one
 PRIOR_WEIGHT = 8.0
 # Where between a blind escalation (kept answers as good as the pool's p) and a perfect one (only wrong
 # answers escalate) the kept answers' accuracy is assumed to lie.
 SELECTIVITY = 0.5
 _WS = re.compile(r"\s+")
 _TIER_RANK = {"small": 0, "softcot": 1, "reasoning": 2}
-_TARGET = re.compile(r"escalates to (\S+) ")
+_TARGET = re.compile(r"escalates to (\S+) \(([0-9.e+-]+) CU\)")
 
 
 def answer_key(text: str) -> str:
@@ -90,6 +108,13 @@ def cascade_accuracy(p_cheap: float, p_strong: float, e: float, selectivity: flo
     best = min(1.0, p_cheap / (1.0 - e))
     kept = p_cheap + selectivity * (best - p_cheap)
     return min(1.0, max(0.0, (1.0 - e) * kept + e * p_strong))
+
+
+def escalation_threshold(p_strong: float, lam: float, strong_cu: float) -> float:
+    """The confidence below which a cascade escalates at price λ: p_strong − λ·strong_cu, in
+    (−inf, 1] for p_strong in [0, 1] and λ, strong_cu ≥ 0; ≤ 0 means never (a confidence is ≥ 0).
+    Decreasing in λ, so the answers that escalate at a higher λ are a subset of those at a lower one."""
+    return p_strong - lam * strong_cu
 
 
 def ladder_rank(pool: PoolConfig) -> tuple[int, float, float]:
@@ -131,19 +156,36 @@ class Cascade(Strategy):
         e = self.escalation_share(pool.name, cc.prior_escalation_share)
         cheap.expected_compute_units = round(cheap.expected_compute_units + e * strong.expected_compute_units, 3)
         cheap.expected_latency_ms = round(cheap.expected_latency_ms + e * strong.expected_latency_ms, 3)
-        cheap.note = f"escalates to {to} below confidence {cc.threshold:g}; P(escalate) {e:.2f}"
+        cheap.note = f"escalates to {to} ({strong.expected_compute_units:g} CU); P(escalate) {e:.2f}"
         return [cheap]
 
     def accuracy(self, cand: Candidate, p: float, gains: Gains) -> tuple[float, str]:
+        """cascade_accuracy with the escalation pool's p from ``gains.pool_p``; also sets the candidate's
+        escalation threshold from ``gains.lambda_per_cu`` unless ``routing.cascade.threshold`` fixes it."""
         cat = self._catalog
         pool_p = getattr(gains, "pool_p", None)
+        lam = getattr(gains, "lambda_per_cu", None)
         m = _TARGET.match(cand.note)
-        to = m.group(1) if m else None
+        to, strong_cu = (m.group(1), float(m.group(2))) if m else (None, 0.0)
         p_strong = pool_p(to) if (pool_p is not None and to) else None
         if cat is None or p_strong is None:
             return p, "no P(correct) for the escalation pool: credited with the cheap pool's"
-        e = self.escalation_share(cand.pool, cat.routing.cascade.prior_escalation_share)
-        return cascade_accuracy(p, p_strong, e), f"escalation pool p={p_strong:.3f}"
+        cc = cat.routing.cascade
+        note = f"escalation pool p={p_strong:.3f}"
+        if cc.threshold is None and lam is not None:
+            cand.escalate_below = round(escalation_threshold(p_strong, lam, strong_cu), 6)
+            note += f"; escalates below confidence {cand.escalate_below:g} = p - lambda*{strong_cu:g} CU"
+        e = self.escalation_share(cand.pool, cc.prior_escalation_share)
+        return cascade_accuracy(p, p_strong, e), note
+
+    @staticmethod
+    def plan_threshold(plan: Plan, cc) -> tuple[float, str]:
+        """(t, where it came from): routing.cascade.threshold, else the plan's λ-set one, else the default."""
+        if cc.threshold is not None:
+            return cc.threshold, "routing.cascade.threshold"
+        if plan.escalate_below is not None:
+            return plan.escalate_below, "lambda"
+        return DEFAULT_THRESHOLD, "default"
 
     # ------------------------------------------------------------------ running
     def scorer(self, path: str) -> ConfidenceScorer:
@@ -190,7 +232,8 @@ class Cascade(Strategy):
         first = cheap[0]
         conf = self.confidence(req.text, first.text, [s.text for s in cheap[1:]], cc.scorer_path)
         to = self.target(req, plan.pool, cat)
-        escalate = to is not None and conf < cc.threshold
+        t, t_from = self.plan_threshold(plan, cc)
+        escalate = to is not None and conf < t
         self.record(plan.pool, escalate)
         if escalate:
             strong_plan = dataclasses.replace(plan, pool=to, strategy="single", samples=1, thinking_budget=0,
@@ -208,15 +251,15 @@ class Cascade(Strategy):
             except Unavailable as e:
                 if sent:  # part of the dear answer is out: the cheap one cannot replace it
                     raise
-                plan.reason += (f"; cascade: confidence {conf:.2f} < {cc.threshold:g}, escalation to {to} failed "
+                plan.reason += (f"; cascade: confidence {conf:.2f} < {t:g} ({t_from}), escalation to {to} failed "
                                 f"({e}); kept the {plan.pool} answer")
             else:
-                plan.reason += f"; cascade: confidence {conf:.2f} < {cc.threshold:g}, escalated to {to}"
+                plan.reason += f"; cascade: confidence {conf:.2f} < {t:g} ({t_from}), escalated to {to}"
                 done = [*cheap, final]
                 yield Answer(final.text, final.finish_reason, done, final.model, final.simulated, final.ttft_ms)
                 return
         else:
-            plan.reason += (f"; cascade: confidence {conf:.2f} >= {cc.threshold:g}, kept the {plan.pool} answer"
+            plan.reason += (f"; cascade: confidence {conf:.2f} >= {t:g} ({t_from}), kept the {plan.pool} answer"
                             if to is not None else "; cascade: no pool to escalate to")
         if stream:
             yield StreamDelta(first.text, 0, False)
