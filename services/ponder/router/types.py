@@ -61,6 +61,9 @@ class Candidate:
     note: str = ""
     # What this candidate reduces from what the request asked ("hints.samples 5 -> 3"); "" when nothing.
     clamped: str = ""
+    # A cascade's escalation pool and the compute units of its call there ("" / 0 for other strategies).
+    escalate_to: str = ""
+    escalate_cu: float = 0.0
     # A cascade's escalation threshold set while the policy scores it (from λ); None: the strategy's own.
     escalate_below: float | None = None
 

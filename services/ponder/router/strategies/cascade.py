@@ -70,7 +70,6 @@ PRIOR_WEIGHT = 8.0
 SELECTIVITY = 0.5
 _WS = re.compile(r"\s+")
 _TIER_RANK = {"small": 0, "softcot": 1, "reasoning": 2}
-_TARGET = re.compile(r"escalates to (\S+) \(([0-9.e+-]+) CU\)")
 
 
 def answer_key(text: str) -> str:
@@ -157,6 +156,7 @@ class Cascade(Strategy):
         cheap.expected_compute_units = round(cheap.expected_compute_units + e * strong.expected_compute_units, 3)
         cheap.expected_latency_ms = round(cheap.expected_latency_ms + e * strong.expected_latency_ms, 3)
         cheap.note = f"escalates to {to} ({strong.expected_compute_units:g} CU); P(escalate) {e:.2f}"
+        cheap.escalate_to, cheap.escalate_cu = to, strong.expected_compute_units
         return [cheap]
 
     def accuracy(self, cand: Candidate, p: float, gains: Gains) -> tuple[float, str]:
@@ -165,8 +165,7 @@ class Cascade(Strategy):
         cat = self._catalog
         pool_p = getattr(gains, "pool_p", None)
         lam = getattr(gains, "lambda_per_cu", None)
-        m = _TARGET.match(cand.note)
-        to, strong_cu = (m.group(1), float(m.group(2))) if m else (None, 0.0)
+        to, strong_cu = cand.escalate_to, cand.escalate_cu
         p_strong = pool_p(to) if (pool_p is not None and to) else None
         if cat is None or p_strong is None:
             return p, "no P(correct) for the escalation pool: credited with the cheap pool's"
