@@ -117,6 +117,17 @@ def select_units(scores: list[float], tokens: list[int], ratio: float,
     return sorted(kept)
 
 
+def choose(units: list[str], info: list[float], tokens: list[int], ratio: float, fact_weight_nats: float,
+           max_overlap: float) -> list[int]:
+    """Indices of the units to keep, ascending (steps 3-4 above): ``info`` (mean self-information
+    per unit, nats) plus ``fact_weight_nats`` x fact density, then ``select_units`` under
+    sum(tokens) / ``ratio`` with the near-repeat rule. Pure: the same scores can be re-selected
+    under other settings without scoring again."""
+    scores = [sc + fact_weight_nats * fact_density(u) for sc, u in zip(info, units)]
+    return select_units(scores, tokens, ratio, [word_set(u) for u in units], max_overlap,
+                        [fact_words(u) for u in units])
+
+
 def mean_self_information(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """Per-token -log p(target) from rows of next-token logits (row i predicts targets[i]), in nats."""
     m = logits.max(axis=1, keepdims=True)
@@ -186,10 +197,7 @@ class SelfInformationScorer:
         if not units:
             return "", 0, 0
         scores, tokens, scored = self.unit_scores(units)
-        w = self.settings.fact_weight_nats
-        scores = [sc + w * fact_density(u) for sc, u in zip(scores, units)]
-        keep = select_units(scores, tokens, ratio, [word_set(u) for u in units], self.settings.max_overlap,
-                            [fact_words(u) for u in units])
+        keep = choose(units, scores, tokens, ratio, self.settings.fact_weight_nats, self.settings.max_overlap)
         return " ".join(units[i] for i in keep), scored, sum(tokens[i] for i in keep)
 
     async def acompress(self, text: str, ratio: float) -> tuple[str, int, int]:
