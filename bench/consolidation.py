@@ -43,7 +43,7 @@ sys.path.insert(0, __import__("os").path.join(__import__("os").path.dirname(__fi
 from ponder.common.config import Cost, ConsolidatorConfig, ExtractiveSettings, LlamaCppBackend, PoolConfig  # noqa: E402
 from ponder.consolidation.strategies.base import StepContext  # noqa: E402
 from ponder.consolidation.strategies.extractive import (  # noqa: E402
-    Extractive, SelfInformationScorer, choose, drop_repeats, split_units,
+    Extractive, SelfInformationScorer, choose, drop_repeats, repeat_counts, split_units,
 )
 from ponder.consolidation.strategies.rethink import Rethink  # noqa: E402
 from ponder.pools.models import ensure_default_gguf  # noqa: E402
@@ -95,15 +95,18 @@ LOG_PEOPLE = [(f, la) for f in ["Amara", "Benedikt", "Celine", "Desmond", "Esthe
 WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 MONTHS = ["March", "April", "May", "June", "July", "August", "September", "October"]
 LOG_FILLER = [
-    "On {day} the wind picked up after lunch and most of the crew stayed near the huts.",
-    "The kettle in the main hut broke again, and {day} was spent looking for a spare one.",
-    "Everyone agreed that the {month} weather had been kinder than the forecast suggested.",
-    "A long discussion about the rota ended, as usual, without anyone changing shifts.",
-    "By {day} evening the path behind the store had turned to mud and was closed for a while.",
-    "The supply boat was late in {month}, so the crew made do with what was left in the pantry.",
-    "Nothing much happened on {day} apart from a card game that went on far too long.",
-    "Someone suggested painting the fence before {month}, and the idea was quietly forgotten.",
+    "On {day} the wind picked up after lunch and {who} stayed near the huts.",
+    "The {thing} in the main hut broke again, and {day} was spent looking for a spare one.",
+    "Everyone agreed that the {month} weather had been kinder than {who} expected.",
+    "A long talk about the {thing} ended, as usual, without {who} changing anything.",
+    "By {day} evening the path behind the store had turned to mud, which annoyed {who}.",
+    "The supply boat was late in {month}, so {who} made do with what was left in the pantry.",
+    "Nothing much happened on {day} apart from {who} arguing about the {thing}.",
+    "Someone suggested fixing the {thing} before {month}, and {who} quietly forgot the idea.",
 ]
+LOG_WHO = ["most of the crew", "the cook", "the two students", "the night shift", "the skipper", "the new volunteer",
+           "nobody in particular", "the older hands"]
+LOG_THINGS = ["kettle", "generator", "radio", "stove", "water pump", "boat engine", "weather vane", "solar panel"]
 LOG_PERSON_FACTS = [
     ("{first} {last} now sleeps in cabin {n}.", "Which cabin does {first} {last} sleep in?"),
     ("Cabin {n} was handed to {first} {last} on {day}.", "Which cabin was handed to {first} {last}?"),
@@ -152,7 +155,8 @@ def make_log(rng: random.Random, target_tokens: int, count_tokens, fact_share: f
             facts.append(fact)
             s = fact[0]
         else:
-            s = rng.choice(LOG_FILLER).format(day=rng.choice(WEEKDAYS), month=rng.choice(MONTHS))
+            s = rng.choice(LOG_FILLER).format(day=rng.choice(WEEKDAYS), month=rng.choice(MONTHS),
+                                              who=rng.choice(LOG_WHO), thing=rng.choice(LOG_THINGS))
         sentences.append(s)
         tokens += count_tokens(s)
     return " ".join(sentences), facts
@@ -283,10 +287,12 @@ def documents(args, count_tokens, style: str):
 def consolidate(scorer: SelfInformationScorer, text: str, settings: list[ExtractiveSettings]):
     """The extractive form of ``text`` under each setting, scoring once: (forms, tokens scored, seconds)."""
     t0 = time.perf_counter()
-    units = drop_repeats(split_units(text, settings[0].unit))
+    every = split_units(text, settings[0].unit)
+    units = drop_repeats(every)
     info, tokens, scored = scorer.unit_scores(units)
-    forms = [" ".join(units[i] for i in choose(units, info, tokens, st.target_ratio, st.fact_weight_nats, st.max_overlap))
-             for st in settings]
+    total = sum(c * t for c, t in zip(repeat_counts(every), tokens))
+    forms = [" ".join(units[i] for i in choose(units, info, tokens, st.target_ratio, st.fact_weight_nats,
+                                               st.max_overlap, total)) for st in settings]
     return forms, scored, time.perf_counter() - t0
 
 

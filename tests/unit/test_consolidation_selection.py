@@ -74,3 +74,16 @@ def test_the_log_style_has_answerable_facts_and_capitalised_filler():
         assert bench.retained(text, answer, key)
     # Its filler carries capitals that are not facts (weekdays, months), unlike the report style.
     assert any(d in text for d in bench.WEEKDAYS + bench.MONTHS)
+
+
+def test_the_budget_counts_exact_repeats_so_the_ratio_is_raw_over_kept():
+    from ponder.consolidation.strategies.extractive import drop_repeats, repeat_counts, select_units
+
+    every = ["Fact 12 is here.", "Filler line.", "filler  line.", "Filler line.", "Other 7 fact."]
+    assert drop_repeats(every) == ["Fact 12 is here.", "Filler line.", "Other 7 fact."]
+    assert repeat_counts(every) == [1, 3, 1]
+    tokens = [10, 10, 10]
+    total = sum(c * t for c, t in zip(repeat_counts(every), tokens))   # 50 raw tokens
+    # Ratio 2.5 of the raw text allows 20 tokens: two units. Of the de-duplicated text (30) only one.
+    assert select_units([3.0, 1.0, 2.0], tokens, 2.5, total_tokens=total) == [0, 2]
+    assert select_units([3.0, 1.0, 2.0], tokens, 2.5) == [0]
