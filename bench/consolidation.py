@@ -20,11 +20,23 @@ stateful_gsm8k  ../shared/data/gsm8k/test.jsonl: context = every sentence but th
                 strategy: token_reduction, consolidation cost per context, and the share of the
                 context's numbers the form keeps. Accuracy needs a GPU-sized model: not here.
 
+sweep           retention and query-time token reduction of ``extractive`` over a grid of
+                fact weight x target ratio, no answering: each document is scored once and
+                re-selected per setting. For choosing defaults on ``--split dev``.
+
+Documents are seeded by ``split:seed:index``: ``--split dev`` documents (for choosing
+settings) never coincide with ``--split test`` ones (reported). ``--styles log`` is a second,
+independently written document style (a field-station log: other filler, whose weekdays and
+months are capitals that are not facts, and facts in several phrasings) to check that the
+defaults do not know the report generator. ``--settings fw:ratio,...`` answers every question
+under several extractive settings in one run (scored once; the first is reported at the top).
+
 Costs are in compute units at the default small pool's prices (0.1 per prompt token,
 1.0 per output token). Prints one JSON object last.
 
 Usage: python bench/consolidation.py [--docs 4] [--min-doc-tokens 2000] [--max-doc-tokens 8000] [--questions 40]
-       [--fact-share 0.2] [--gsm8k 10] [--parts lookup,gsm8k] [--plot out.png]
+       [--fact-share 0.2] [--gsm8k 10] [--parts lookup,gsm8k,sweep] [--split test] [--seed 0]
+       [--styles report] [--settings 8:6,12:6] [--sweep-weights 0,4,8] [--sweep-ratios 5,6] [--plot out.png]
 """
 from __future__ import annotations
 
