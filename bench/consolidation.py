@@ -20,11 +20,23 @@ stateful_gsm8k  ../shared/data/gsm8k/test.jsonl: context = every sentence but th
                 strategy: token_reduction, consolidation cost per context, and the share of the
                 context's numbers the form keeps. Accuracy needs a GPU-sized model: not here.
 
+sweep           retention and query-time token reduction of ``extractive`` over a grid of
+                fact weight x target ratio, no answering: each document is scored once and
+                re-selected per setting. For choosing defaults on ``--split dev``.
+
+Documents are seeded by ``split:seed:index``: ``--split dev`` documents (for choosing
+settings) never coincide with ``--split test`` ones (reported). ``--styles log`` is a second,
+independently written document style (a field-station log: other filler, whose weekdays and
+months are capitals that are not facts, and facts in several phrasings) to check that the
+defaults do not know the report generator. ``--settings fw:ratio,...`` answers every question
+under several extractive settings in one run (scored once; the first is reported at the top).
+
 Costs are in compute units at the default small pool's prices (0.1 per prompt token,
 1.0 per output token). Prints one JSON object last.
 
 Usage: python bench/consolidation.py [--docs 4] [--min-doc-tokens 2000] [--max-doc-tokens 8000] [--questions 40]
-       [--fact-share 0.2] [--gsm8k 10] [--parts lookup,gsm8k] [--plot out.png]
+       [--fact-share 0.2] [--gsm8k 10] [--parts lookup,gsm8k,sweep] [--split test] [--seed 0]
+       [--styles report] [--settings 8:6,12:6] [--sweep-weights 0,4,8] [--sweep-ratios 5,6] [--plot out.png]
 """
 from __future__ import annotations
 
@@ -40,9 +52,11 @@ import time
 
 sys.path.insert(0, __import__("os").path.join(__import__("os").path.dirname(__file__), "..", "services"))
 
-from ponder.common.config import Cost, ConsolidatorConfig, LlamaCppBackend, PoolConfig  # noqa: E402
+from ponder.common.config import Cost, ConsolidatorConfig, ExtractiveSettings, LlamaCppBackend, PoolConfig  # noqa: E402
 from ponder.consolidation.strategies.base import StepContext  # noqa: E402
-from ponder.consolidation.strategies.extractive import Extractive  # noqa: E402
+from ponder.consolidation.strategies.extractive import (  # noqa: E402
+    Extractive, SelfInformationScorer, choose, drop_repeats, repeat_counts, split_units,
+)
 from ponder.consolidation.strategies.rethink import Rethink  # noqa: E402
 from ponder.pools.models import ensure_default_gguf  # noqa: E402
 
@@ -78,6 +92,86 @@ SLOTS = {
 # The answer format shown once before the notes (its fact is not in any document).
 EXAMPLE = ("Notes: The gate key of Anna Berg is 5512. The weather was mild.\n"
            "Question: What is the gate key of Anna Berg?\nAnswer: 5512\n\n")
+
+
+# A second document style, written apart from the first for the dev check that the fact prior does
+# not know the generator: a field-station log whose filler names weekdays and months (capitals that
+# are not facts) and whose facts come in several phrasings with the value anywhere in the sentence.
+LOG_PLACES = ["Aldergrove", "Birchwater", "Coldharbour", "Deepdale", "Eastmarsh", "Foxhollow", "Greystone",
+              "Hawkridge", "Ironbridge", "Juniper Flats", "Kingsmoor", "Longmere", "Millbrook", "Northfold",
+              "Oakenshaw", "Pinecrest", "Redcliff", "Stonyford", "Thornbury", "Upwell", "Westerby", "Yewdale"]
+LOG_PEOPLE = [(f, la) for f in ["Amara", "Benedikt", "Celine", "Desmond", "Esther", "Florin", "Gideon", "Helka",
+                                "Isidro", "Jasmin", "Konrad", "Leonie", "Matteo", "Noor", "Orla", "Piet"]
+              for la in ["Abernathy", "Bergstrom", "Cavalcanti", "Dubois", "Eriksen", "Fairweather", "Gallo",
+                         "Haddad", "Ishikawa", "Jankowski", "Kowalczyk", "Lindqvist"]]
+WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+MONTHS = ["March", "April", "May", "June", "July", "August", "September", "October"]
+LOG_FILLER = [
+    "On {day} the wind picked up after lunch and {who} stayed near the huts.",
+    "The {thing} in the main hut broke again, and {day} was spent looking for a spare one.",
+    "Everyone agreed that the {month} weather had been kinder than {who} expected.",
+    "A long talk about the {thing} ended, as usual, without {who} changing anything.",
+    "By {day} evening the path behind the store had turned to mud, which annoyed {who}.",
+    "The supply boat was late in {month}, so {who} made do with what was left in the pantry.",
+    "Nothing much happened on {day} apart from {who} arguing about the {thing}.",
+    "Someone suggested fixing the {thing} before {month}, and {who} quietly forgot the idea.",
+]
+LOG_WHO = ["most of the crew", "the cook", "the two students", "the night shift", "the skipper", "the new volunteer",
+           "nobody in particular", "the older hands"]
+LOG_THINGS = ["kettle", "generator", "radio", "stove", "water pump", "boat engine", "weather vane", "solar panel"]
+LOG_PERSON_FACTS = [
+    ("{first} {last} now sleeps in cabin {n}.", "Which cabin does {first} {last} sleep in?"),
+    ("Cabin {n} was handed to {first} {last} on {day}.", "Which cabin was handed to {first} {last}?"),
+    ("After the move, {first} {last} took the radio channel {n}.", "Which radio channel did {first} {last} take?"),
+]
+LOG_PLACE_FACTS = [
+    ("The gauge at {place} read {n} millimetres of rain for {month}.", "How many millimetres did the gauge at {place} read?"),
+    ("In {month} we counted {n} geese on the water near {place}.", "How many geese were counted near {place}?"),
+    ("Trail marker {n} stands where the path to {place} leaves the road.", "Which trail marker stands on the path to {place}?"),
+]
+
+
+def doc_rng(split: str, seed: int, index: int) -> random.Random:
+    """The generator of one document: seeded by the string ``split:seed:index``, so the dev and
+    test splits draw from disjoint seeds whatever ``seed`` and ``index`` are. ValueError for a
+    split other than dev or test."""
+    if split not in ("dev", "test"):
+        raise ValueError(f"split must be dev or test, not {split!r}")
+    return random.Random(f"{split}:{seed}:{index}")
+
+
+def log_fact(rng: random.Random, people: list, places: list):
+    day, month, n = rng.choice(WEEKDAYS), rng.choice(MONTHS), rng.randint(12, 9899)
+    if rng.random() < 0.5:
+        first, last = people.pop()
+        s, q = rng.choice(LOG_PERSON_FACTS)
+        key, kind = f"{first} {last}", "person"
+    else:
+        place = places.pop()
+        s, q = rng.choice(LOG_PLACE_FACTS)
+        first = last = ""
+        key, kind = place, "place"
+    f = {"first": first, "last": last, "place": key, "day": day, "month": month, "n": n}
+    return s.format(**f), q.format(**f), str(n), key, kind
+
+
+def make_log(rng: random.Random, target_tokens: int, count_tokens, fact_share: float = 0.15):
+    """(text, facts) in the field-log style (see LOG_FILLER); same contract as ``make_document``."""
+    people, places = list(LOG_PEOPLE), [f"{p} {k}" for p in LOG_PLACES for k in ("Lake", "Ridge", "Point", "Bay")]
+    rng.shuffle(people)
+    rng.shuffle(places)
+    sentences, facts, tokens = [], [], 0
+    while tokens < target_tokens:
+        if rng.random() < fact_share and people and places:
+            fact = log_fact(rng, people, places)
+            facts.append(fact)
+            s = fact[0]
+        else:
+            s = rng.choice(LOG_FILLER).format(day=rng.choice(WEEKDAYS), month=rng.choice(MONTHS),
+                                              who=rng.choice(LOG_WHO), thing=rng.choice(LOG_THINGS))
+        sentences.append(s)
+        tokens += count_tokens(s)
+    return " ".join(sentences), facts
 
 
 def stock_fact(rng: random.Random, keys: list):
@@ -126,7 +220,10 @@ class Answerer:
     def __init__(self, path: str, n_ctx: int):
         from llama_cpp import Llama
 
-        self.llm = Llama(model_path=path, n_ctx=n_ctx, n_batch=512, verbose=False)
+        # swa_full: Gemma 3's sliding-window layers keep the whole context, so a document's KV
+        # cache can be cut back to its prefix and reused by its next question (without it,
+        # llama.cpp cannot remove part of a sliding-window cache and re-reads more).
+        self.llm = Llama(model_path=path, n_ctx=n_ctx, n_batch=512, verbose=False, swa_full=True)
 
     def tokens(self, text: str) -> int:
         return len(self.llm.tokenize(text.encode(), add_bos=True))
@@ -176,81 +273,167 @@ def cost_per_query(prompt_tokens: float, output_tokens: float, consolidation_cu:
     return COST.units(prompt_tokens, output_tokens) + consolidation_cu / queries
 
 
-async def lookup(args, path: str) -> dict:
-    rng = random.Random(args.seed)
-    answerer = Answerer(path, n_ctx=args.max_doc_tokens + 512)
-    extractive = Extractive(ConsolidatorConfig().extractive)
-    ctx = StepContext(pool="small", client=None, cost=COST, settings=ConsolidatorConfig())
+def parse_settings(spec: str | None) -> list[ExtractiveSettings]:
+    """``fact_weight:ratio,...`` as extractive settings (the rest default); none: the default alone."""
+    base = ConsolidatorConfig().extractive
+    if not spec:
+        return [base]
+    out = []
+    for item in spec.split(","):
+        fw, ratio = item.split(":")
+        out.append(base.model_copy(update={"fact_weight_nats": float(fw), "target_ratio": float(ratio)}))
+    return out
+
+
+def documents(args, count_tokens, style: str):
+    """The split's documents: (size, text, facts) with sizes spread over the token range."""
     lo, hi = args.min_doc_tokens, args.max_doc_tokens
     sizes = [round(lo + i * (hi - lo) / max(args.docs - 1, 1)) for i in range(args.docs)]
-    rows, docs = [], []
-    for size in sizes:
-        text, facts = make_document(rng, size, lambda s: answerer.tokens(s) - 1, args.fact_share)
-        t0 = time.perf_counter()
-        r = await extractive.run_step(0, text, ctx)
-        cons_s = time.perf_counter() - t0
+    make = make_log if style == "log" else make_document
+    for i, size in enumerate(sizes):
+        rng = doc_rng(args.split, args.seed, i)
+        text, facts = make(rng, size, count_tokens, args.fact_share)
+        yield size, text, facts, rng
+
+
+def consolidate(scorer: SelfInformationScorer, text: str, settings: list[ExtractiveSettings]):
+    """The extractive form of ``text`` under each setting, scoring once: (forms, tokens scored, seconds)."""
+    t0 = time.perf_counter()
+    every = split_units(text, settings[0].unit)
+    units = drop_repeats(every)
+    info, tokens, scored = scorer.unit_scores(units)
+    total = sum(c * t for c, t in zip(repeat_counts(every), tokens))
+    forms = [" ".join(units[i] for i in choose(units, info, tokens, st.target_ratio, st.fact_weight_nats,
+                                               st.max_overlap, total)) for st in settings]
+    return forms, scored, time.perf_counter() - t0
+
+
+def sweep(args, path: str) -> dict:
+    """Retention and query-time token reduction over fact weight x target ratio (no answering)."""
+    from llama_cpp import Llama
+
+    vocab = Llama(model_path=path, vocab_only=True, verbose=False)
+
+    def count(text: str) -> int:
+        return len(vocab.tokenize(text.encode(), add_bos=True))
+
+    grid = [(fw, ratio) for fw in args.sweep_weights for ratio in args.sweep_ratios]
+    settings = parse_settings(",".join(f"{fw}:{r}" for fw, r in grid))
+    scorer = SelfInformationScorer(settings[0])
+    out = {}
+    for style in args.styles:
+        per = {g: {"kept": 0, "facts": 0, "pt_raw": [], "pt_cons": []} for g in grid}
+        for size, text, facts, _ in documents(args, lambda t: count(t) - 1, style):
+            forms, _, secs = consolidate(scorer, text, settings)
+            for g, form in zip(grid, forms):
+                acc = per[g]
+                acc["kept"] += sum(retained(form, a, key) for _, _, a, key, _ in facts)
+                acc["facts"] += len(facts)
+                for _, q, _, _, _ in facts[:5]:
+                    acc["pt_raw"].append(count(prompt(text, q)))
+                    acc["pt_cons"].append(count(prompt(form, q)))
+            print(f"sweep {style} doc ~{size} tokens, {len(facts)} facts, scored in {secs:.0f}s", file=sys.stderr, flush=True)
+        out[style] = {f"{fw}:{r}": {"answer_retention": a["kept"] / a["facts"],
+                                    "token_reduction": statistics.mean(a["pt_raw"]) / statistics.mean(a["pt_cons"])}
+                      for (fw, r), a in per.items()}
+    scorer.close()
+    return {"split": args.split, "seed": args.seed, "docs": args.docs, "by_style": out}
+
+
+async def lookup(args, path: str) -> dict:
+    answerer = Answerer(path, n_ctx=args.max_doc_tokens + 512)
+    settings = parse_settings(args.settings)
+    scorer = SelfInformationScorer(settings[0])
+    names = ["raw"] + [f"s{j}" for j in range(len(settings))]
+    rows, docs, sizes = [], [], []
+    for size, text, facts, rng in documents(args, lambda s: answerer.tokens(s) - 1, args.styles[0]):
+        sizes.append(size)
+        forms, scored, cons_s = consolidate(scorer, text, settings)
         qs = rng.sample(facts, min(args.questions, len(facts)))
-        doc = {"raw_context_tokens": answerer.tokens(text), "consolidated_context_tokens": answerer.tokens(r.text),
-               "facts": len(facts), "consolidation_cu": r.compute_units, "consolidation_s": cons_s,
-               "retention": statistics.mean(retained(r.text, a, key) for _, _, a, key, _ in qs)}
+        doc = {"raw_context_tokens": answerer.tokens(text), "facts": len(facts), "consolidation_s": cons_s,
+               "consolidation_cu": scored * settings[0].prompt_token_cu}
         base = len(rows)
-        rows += [{"size": size, "kind": kind, "retained": retained(r.text, a, key)} for _, _, a, key, kind in qs]
-        for form, name in ((text, "raw"), (r.text, "consolidated")):
+        rows += [{"size": size, "kind": kind} for _, _, _, _, kind in qs]
+        for name, form in zip(names, [text, *forms]):
+            if name != "raw":
+                doc[f"context_tokens_{name}"] = answerer.tokens(form)
+                for k, (_, _, a, key, _) in enumerate(qs):
+                    rows[base + k][f"retained_{name}"] = retained(form, a, key)
             # The first question reads the whole context (empty KV cache): its latency is the
-            # cold query latency. Later questions reuse the cached context, as a server would.
+            # cold query latency. Later questions reuse the cached context, as a server would;
+            # warm latency is their mean.
+            warm = []
             for k, (_, q, a, _, _) in enumerate(qs):
                 out, pt, ot, ms = answerer.ask(prompt(form, q), cold=k == 0)
                 if k == 0:
                     doc[f"cold_latency_ms_{name}"] = ms
-                row = rows[base + k]
-                row.update({f"correct_{name}": first_number(out) == a, f"prompt_tokens_{name}": pt, f"output_tokens_{name}": ot})
+                else:
+                    warm.append(ms)
+                rows[base + k].update({f"correct_{name}": first_number(out) == a, f"prompt_tokens_{name}": pt,
+                                       f"output_tokens_{name}": ot})
+            doc[f"warm_latency_ms_{name}"] = statistics.mean(warm) if warm else None
             right = sum(r[f"correct_{name}"] for r in rows[base:])
             print(f"lookup doc ~{size} tokens, {name}: {right}/{len(qs)} right", file=sys.stderr, flush=True)
         docs.append(doc)
         print(f"lookup doc ~{size} tokens: {doc}", file=sys.stderr, flush=True)
-    await extractive.close()
+    scorer.close()
+    results = [summarise(rows, docs, name, st) for name, st in zip(names[1:], settings)]
+    head = {"documents": len(docs), "questions": len(rows), "doc_tokens": sizes, "split": args.split,
+            "seed": args.seed, "style": args.styles[0]}
+    if len(results) > 1:
+        return {**head, **results[0], "by_setting": results}
+    return {**head, **results[0]}
+
+
+def summarise(rows: list[dict], docs: list[dict], name: str, st: ExtractiveSettings) -> dict:
+    """The lookup report of one extractive setting (column ``name``) against the raw answers."""
 
     def mean(key):
         return statistics.mean(r[key] for r in rows)
 
-    pt_raw, pt_cons = mean("prompt_tokens_raw"), mean("prompt_tokens_consolidated")
-    ot_raw, ot_cons = mean("output_tokens_raw"), mean("output_tokens_consolidated")
+    pt_raw, pt_cons = mean("prompt_tokens_raw"), mean(f"prompt_tokens_{name}")
+    ot_raw, ot_cons = mean("output_tokens_raw"), mean(f"output_tokens_{name}")
     cu_ctx = statistics.mean(d["consolidation_cu"] for d in docs)
     raw_cost = cost_per_query(pt_raw, ot_raw)
     amortised = {q: cost_per_query(pt_cons, ot_cons, cu_ctx, q) for q in range(1, 11)}
     breakeven = next((q for q in range(1, 11) if amortised[q] < raw_cost), None)
     n = len(rows)
     raw_ok = [r["correct_raw"] for r in rows]
-    cons_ok = [r["correct_consolidated"] for r in rows]
+    cons_ok = [r[f"correct_{name}"] for r in rows]
     diff, diff_ci = paired_diff(raw_ok, cons_ok)
     by_kind = {}
     for kind in sorted({r["kind"] for r in rows}):
         sub = [r for r in rows if r["kind"] == kind]
-        by_kind[kind] = {"questions": len(sub), "answer_retention": statistics.mean(r["retained"] for r in sub),
+        by_kind[kind] = {"questions": len(sub), "answer_retention": statistics.mean(r[f"retained_{name}"] for r in sub),
                          "accuracy_raw": statistics.mean(r["correct_raw"] for r in sub),
-                         "accuracy_consolidated": statistics.mean(r["correct_consolidated"] for r in sub)}
+                         "accuracy_consolidated": statistics.mean(r[f"correct_{name}"] for r in sub)}
+    # Retained but answered wrong when the raw answer was right: the model misreads the denser text.
+    misread = sum(r["correct_raw"] and r[f"retained_{name}"] and not r[f"correct_{name}"] for r in rows)
     return {
-        "documents": len(docs), "questions": n, "doc_tokens": sizes,
-        "answer_retention_ci95": wilson(sum(r["retained"] for r in rows), n),
+        "answer_retention_ci95": wilson(sum(r[f"retained_{name}"] for r in rows), n),
         "accuracy_raw_ci95": wilson(sum(raw_ok), n),
         "accuracy_consolidated_ci95": wilson(sum(cons_ok), n),
         "accuracy_difference": diff, "accuracy_difference_ci95": diff_ci,
+        "right_raw_wrong_consolidated_though_retained": misread,
         "by_fact_kind": by_kind,
         "token_reduction": pt_raw / pt_cons,
         "context_token_reduction": statistics.mean(d["raw_context_tokens"] for d in docs)
-        / statistics.mean(d["consolidated_context_tokens"] for d in docs),
-        "answer_retention": mean("retained"),
-        "accuracy_raw": mean("correct_raw"), "accuracy_consolidated": mean("correct_consolidated"),
+        / statistics.mean(d[f"context_tokens_{name}"] for d in docs),
+        "answer_retention": mean(f"retained_{name}"),
+        "accuracy_raw": mean("correct_raw"), "accuracy_consolidated": mean(f"correct_{name}"),
         "prompt_tokens_raw": pt_raw, "prompt_tokens_consolidated": pt_cons,
         "cold_latency_ms_raw": statistics.mean(d["cold_latency_ms_raw"] for d in docs),
-        "cold_latency_ms_consolidated": statistics.mean(d["cold_latency_ms_consolidated"] for d in docs),
+        "cold_latency_ms_consolidated": statistics.mean(d[f"cold_latency_ms_{name}"] for d in docs),
+        "warm_latency_ms_raw": statistics.mean(d["warm_latency_ms_raw"] for d in docs if d["warm_latency_ms_raw"]),
+        "warm_latency_ms_consolidated": statistics.mean(
+            d[f"warm_latency_ms_{name}"] for d in docs if d[f"warm_latency_ms_{name}"]),
         "consolidation_cu_per_context": cu_ctx,
         "consolidation_s_per_context": statistics.mean(d["consolidation_s"] for d in docs),
         "raw_cost_per_query": raw_cost,
         "amortised_cost_per_query": {str(q): v for q, v in amortised.items()},
         "breakeven_queries": breakeven,
         "strategy": "extractive",
-        "extractive_settings": ConsolidatorConfig().extractive.model_dump(exclude={"model_path", "n_threads"}),
+        "extractive_settings": st.model_dump(exclude={"model_path", "n_threads"}),
     }
 
 
@@ -315,17 +498,28 @@ async def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--min-doc-tokens", type=int, default=2000)
     ap.add_argument("--max-doc-tokens", type=int, default=8000)
     ap.add_argument("--fact-share", type=float, default=0.2, help="share of a document's sentences that are facts")
-    ap.add_argument("--parts", default="lookup,gsm8k", help="comma-separated: lookup, gsm8k")
+    ap.add_argument("--parts", default="lookup,gsm8k", help="comma-separated: lookup, gsm8k, sweep")
     ap.add_argument("--questions", type=int, default=40, help="questions per document (at most its facts)")
     ap.add_argument("--gsm8k", type=int, default=10, help="GSM8K problems")
     ap.add_argument("--rethink-tokens", type=int, default=96, help="rethink max tokens per pass (GSM8K)")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="documents are seeded by split:seed:index")
+    ap.add_argument("--split", choices=["dev", "test"], default="test",
+                    help="dev: documents for choosing defaults; test: the reported ones (disjoint seeds)")
+    ap.add_argument("--styles", default="report", help="document styles, comma-separated: report, log (lookup: the first)")
+    ap.add_argument("--settings", help="lookup: extractive settings to compare, fact_weight:ratio,... (default: the defaults)")
+    ap.add_argument("--sweep-weights", default="0,2,4,6,8,12", help="sweep: fact weights (nats)")
+    ap.add_argument("--sweep-ratios", default="5,5.5,6,6.5,7", help="sweep: target ratios")
     ap.add_argument("--plot", help="write the amortised-cost plot here (PNG)")
     args = ap.parse_args(argv)
+    args.styles = args.styles.split(",")
+    args.sweep_weights = [float(x) for x in args.sweep_weights.split(",")]
+    args.sweep_ratios = [float(x) for x in args.sweep_ratios.split(",")]
     path = str(ensure_default_gguf())
     t0 = time.perf_counter()
     parts = set(args.parts.split(","))
     result: dict = {"model": "gemma-3-270m Q4_K_M (llama.cpp, CPU)"}
+    if "sweep" in parts:
+        result["sweep"] = sweep(args, path)
     if "lookup" in parts:
         result["lookup"] = await lookup(args, path)
     if "gsm8k" in parts:

@@ -581,7 +581,12 @@ class RedisConfig(_Model):
 class ExtractiveSettings(_Model):
     """The ``extractive`` strategy: query-agnostic compression by self-information under a small local model."""
 
-    target_ratio: float = Field(5.0, ge=1.0, le=100.0, description="Raw tokens / kept tokens aimed at.")
+    target_ratio: float = Field(
+        6.0, ge=1.0, le=100.0,
+        description="Raw tokens / kept tokens aimed at. 6: a query's prompt adds fixed text (instruction, example, "
+        "question) to the context, so 5x fewer query-time prompt tokens on 2,000-4,000-token documents needs the "
+        "context cut about 5.5x; on dev documents 5.5 gave 4.98-5.07x and 6 gave 5.38-5.43x.",
+    )
     model_path: str | None = Field(None, description="GGUF scoring model; unset: the default Gemma 3 270M Q4_K_M.")
     window_tokens: int = Field(512, ge=32, le=8192, description="Tokens scored per model window.")
     n_threads: int | None = Field(None, ge=1, le=512, description="CPU threads for scoring; unset: all cores.")
@@ -593,9 +598,12 @@ class ExtractiveSettings(_Model):
         "sentence", description="What is kept or dropped whole: sentences, or clauses split at commas and semicolons."
     )
     fact_weight_nats: float = Field(
-        2.0, ge=0, le=100,
+        12.0, ge=0, le=100,
         description="Nats added to a unit's mean self-information per unit of fact density (share of its words "
-        "holding a digit or a capital); 0: self-information alone.",
+        "holding a digit or a capital); 0: self-information alone. 12: on dev documents of two independently "
+        "written styles, fact retention at ratio 6 rises with the weight (mean over both: 0.64 at 0, 0.74 at 2, "
+        "0.86 at 8, 0.90 at 12) and is flat beyond (0.905 at 16), so self-information then only orders units of "
+        "like density.",
     )
     max_overlap: float = Field(
         0.6, gt=0, le=1,

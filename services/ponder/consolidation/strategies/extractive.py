@@ -13,6 +13,7 @@ predict from what came before carries little information and can go.
      first, that hold a digit or start with a capital (numbers and proper names:
      what entity-value statements are made of, in any phrasing).
   4. Keep the highest-scoring units while their tokens fit in total / target_ratio
+     (total: the raw text's tokens, exact repeats included, so the ratio is raw / kept)
      (a unit that does not fit is skipped, smaller ones may still fit), skipping a
      near repeat: a unit whose word set overlaps one already kept by ``max_overlap``
      (Jaccard) or more and that names no number or name that unit lacks. So
@@ -92,15 +93,16 @@ def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
 
 def select_units(scores: list[float], tokens: list[int], ratio: float,
                  words: list[frozenset[str]] | None = None, max_overlap: float = 1.0,
-                 facts: list[frozenset[str]] | None = None) -> list[int]:
+                 facts: list[frozenset[str]] | None = None, total_tokens: int | None = None) -> list[int]:
     """Indices of the units to keep, ascending: highest score first while the kept tokens
-    stay within sum(tokens) / ratio, skipping a near repeat: a unit whose ``words`` overlap
+    stay within ``total_tokens`` (the raw text's, repeats included; default sum(tokens)) / ratio,
+    skipping a near repeat: a unit whose ``words`` overlap
     a kept unit's by ``max_overlap`` or more (1.0: only identical word sets) and whose
     ``facts`` are all in that unit's (no ``facts``: overlap alone decides). At least one unit
     when any exists. Ties keep the earlier unit."""
     if not scores:
         return []
-    budget = sum(tokens) / ratio
+    budget = (sum(tokens) if total_tokens is None else total_tokens) / ratio
     order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
     kept, used = [], 0
     for i in order:
@@ -115,6 +117,27 @@ def select_units(scores: list[float], tokens: list[int], ratio: float,
     if not kept:
         kept = [min(order, key=lambda i: tokens[i])]
     return sorted(kept)
+
+
+def choose(units: list[str], info: list[float], tokens: list[int], ratio: float, fact_weight_nats: float,
+           max_overlap: float, total_tokens: int | None = None) -> list[int]:
+    """Indices of the units to keep, ascending (steps 3-4 above): ``info`` (mean self-information
+    per unit, nats) plus ``fact_weight_nats`` x fact density, then ``select_units`` under
+    ``total_tokens`` (default sum(tokens)) / ``ratio`` with the near-repeat rule. Pure: the same
+    scores can be re-selected under other settings without scoring again."""
+    scores = [sc + fact_weight_nats * fact_density(u) for sc, u in zip(info, units)]
+    return select_units(scores, tokens, ratio, [word_set(u) for u in units], max_overlap,
+                        [fact_words(u) for u in units], total_tokens)
+
+
+def repeat_counts(units: list[str]) -> list[int]:
+    """For each unit that ``drop_repeats`` keeps, in its order, how often it occurs in ``units``
+    (1 or more): the raw text's tokens are sum(count x tokens) over the kept units."""
+    counts: dict[str, int] = {}
+    for u in units:
+        k = " ".join(u.lower().split())
+        counts[k] = counts.get(k, 0) + 1
+    return [counts[" ".join(u.lower().split())] for u in drop_repeats(units)]
 
 
 def mean_self_information(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
@@ -182,14 +205,13 @@ class SelfInformationScorer:
 
     def compress(self, text: str, ratio: float) -> tuple[str, int, int]:
         """(compressed text, tokens scored, tokens kept). Blocking."""
-        units = drop_repeats(split_units(text, self.settings.unit))
+        every = split_units(text, self.settings.unit)
+        units = drop_repeats(every)
         if not units:
             return "", 0, 0
         scores, tokens, scored = self.unit_scores(units)
-        w = self.settings.fact_weight_nats
-        scores = [sc + w * fact_density(u) for sc, u in zip(scores, units)]
-        keep = select_units(scores, tokens, ratio, [word_set(u) for u in units], self.settings.max_overlap,
-                            [fact_words(u) for u in units])
+        total = sum(c * t for c, t in zip(repeat_counts(every), tokens))
+        keep = choose(units, scores, tokens, ratio, self.settings.fact_weight_nats, self.settings.max_overlap, total)
         return " ".join(units[i] for i in keep), scored, sum(tokens[i] for i in keep)
 
     async def acompress(self, text: str, ratio: float) -> tuple[str, int, int]:
