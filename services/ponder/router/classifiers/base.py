@@ -77,17 +77,16 @@ class Classifier(abc.ABC):
         out = np.empty_like(raw)
         for j, cal in enumerate(self.calibrators):
             out[:, j] = cal(raw[:, j])
-        return self.guard.apply(out, texts) if self.guard is not None else out
+        return self.guard.apply(out, texts, self.targets) if self.guard is not None else out
 
-    def fit_guarded(self, texts: list[str], labels: dict[str, np.ndarray], roles: tuple[str, str] | None = None,
+    def fit_guarded(self, texts: list[str], labels: dict[str, np.ndarray], roles: tuple[str, str],
                     groups: list[str] | None = None, folds: int = 3, seed: int = 0) -> "Classifier":
-        """``fit`` plus the no-harm guard (``guard.fit_guard``): inner cross-validation of fresh classifiers
-        of this kind and params decides how far to shrink towards the length-only prior; ``report["guard"]``
-        says what it chose and why. Costs ``folds`` extra fits on (folds-1)/folds of the rows."""
+        """``fit`` plus the no-harm guard on the pair ``roles`` = (weak, strong) (``guard.fit_guard``): inner
+        cross-validation of fresh classifiers of this kind and params decides how far to shrink the pair's
+        gain towards the length-only prior; ``report["guard"]`` says what it chose and why. Costs ``folds``
+        extra fits on (folds-1)/folds of the rows; ValueError when a role is not among ``labels``."""
         guard = fit_guard(lambda: type(self)(self.params), texts, labels, roles, groups, folds, seed)
         self.fit(texts, labels)
-        order = list(labels)
-        guard.coef = [guard.coef[order.index(t)] for t in self.targets]
         self.guard = guard
         self.report["guard"] = guard.report
         return self
@@ -211,6 +210,7 @@ def load_classifier(directory: str | pathlib.Path) -> Classifier:
         raise IncompatibleModel(path, f"{type(e).__name__}: {e}") from None
     if len(clf.calibrators) != len(clf.targets):
         raise IncompatibleModel(path, f"{len(clf.targets)} targets but {len(clf.calibrators)} calibrators")
-    if clf.guard is not None and len(clf.guard.coef) != len(clf.targets):
-        raise IncompatibleModel(path, f"{len(clf.targets)} targets but {len(clf.guard.coef)} guard length models")
+    if clf.guard is not None and not {clf.guard.weak, clf.guard.strong} <= set(clf.targets):
+        raise IncompatibleModel(path, f"the guard's pair {clf.guard.weak}, {clf.guard.strong} is not among the "
+                                f"targets {clf.targets}")
     return clf

@@ -82,7 +82,7 @@ def train_models(table: OutcomeTable, models: Sequence[str], classifier: str = D
     if roles is not None and gain_heads:
         labels.update(gain_labels(table, *roles))
     clf = build_classifier(classifier, params)
-    if guard:
+    if guard and roles is not None:
         clf.fit_guarded(table.prompts, labels, roles, table.files)
     else:
         clf.fit(table.prompts, labels)
