@@ -10,6 +10,11 @@ default: it scored lower in 5-fold CV on GSM8K and DC-Router for both
 ``random_draws`` seeds), ``length`` (longer prompts go strong first) and
 ``oracle``.
 
+The no-harm guard (``classifiers.guard``, on by default): training with
+roles also fits how far to shrink the pair's gain towards the length-only
+prior, by inner cross-validation grouped by source file where there are
+enough files; ``cross_validate`` reports each fold's choice as ``guard_beta``.
+
 N models (``models`` with ``costs``): the classifier has one P(correct) head
 per model and each prompt goes to argmax P - λ·cost; the accuracy against
 mean cost curve over λ and its area are reported against a random mix, the

@@ -6,7 +6,9 @@ its answer measured:
 
 - ``single`` (one sample, thinking budget 0): one plain sample of its pool, so
   a label for that pool's classifier target. Only these train the classifier;
-  it gets one output per pool, trained on that pool's single records.
+  it gets one output per pool, trained on that pool's single records, with
+  the no-harm guard (``classifiers.guard``) on the least and the most
+  accurate pool when there are two or more (``fit_pools``).
 - ``think`` with a thinking budget T > 0: fits the pool's thinking gain g of
   the ``difficulty`` policy's model logit(p_T) = logit(p) + g·log2(1 + T/ref),
   with p from the newly trained classifier on the record's prompt, by maximum
