@@ -24,7 +24,7 @@ signal: for each of ``NO_SIGNAL_TABLES``, ``--shuffles`` copies with the
 (weak, strong) outcome pairs permuted across prompts, 5-fold CV each; per
 table the mean APGR, baselines and margin over the shuffles, and ``margin``,
 the mean over tables (target ≥ -0.01). ``guard``: whether the no-harm guard
-(``classifiers.guard``) is on (``--no-guard`` turns it off for comparison).
+(``classifiers.guard``) is on (``--guard on|off`` overrides the default).
 Prints one JSON object.
 """
 from __future__ import annotations
@@ -118,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--families", default="mf",
                     help="comma-separated other classifiers cross-validated on every table beside the default, "
                     "with their defaults ('' for none)")
-    ap.add_argument("--no-guard", action="store_true", help="train without the no-harm guard (for comparison)")
+    ap.add_argument("--guard", choices=("default", "on", "off"), default="default",
+                    help="the no-harm guard (classifiers.guard): the evaluate module's DEFAULT_GUARD, or forced")
     ap.add_argument("--shuffles", type=int, default=3, help="label-permuted copies per no-signal table (0: skip)")
     args = ap.parse_args(argv)
 
@@ -131,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     classifier = args.classifier or DEFAULT_CLASSIFIER
     params = json.loads(args.params)
     data = tables(args.tables.split(",") if args.tables else None)
-    guard = DEFAULT_GUARD and not args.no_guard
+    guard = DEFAULT_GUARD if args.guard == "default" else args.guard == "on"
     out: dict = {"classifier": classifier, "params": params, "gain_heads": DEFAULT_GAIN_HEADS, "guard": guard,
                  "folds": args.folds, "tables": {}, "leave_one_out": {}, "cascade": {}}
     margins = []

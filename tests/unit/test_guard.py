@@ -148,3 +148,27 @@ def test_guarded_classifier_routes_no_worse_than_length_and_round_trips(tmp_path
 def test_guard_refuses_a_role_that_is_not_a_target():
     with pytest.raises(ValueError, match="not among the targets"):
         fit_guard(lambda: None, ["a", "b", "c"], {"w": np.ones(3)}, ("w", "s"))
+
+
+def test_cross_validation_with_the_guard_reports_each_folds_choice():
+    from ponder.router.training.evaluate import cross_validate
+    from ponder.router.training.outcomes import OutcomeTable
+
+    prompts, w, s = length_table(600, seed=6)
+    files = [f"f{i % 4}.csv" for i in range(len(prompts))]
+    t = OutcomeTable(prompts, {"w": w > 0.5, "s": s > 0.5}, files)
+    res = cross_validate(t, "w", "s", k=3, classifier="hashed-gbt", params=SMALL_GBT, guard=True)
+    assert len(res["guard_beta"]) == 3 and all(0.0 <= b <= 1.0 for b in res["guard_beta"])
+    assert res["apgr"] >= res["baselines"]["length"]["apgr"] - 0.03
+
+
+def test_retrain_fits_the_guard_on_the_least_and_most_accurate_pool():
+    from ponder.router.training.retrain import fit_pools, guard_roles
+
+    prompts, w, s = length_table(600, seed=7)
+    half = np.arange(len(prompts)) % 2 == 0  # each prompt answered by one pool, as in a serving log
+    labels = {"small": np.where(half, w, np.nan), "big": np.where(~half, s, np.nan)}
+    assert guard_roles(labels) == ("small", "big")
+    clf = fit_pools("hashed-gbt", SMALL_GBT, prompts, labels, guard=True)
+    assert clf.guard is not None and clf.report["guard"]["criterion"] == "neg_log_loss"
+    assert fit_pools("hashed-gbt", SMALL_GBT, prompts, labels, guard=False).guard is None

@@ -6,9 +6,9 @@ its answer measured:
 
 - ``single`` (one sample, thinking budget 0): one plain sample of its pool, so
   a label for that pool's classifier target. Only these train the classifier;
-  it gets one output per pool, trained on that pool's single records, with
-  the no-harm guard (``classifiers.guard``) on the least and the most
-  accurate pool when there are two or more (``fit_pools``).
+  it gets one output per pool, trained on that pool's single records (with
+  ``guard``, default ``evaluate.DEFAULT_GUARD``, also the no-harm guard of
+  ``classifiers.guard`` on the least and the most accurate pool; ``fit_pools``).
 - ``think`` with a thinking budget T > 0: fits the pool's thinking gain g of
   the ``difficulty`` policy's model logit(p_T) = logit(p) + g·log2(1 + T/ref),
   with p from the newly trained classifier on the record's prompt, by maximum
@@ -36,6 +36,7 @@ import numpy as np
 from ponder.router import outcome_schema as S
 from ponder.router.classifiers.base import Classifier, build_classifier
 from ponder.router.policies.difficulty import DifficultyParams
+from ponder.router.training.evaluate import DEFAULT_GUARD
 from ponder.router.training.outcomes import OutcomeError
 from ponder.router.training.softcot_gain import MIN_SOFTCOT_ROWS, fit_softcot_gains
 from ponder.router.training.softcot_gain import REPORT_KEY as SOFTCOT_REPORT_KEY
@@ -243,7 +244,7 @@ def fit_pools(classifier: str, params: dict[str, Any] | None, prompts: list[str]
 
 def cv_report(log: OutcomeLog, classifier: str = "hashed-gbt", params: dict[str, Any] | None = None,
               min_rows: int = 50, roles: tuple[str, str] | None = None, folds: int = CV_FOLDS,
-              seed: int = 0, guard: bool = True) -> dict[str, Any]:
+              seed: int = 0, guard: bool = DEFAULT_GUARD) -> dict[str, Any]:
     """Cross-validated quality of what ``train_from_log`` would train, from the log alone.
 
     Folds group records by prompt text (a prompt answered twice never sits on
@@ -319,7 +320,7 @@ def cv_report(log: OutcomeLog, classifier: str = "hashed-gbt", params: dict[str,
 def train_from_log(log: OutcomeLog, classifier: str = "hashed-gbt", params: dict[str, Any] | None = None,
                    min_rows: int = 50, think_ref_tokens: int = THINK_REF_TOKENS,
                    min_think_rows: int = MIN_THINK_ROWS, min_pools: int = MIN_POOLS,
-                   min_softcot_rows: int = MIN_SOFTCOT_ROWS, guard: bool = True) -> Classifier:
+                   min_softcot_rows: int = MIN_SOFTCOT_ROWS, guard: bool = DEFAULT_GUARD) -> Classifier:
     """One target per pool with at least ``min_rows`` labelled single records holding both outcomes,
     then the thinking gain per pool from its think records (see the module docstring).
 
