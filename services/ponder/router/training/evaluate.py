@@ -32,8 +32,9 @@ from ponder.router.training.outcomes import OutcomeError, OutcomeTable, require_
 
 DEFAULT_CLASSIFIER = "hashed-gbt"
 DEFAULT_GAIN_HEADS = False  # measured: gain heads lowered CV APGR on GSM8K and DC-Router (see README)
-# Measured (bench/router_generalise.py, guard on vs off in one session): the guard lowered 5-fold APGR on every
-# shared table (MMLU -0.011, GSM8K -0.008, DC -0.001) and the label-shuffled no-signal margin; off (see README).
+# Measured (bench/router_generalise.py, guard on vs off in one session): on, leave-one-table-out margins rise from
+# mean -0.027 to -0.004, but 5-fold APGR falls on every shared table (MMLU 0.653 -> 0.642, GSM8K 0.647 -> 0.639)
+# and the permuted-label no-signal margin worsens (GSM8K -0.010 -> -0.020); off by the mean (see README).
 DEFAULT_GUARD = False
 
 
