@@ -80,7 +80,13 @@ def main(argv: list[str] | None = None) -> int:
     if DEFAULT_GAIN_HEADS:  # what `ponder router train` fits: the two gain heads besides the pools
         targets.update({gain_target("weak", "strong"): strong & ~labels, gain_target("strong", "weak"): labels & ~strong})
     clf = build_classifier(args.classifier, params).fit(texts, targets)
-    out: dict = {"classifier": clf.name, "cores": 1, "targets": len(clf.targets)}
+    from ponder.router.classifiers.guard import LengthGuard, fit_length_prior, log_length
+    from ponder.router.training.evaluate import DEFAULT_GUARD
+
+    if DEFAULT_GUARD:  # what `ponder router train` adds; β in (0, 1) so the blend runs (its value costs nothing)
+        prior = fit_length_prior(log_length(texts), labels.astype(float), strong.astype(float))
+        clf.guard = LengthGuard(0.5, prior, "weak", "strong")
+    out: dict = {"classifier": clf.name, "cores": 1, "targets": len(clf.targets), "guard": clf.guard is not None}
     out["params"] = params
     sizes = [int(x) for x in args.sizes.split(",")]
     for tokens in sizes:

@@ -19,7 +19,13 @@ weak/strong) routes the held-out one. ``cascade``: on tables with the weak
 model's responses, the cascade's APGR with the weak call's cost counted
 (costs 1:20; also 1:5). ``families``: other classifiers (``--families``,
 default ``mf``) cross-validated the same way on every table, with their
-margins. Prints one JSON object.
+margins. ``no_signal``: the no-harm check on tables whose labels carry no
+signal: for each of ``NO_SIGNAL_TABLES``, ``--shuffles`` copies with the
+(weak, strong) outcome pairs permuted across prompts, 5-fold CV each; per
+table the mean APGR, baselines and margin over the shuffles, and ``margin``,
+the mean over tables (target ≥ -0.01). ``guard``: whether the no-harm guard
+(``classifiers.guard``) is on (``--guard on|off`` overrides the default).
+Prints one JSON object.
 """
 from __future__ import annotations
 
@@ -40,6 +46,7 @@ DC_COSTS = {"llama3-chatqa-1.5-8b": 8, "qwen2.5-7b-instruct": 7, "llama3-chatqa-
             "llama-3.1-nemotron-51b-instruct": 51, "mistral-7b-instruct-v0.3": 7, "gemma-2-9b-it": 9,
             "llama-3.1-8b-instruct": 8, "codegemma-7b": 7, "llama-3.3-nemotron-super-49b-v1": 49}
 CASCADE_COSTS = ((1.0, 20.0), (1.0, 5.0))
+NO_SIGNAL_TABLES = ("gsm8k", "dcrouter")
 
 
 def tables(only: list[str] | None):
@@ -69,6 +76,38 @@ def as_roles(table, weak: str, strong: str):
     return OutcomeTable(table.prompts, {"weak": table.labels(weak), "strong": table.labels(strong)}, table.files)
 
 
+def shuffled(table, weak: str, strong: str, seed: int):
+    """The table's prompts with the (weak, strong) outcome pairs permuted across them: labels without signal."""
+    from ponder.router.training.outcomes import OutcomeTable
+
+    perm = np.random.default_rng(seed).permutation(len(table))
+    return OutcomeTable(table.prompts, {weak: table.labels(weak)[perm], strong: table.labels(strong)[perm]},
+                        table.files)
+
+
+def no_signal(data: dict, folds: int, shuffles: int, classifier: str, params: dict, guard: bool) -> dict:
+    """5-fold CV on ``shuffles`` label-permuted copies of each ``NO_SIGNAL_TABLES`` table; margins as in ``tables``."""
+    from ponder.router.training.evaluate import cross_validate
+
+    out: dict = {"shuffles": shuffles, "tables": {}}
+    for name in [n for n in NO_SIGNAL_TABLES if n in data]:
+        t, weak, strong = data[name][:3]
+        rows = []
+        for i in range(shuffles):
+            r = cross_validate(shuffled(t, weak, strong, 1000 + i), weak, strong, folds, False, classifier, params,
+                               guard=guard)
+            b = r["baselines"]
+            rows.append({"apgr": r["apgr"], "random": b["random"]["apgr"], "length": b["length"]["apgr"],
+                         "margin": r["apgr"] - max(b["random"]["apgr"], b["length"]["apgr"]),
+                         "guard_beta": r["guard_beta"]})
+            print(f"no signal {name} #{i}: APGR {r['apgr']:.4f} margin {rows[-1]['margin']:+.4f}", file=sys.stderr)
+        out["tables"][name] = {"apgr": float(np.mean([x["apgr"] for x in rows])),
+                               "margin": float(np.mean([x["margin"] for x in rows])),
+                               "min_margin": float(np.min([x["margin"] for x in rows])), "runs": rows}
+    out["margin"] = float(np.mean([v["margin"] for v in out["tables"].values()])) if out["tables"] else None
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--classifier", default=None, help="default: the evaluate module's DEFAULT_CLASSIFIER")
@@ -79,22 +118,28 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--families", default="mf",
                     help="comma-separated other classifiers cross-validated on every table beside the default, "
                     "with their defaults ('' for none)")
+    ap.add_argument("--guard", choices=("default", "on", "off"), default="default",
+                    help="the no-harm guard (classifiers.guard): the evaluate module's DEFAULT_GUARD, or forced")
+    ap.add_argument("--shuffles", type=int, default=3, help="label-permuted copies per no-signal table (0: skip)")
     args = ap.parse_args(argv)
 
     from ponder.router.training import metrics as M
     from ponder.router.training.cascade import cross_validate_cascade
-    from ponder.router.training.evaluate import DEFAULT_CLASSIFIER, DEFAULT_GAIN_HEADS, baselines, cross_validate, train
+    from ponder.router.training.evaluate import (
+        DEFAULT_CLASSIFIER, DEFAULT_GAIN_HEADS, DEFAULT_GUARD, baselines, cross_validate, train,
+    )
 
     classifier = args.classifier or DEFAULT_CLASSIFIER
     params = json.loads(args.params)
     data = tables(args.tables.split(",") if args.tables else None)
-    out: dict = {"classifier": classifier, "params": params, "gain_heads": DEFAULT_GAIN_HEADS, "folds": args.folds,
-                 "tables": {}, "leave_one_out": {}, "cascade": {}}
+    guard = DEFAULT_GUARD if args.guard == "default" else args.guard == "on"
+    out: dict = {"classifier": classifier, "params": params, "gain_heads": DEFAULT_GAIN_HEADS, "guard": guard,
+                 "folds": args.folds, "tables": {}, "leave_one_out": {}, "cascade": {}}
     margins = []
     for name, (t, weak, strong, grouped, models, costs, responses) in data.items():
         t0 = time.perf_counter()
         res = cross_validate(t, weak, strong, args.folds, grouped, classifier, params, keep_scores=True,
-                             models=models, costs=costs)
+                             models=models, costs=costs, guard=guard)
         cv_s = time.perf_counter() - t0
         b = res["baselines"]
         row = {
@@ -103,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
             "ece": float(np.mean(list(res["ece"].values()))),
             "baselines": {k: {"apgr": b[k]["apgr"], "cpt50": b[k]["cpt50"], "cpt80": b[k]["cpt80"]}
                           for k in ("random", "length", "oracle")},
-            "cv_seconds": round(cv_s, 1),
+            "cv_seconds": round(cv_s, 1), "guard_beta": res["guard_beta"],
         }
         if "cost_curve" in res:
             cc = res["cost_curve"]
@@ -127,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = {}
         for name, (t, weak, strong, grouped, _, _, _) in data.items():
             t0 = time.perf_counter()
-            r = cross_validate(t, weak, strong, args.folds, grouped, fam, {})
+            r = cross_validate(t, weak, strong, args.folds, grouped, fam, {}, guard=guard)
             b = r["baselines"]
             rows[name] = {"apgr": r["apgr"], "margin": r["apgr"] - max(b["random"]["apgr"], b["length"]["apgr"]),
                           "cv_seconds": round(time.perf_counter() - t0, 1)}
@@ -148,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
                                    {k: np.concatenate([r.labels(k) for r in rest]) for k in ("weak", "strong")},
                                    sum((r.files for r in rest), []))
             t0 = time.perf_counter()
-            clf = train(train_t, "weak", "strong", classifier, params)
+            clf = train(train_t, "weak", "strong", classifier, params, guard=guard)
             train_s = time.perf_counter() - t0
             t0 = time.perf_counter()
             scores = clf.gain_score(held.prompts, "weak", "strong")
@@ -161,9 +206,15 @@ def main(argv: list[str] | None = None) -> int:
                 "score_ms_per_prompt": round(score_ms, 3),
                 "margin": apgr - max(bl["random"]["apgr"], bl["length"]["apgr"]),
                 "baselines": {k: {"apgr": bl[k]["apgr"]} for k in ("random", "length", "oracle")},
+                "guard_beta": clf.guard.beta if clf.guard is not None else None,
             }
             print(f"leave out {name}: APGR {apgr:.4f}", file=sys.stderr)
-    out["targets"] = {"min_margin": -0.01, "mean_margin": 0.05, "mmlu_apgr": 0.65, "gsm8k_apgr": 0.70,
+    if out["leave_one_out"]:
+        lo = [v["margin"] for v in out["leave_one_out"].values()]
+        out["leave_one_out_mean_margin"], out["leave_one_out_min_margin"] = float(np.mean(lo)), float(np.min(lo))
+    if args.shuffles > 0:
+        out["no_signal"] = no_signal(data, args.folds, args.shuffles, classifier, params, guard)
+    out["targets"] = {"min_margin": -0.01, "no_signal_margin": -0.01, "mean_margin": 0.05, "mmlu_apgr": 0.65, "gsm8k_apgr": 0.70,
                       "cascade_gain_over_prompt_only": 0.05}
     emit(out)
     return 0

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ValidationError
 
 from ponder.common.errors import ConfigError, FailedPrecondition
 from ponder.router.classifiers.calibration import Calibrator
+from ponder.router.classifiers.guard import LengthGuard, fit_guard
 
 FORMAT_VERSION = 1
 META_FILE = "model.json"
@@ -58,6 +59,8 @@ class Classifier(abc.ABC):
         self.targets: list[str] = []
         self.calibrators: list[Calibrator] = []
         self.report: dict[str, Any] = {}
+        # The no-harm guard (``guard``): None until ``fit_guarded`` fits one.
+        self.guard: LengthGuard | None = None
 
     @abc.abstractmethod
     def fit(self, texts: list[str], labels: dict[str, np.ndarray]) -> "Classifier":
@@ -74,7 +77,19 @@ class Classifier(abc.ABC):
         out = np.empty_like(raw)
         for j, cal in enumerate(self.calibrators):
             out[:, j] = cal(raw[:, j])
-        return out
+        return self.guard.apply(out, texts, self.targets) if self.guard is not None else out
+
+    def fit_guarded(self, texts: list[str], labels: dict[str, np.ndarray], roles: tuple[str, str],
+                    groups: list[str] | None = None, folds: int = 3, seed: int = 0) -> "Classifier":
+        """``fit`` plus the no-harm guard on the pair ``roles`` = (weak, strong) (``guard.fit_guard``): inner
+        cross-validation of fresh classifiers of this kind and params decides how far to shrink the pair's
+        gain towards the length-only prior; ``report["guard"]`` says what it chose and why. Costs ``folds``
+        extra fits on (folds-1)/folds of the rows; ValueError when a role is not among ``labels``."""
+        guard = fit_guard(lambda: type(self)(self.params), texts, labels, roles, groups, folds, seed)
+        self.fit(texts, labels)
+        self.guard = guard
+        self.report["guard"] = guard.report
+        return self
 
     def gain_score(self, texts: list[str], weak: str, strong: str) -> np.ndarray:
         """Expected gain of the strong target over the weak one per prompt, in [-1, 1]; shape (n,).
@@ -149,6 +164,7 @@ def save_classifier(clf: Classifier, directory: str | pathlib.Path) -> pathlib.P
         "targets": clf.targets,
         "calibrators": [c.to_dict() for c in clf.calibrators],
         "report": clf.report,
+        "guard": clf.guard.to_dict() if clf.guard is not None else None,
     }
     # Metadata last: a directory without it is an interrupted save, never a half-loaded model.
     tmp = d / (META_FILE + ".tmp")
@@ -189,8 +205,12 @@ def load_classifier(directory: str | pathlib.Path) -> Classifier:
         clf.calibrators = [Calibrator.from_dict(c) for c in meta["calibrators"]]
         clf.report = meta.get("report", {})
         clf.load_arrays(d)
-    except (KeyError, ValueError, OSError) as e:
+        clf.guard = LengthGuard.from_dict(meta["guard"]) if meta.get("guard") else None
+    except (KeyError, ValueError, TypeError, OSError) as e:
         raise IncompatibleModel(path, f"{type(e).__name__}: {e}") from None
     if len(clf.calibrators) != len(clf.targets):
         raise IncompatibleModel(path, f"{len(clf.targets)} targets but {len(clf.calibrators)} calibrators")
+    if clf.guard is not None and not {clf.guard.weak, clf.guard.strong} <= set(clf.targets):
+        raise IncompatibleModel(path, f"the guard's pair {clf.guard.weak}, {clf.guard.strong} is not among the "
+                                f"targets {clf.targets}")
     return clf

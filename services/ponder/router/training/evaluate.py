@@ -10,6 +10,11 @@ default: it scored lower in 5-fold CV on GSM8K and DC-Router for both
 ``random_draws`` seeds), ``length`` (longer prompts go strong first) and
 ``oracle``.
 
+The no-harm guard (``classifiers.guard``; off by default, see DEFAULT_GUARD): training with
+roles also fits how far to shrink the pair's gain towards the length-only
+prior, by inner cross-validation grouped by source file where there are
+enough files; ``cross_validate`` reports each fold's choice as ``guard_beta``.
+
 N models (``models`` with ``costs``): the classifier has one P(correct) head
 per model and each prompt goes to argmax P - λ·cost; the accuracy against
 mean cost curve over λ and its area are reported against a random mix, the
@@ -27,6 +32,10 @@ from ponder.router.training.outcomes import OutcomeError, OutcomeTable, require_
 
 DEFAULT_CLASSIFIER = "hashed-gbt"
 DEFAULT_GAIN_HEADS = False  # measured: gain heads lowered CV APGR on GSM8K and DC-Router (see README)
+# Measured (bench/router_generalise.py, guard on vs off in one session): on, leave-one-table-out margins rise from
+# mean -0.027 to -0.004, but 5-fold APGR falls on every shared table (MMLU 0.653 -> 0.642, GSM8K 0.647 -> 0.639)
+# and the permuted-label no-signal margin worsens (GSM8K -0.010 -> -0.020); off by the mean (see README).
+DEFAULT_GUARD = False
 
 
 def route_scores(clf: Classifier, texts: list[str], weak: str, strong: str) -> np.ndarray:
@@ -68,8 +77,9 @@ def gain_labels(table: OutcomeTable, weak: str, strong: str) -> dict[str, np.nda
 
 def train_models(table: OutcomeTable, models: Sequence[str], classifier: str = DEFAULT_CLASSIFIER,
                  params: dict[str, Any] | None = None, roles: tuple[str, str] | None = None,
-                 gain_heads: bool = DEFAULT_GAIN_HEADS) -> Classifier:
-    """Fit one head per model column (and the gain heads of ``roles`` = (weak, strong)).
+                 gain_heads: bool = DEFAULT_GAIN_HEADS, guard: bool = DEFAULT_GUARD) -> Classifier:
+    """Fit one head per model column (and the gain heads of ``roles`` = (weak, strong)); with ``guard``
+    also the no-harm guard, its inner folds grouped by source file when there are enough files.
 
     OutcomeError when a column has one class or the models are unusable (``check_models``).
     """
@@ -79,16 +89,22 @@ def train_models(table: OutcomeTable, models: Sequence[str], classifier: str = D
     labels = {m: table.labels(m) for m in models}
     if roles is not None and gain_heads:
         labels.update(gain_labels(table, *roles))
-    clf = build_classifier(classifier, params).fit(table.prompts, labels)
+    clf = build_classifier(classifier, params)
+    if guard and roles is not None:
+        clf.fit_guarded(table.prompts, labels, roles, table.files)
+    else:
+        clf.fit(table.prompts, labels)
     if roles is not None:
         clf.report["roles"] = {"weak": roles[0], "strong": roles[1]}
     return clf
 
 
 def train(table: OutcomeTable, weak: str, strong: str, classifier: str = DEFAULT_CLASSIFIER,
-          params: dict[str, Any] | None = None, gain_heads: bool = DEFAULT_GAIN_HEADS) -> Classifier:
-    """Fit ``classifier`` with targets weak and strong (plus gain heads); OutcomeError when a column has one class."""
-    return train_models(table, [weak, strong], classifier, params, (weak, strong), gain_heads)
+          params: dict[str, Any] | None = None, gain_heads: bool = DEFAULT_GAIN_HEADS,
+          guard: bool = DEFAULT_GUARD) -> Classifier:
+    """Fit ``classifier`` with targets weak and strong (plus gain heads and the guard); OutcomeError when a
+    column has one class."""
+    return train_models(table, [weak, strong], classifier, params, (weak, strong), gain_heads, guard)
 
 
 def random_baseline(w: np.ndarray, s: np.ndarray, draws: int = 10, seed: int = 0) -> dict[str, float]:
@@ -157,7 +173,8 @@ def assign_folds(table: OutcomeTable, k: int, group_by_file: bool, seed: int = 0
 def cross_validate(table: OutcomeTable, weak: str, strong: str, k: int = 5, group_by_file: bool = False,
                    classifier: str = DEFAULT_CLASSIFIER, params: dict[str, Any] | None = None,
                    seed: int = 0, keep_scores: bool = False, models: Sequence[str] | None = None,
-                   costs: Sequence[float] | None = None, gain_heads: bool = DEFAULT_GAIN_HEADS) -> dict[str, Any]:
+                   costs: Sequence[float] | None = None, gain_heads: bool = DEFAULT_GAIN_HEADS,
+                   guard: bool = DEFAULT_GUARD) -> dict[str, Any]:
     """K-fold CV: every row scored by the model trained without its fold.
 
     The headline ``apgr``, ``cpt50`` and ``cpt80`` are the metrics of the whole
@@ -185,11 +202,14 @@ def cross_validate(table: OutcomeTable, weak: str, strong: str, k: int = 5, grou
     per_fold: list[dict[str, Any]] = []
     base: dict[str, list[dict[str, float]]] = {"random": [], "length": [], "oracle": []}
     eces: dict[str, list[float]] = {m: [] for m in models}
+    guards: list[float] = []
     for j in range(k):
         te = np.flatnonzero(fold == j)
         tr = np.flatnonzero(fold != j)
         test, train_t = table.subset(te), table.subset(tr)
-        clf = train_models(train_t, models, classifier, params, (weak, strong), gain_heads)
+        clf = train_models(train_t, models, classifier, params, (weak, strong), gain_heads, guard)
+        if "guard" in clf.report:
+            guards.append(clf.report["guard"]["beta"])
         res = evaluate(clf, test, weak, strong)
         probs = clf.predict_proba(test.prompts)
         for m in models:
@@ -222,6 +242,7 @@ def cross_validate(table: OutcomeTable, weak: str, strong: str, k: int = 5, grou
         "group_by_file": group_by_file,
         "classifier": classifier,
         "gain_heads": gain_heads,
+        "guard_beta": guards,
         **{key: pooled[key] for key in keys},
         "acc_weak": pooled["acc_weak"],
         "acc_strong": pooled["acc_strong"],

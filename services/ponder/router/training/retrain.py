@@ -6,7 +6,9 @@ its answer measured:
 
 - ``single`` (one sample, thinking budget 0): one plain sample of its pool, so
   a label for that pool's classifier target. Only these train the classifier;
-  it gets one output per pool, trained on that pool's single records.
+  it gets one output per pool, trained on that pool's single records (with
+  ``guard``, default ``evaluate.DEFAULT_GUARD``, also the no-harm guard of
+  ``classifiers.guard`` on the least and the most accurate pool; ``fit_pools``).
 - ``think`` with a thinking budget T > 0: fits the pool's thinking gain g of
   the ``difficulty`` policy's model logit(p_T) = logit(p) + g·log2(1 + T/ref),
   with p from the newly trained classifier on the record's prompt, by maximum
@@ -34,6 +36,7 @@ import numpy as np
 from ponder.router import outcome_schema as S
 from ponder.router.classifiers.base import Classifier, build_classifier
 from ponder.router.policies.difficulty import DifficultyParams
+from ponder.router.training.evaluate import DEFAULT_GUARD
 from ponder.router.training.outcomes import OutcomeError
 from ponder.router.training.softcot_gain import MIN_SOFTCOT_ROWS, fit_softcot_gains
 from ponder.router.training.softcot_gain import REPORT_KEY as SOFTCOT_REPORT_KEY
@@ -220,9 +223,28 @@ def _refuse_if_thin(log: OutcomeLog, labels: dict[str, np.ndarray], skipped: dic
                        f"({have}), need {min_pools} to rank pools ({why})", column=S.POOL)
 
 
+def guard_roles(labels: dict[str, np.ndarray]) -> tuple[str, str] | None:
+    """(weak, strong) for the no-harm guard: the pools with the lowest and highest labelled accuracy; None
+    with fewer than two pools."""
+    if len(labels) < 2:
+        return None
+    rate = {p: float(np.nanmean(y)) for p, y in labels.items()}
+    order = sorted(rate, key=lambda p: (rate[p], p))
+    return order[0], order[-1]
+
+
+def fit_pools(classifier: str, params: dict[str, Any] | None, prompts: list[str], labels: dict[str, np.ndarray],
+              guard: bool) -> Classifier:
+    """A classifier fitted on the pools' labels; with ``guard`` and two or more pools, with the no-harm guard
+    on the least and most accurate pool (``Classifier.fit_guarded``)."""
+    clf = build_classifier(classifier, params)
+    roles = guard_roles(labels) if guard else None
+    return clf.fit_guarded(prompts, labels, roles) if roles is not None else clf.fit(prompts, labels)
+
+
 def cv_report(log: OutcomeLog, classifier: str = "hashed-gbt", params: dict[str, Any] | None = None,
               min_rows: int = 50, roles: tuple[str, str] | None = None, folds: int = CV_FOLDS,
-              seed: int = 0) -> dict[str, Any]:
+              seed: int = 0, guard: bool = DEFAULT_GUARD) -> dict[str, Any]:
     """Cross-validated quality of what ``train_from_log`` would train, from the log alone.
 
     Folds group records by prompt text (a prompt answered twice never sits on
@@ -249,7 +271,7 @@ def cv_report(log: OutcomeLog, classifier: str = "hashed-gbt", params: dict[str,
                       if np.nansum(y[tr]) > 0 and np.nansum(1 - y[tr]) > 0}
         if not len(te) or len(fit_labels) < len(labels):
             continue
-        clf = build_classifier(classifier, params).fit([prompts[i] for i in tr], fit_labels)
+        clf = fit_pools(classifier, params, [prompts[i] for i in tr], fit_labels, guard)
         probs = clf.predict_proba([prompts[i] for i in te])
         for p in labels:
             oof[p][te] = probs[:, clf.targets.index(p)]
@@ -298,7 +320,7 @@ def cv_report(log: OutcomeLog, classifier: str = "hashed-gbt", params: dict[str,
 def train_from_log(log: OutcomeLog, classifier: str = "hashed-gbt", params: dict[str, Any] | None = None,
                    min_rows: int = 50, think_ref_tokens: int = THINK_REF_TOKENS,
                    min_think_rows: int = MIN_THINK_ROWS, min_pools: int = MIN_POOLS,
-                   min_softcot_rows: int = MIN_SOFTCOT_ROWS) -> Classifier:
+                   min_softcot_rows: int = MIN_SOFTCOT_ROWS, guard: bool = DEFAULT_GUARD) -> Classifier:
     """One target per pool with at least ``min_rows`` labelled single records holding both outcomes,
     then the thinking gain per pool from its think records (see the module docstring).
 
@@ -311,7 +333,7 @@ def train_from_log(log: OutcomeLog, classifier: str = "hashed-gbt", params: dict
     counts = log.kind_counts()
     prompts, labels, skipped = _single_labels(log, min_rows)
     _refuse_if_thin(log, labels, skipped, min_pools)
-    clf = build_classifier(classifier, params).fit(prompts, labels)
+    clf = fit_pools(classifier, params, prompts, labels, guard)
     clf.report["skipped_pools"] = skipped
     clf.report["records"] = log.records
     clf.report["records_used"] = counts
