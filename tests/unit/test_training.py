@@ -159,6 +159,17 @@ def test_train_then_eval_with_plot(tmp_path, capsys):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_train_guard_flag_fits_the_guard_and_saves_it(tmp_path, capsys):
+    csv_ = write_csv(tmp_path / "t.csv", synth_rows(300, seed=4))
+    for flag, guarded in (("--guard", True), ("--no-guard", False)):
+        out = tmp_path / flag.strip("-")
+        assert cli_router.main(["router", "train", "--outcomes", str(csv_), "--weak", W, "--strong", ST,
+                                "--out", str(out), flag]) == 0
+        saved = json.loads((out / "model.json").read_text())
+        assert (saved["guard"] is not None) is guarded
+    capsys.readouterr()
+
+
 def test_eval_with_unknown_column_fails_cleanly(tmp_path, capsys):
     csv_ = write_csv(tmp_path / "t.csv", synth_rows(100))
     out = tmp_path / "model"

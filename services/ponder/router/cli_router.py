@@ -79,6 +79,10 @@ def _classifier_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gain-heads", action=argparse.BooleanOptionalAction, default=None,
                    help="Learn P(strong right, weak wrong) and the reverse for the routing order "
                    "(default: the evaluate module's DEFAULT_GAIN_HEADS).")
+    p.add_argument("--guard", action=argparse.BooleanOptionalAction, default=None,
+                   help="Blend the routing order with a length-only prior, its weight chosen by inner cross-validation "
+                   "(for a model that will route a domain it was not trained on; default: the evaluate module's "
+                   "DEFAULT_GUARD).")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -182,13 +186,19 @@ def _gain_heads(args: argparse.Namespace) -> bool:
     return DEFAULT_GAIN_HEADS if args.gain_heads is None else args.gain_heads
 
 
+def _guard(args: argparse.Namespace) -> bool:
+    from ponder.router.training.evaluate import DEFAULT_GUARD
+
+    return DEFAULT_GUARD if args.guard is None else args.guard
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from ponder.router.classifiers import save_classifier
     from ponder.router.training.evaluate import train_models
 
     table = _load(args)
     models, weak, strong, costs = _roles(args)
-    clf = train_models(table, models, args.classifier, args.params, (weak, strong), _gain_heads(args))
+    clf = train_models(table, models, args.classifier, args.params, (weak, strong), _gain_heads(args), _guard(args))
     clf.report["files"] = sorted(set(table.files))
     if costs is not None:
         clf.report["costs"] = dict(zip(models, costs))
@@ -270,7 +280,8 @@ def cmd_cv(args: argparse.Namespace) -> int:
     responses = (args.responses or response_column(weak)) if args.cascade else None
     table = _load(args, (responses,) if responses else ())
     res = cross_validate(table, weak, strong, args.folds, args.group_by_file, args.classifier, args.params, args.seed,
-                         keep_scores=args.cascade, models=models, costs=costs, gain_heads=_gain_heads(args))
+                         keep_scores=args.cascade, models=models, costs=costs, gain_heads=_gain_heads(args),
+                         guard=_guard(args))
     if args.cascade:
         probs = res.pop("oof_probs")
         res.pop("oof_scores")
@@ -306,9 +317,10 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         client.close()
     clf = train_from_log(log, args.classifier, args.params, args.min_rows,
                          THINK_REF_TOKENS if args.think_ref_tokens is None else args.think_ref_tokens,
-                         args.min_think_rows, args.min_pools, min_softcot_rows=args.min_softcot_rows)
+                         args.min_think_rows, args.min_pools, min_softcot_rows=args.min_softcot_rows, guard=_guard(args))
     # Judged before it is written: the router hot-reloads the directory as soon as model.json lands.
-    cv = cv_report(log, args.classifier, args.params, args.min_rows, folds=args.cv_folds) if args.cv_folds >= 2 else None
+    cv = (cv_report(log, args.classifier, args.params, args.min_rows, folds=args.cv_folds, guard=_guard(args))
+          if args.cv_folds >= 2 else None)
     if cv is not None:
         clf.report["cv"] = cv
         text = f"cv APGR {cv['apgr']:.3f} on {cv['paired']} paired prompts" if cv["apgr"] is not None else \
