@@ -610,6 +610,11 @@ class ExtractiveSettings(_Model):
         description="A unit whose word set overlaps a kept unit's by this Jaccard share or more is dropped as a "
         "near repeat; 1: identical word sets only.",
     )
+    unit_separator: Literal["space", "newline"] = Field(
+        "space",
+        description="How kept units are joined: 'space' runs them together as prose; 'newline' puts one per "
+        "line, a list of fragments (the gaps between them stay visible).",
+    )
 
 
 class RethinkSettings(_Model):
