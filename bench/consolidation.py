@@ -28,8 +28,9 @@ Documents are seeded by ``split:seed:index``: ``--split dev`` documents (for cho
 settings) never coincide with ``--split test`` ones (reported). ``--styles log`` is a second,
 independently written document style (a field-station log: other filler, whose weekdays and
 months are capitals that are not facts, and facts in several phrasings) to check that the
-defaults do not know the report generator. ``--settings fw:ratio,...`` answers every question
-under several extractive settings in one run (scored once; the first is reported at the top).
+defaults do not know the report generator. ``--settings fw:ratio[:separator],...`` answers every
+question under several extractive settings in one run (scored once; the first is reported at the
+top, and each other is paired with it question by question: ``paired_vs_first``).
 
 Costs are in compute units at the default small pool's prices (0.1 per prompt token,
 1.0 per output token). Prints one JSON object last.
@@ -55,7 +56,7 @@ sys.path.insert(0, __import__("os").path.join(__import__("os").path.dirname(__fi
 from ponder.common.config import Cost, ConsolidatorConfig, ExtractiveSettings, LlamaCppBackend, PoolConfig  # noqa: E402
 from ponder.consolidation.strategies.base import StepContext  # noqa: E402
 from ponder.consolidation.strategies.extractive import (  # noqa: E402
-    Extractive, SelfInformationScorer, choose, drop_repeats, repeat_counts, split_units,
+    Extractive, SelfInformationScorer, choose, drop_repeats, join_units, repeat_counts, split_units,
 )
 from ponder.consolidation.strategies.rethink import Rethink  # noqa: E402
 from ponder.pools.models import ensure_default_gguf  # noqa: E402
@@ -274,14 +275,18 @@ def cost_per_query(prompt_tokens: float, output_tokens: float, consolidation_cu:
 
 
 def parse_settings(spec: str | None) -> list[ExtractiveSettings]:
-    """``fact_weight:ratio,...`` as extractive settings (the rest default); none: the default alone."""
+    """``fact_weight:ratio[:separator],...`` as extractive settings (the rest default; separator
+    'space' or 'newline'); none: the default alone."""
     base = ConsolidatorConfig().extractive
     if not spec:
         return [base]
     out = []
     for item in spec.split(","):
-        fw, ratio = item.split(":")
-        out.append(base.model_copy(update={"fact_weight_nats": float(fw), "target_ratio": float(ratio)}))
+        fw, ratio, *sep = item.split(":")
+        update = {"fact_weight_nats": float(fw), "target_ratio": float(ratio)}
+        if sep:
+            update["unit_separator"] = sep[0]
+        out.append(ExtractiveSettings.model_validate({**base.model_dump(), **update}))
     return out
 
 
@@ -303,8 +308,8 @@ def consolidate(scorer: SelfInformationScorer, text: str, settings: list[Extract
     units = drop_repeats(every)
     info, tokens, scored = scorer.unit_scores(units)
     total = sum(c * t for c, t in zip(repeat_counts(every), tokens))
-    forms = [" ".join(units[i] for i in choose(units, info, tokens, st.target_ratio, st.fact_weight_nats,
-                                               st.max_overlap, total)) for st in settings]
+    forms = [join_units([units[i] for i in choose(units, info, tokens, st.target_ratio, st.fact_weight_nats,
+                                                  st.max_overlap, total)], st.unit_separator) for st in settings]
     return forms, scored, time.perf_counter() - t0
 
 
@@ -381,8 +386,21 @@ async def lookup(args, path: str) -> dict:
     head = {"documents": len(docs), "questions": len(rows), "doc_tokens": sizes, "split": args.split,
             "seed": args.seed, "style": args.styles[0]}
     if len(results) > 1:
-        return {**head, **results[0], "by_setting": results}
+        return {**head, **results[0], "by_setting": results,
+                "paired_vs_first": [paired_settings(rows, "s0", name) for name in names[2:]]}
     return {**head, **results[0]}
+
+
+def paired_settings(rows: list[dict], first: str, other: str) -> dict:
+    """Two extractive settings on the same questions: how many each alone got right (the discordant
+    pairs), and the accuracy difference (other - first) with its 95 % paired interval."""
+    a = [r[f"correct_{first}"] for r in rows]
+    b = [r[f"correct_{other}"] for r in rows]
+    diff, ci = paired_diff(a, b)
+    return {"first": first, "other": other, "right_first": sum(a), "right_other": sum(b),
+            "right_first_only": sum(x and not y for x, y in zip(a, b)),
+            "right_other_only": sum(y and not x for x, y in zip(a, b)),
+            "accuracy_difference": diff, "accuracy_difference_ci95": ci}
 
 
 def summarise(rows: list[dict], docs: list[dict], name: str, st: ExtractiveSettings) -> dict:
@@ -506,7 +524,8 @@ async def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--split", choices=["dev", "test"], default="test",
                     help="dev: documents for choosing defaults; test: the reported ones (disjoint seeds)")
     ap.add_argument("--styles", default="report", help="document styles, comma-separated: report, log (lookup: the first)")
-    ap.add_argument("--settings", help="lookup: extractive settings to compare, fact_weight:ratio,... (default: the defaults)")
+    ap.add_argument("--settings", help="lookup: extractive settings to compare, fact_weight:ratio[:space|newline],... "
+                    "(default: the defaults)")
     ap.add_argument("--sweep-weights", default="0,2,4,6,8,12", help="sweep: fact weights (nats)")
     ap.add_argument("--sweep-ratios", default="5,5.5,6,6.5,7", help="sweep: target ratios")
     ap.add_argument("--plot", help="write the amortised-cost plot here (PNG)")

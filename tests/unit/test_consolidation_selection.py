@@ -87,3 +87,38 @@ def test_the_budget_counts_exact_repeats_so_the_ratio_is_raw_over_kept():
     # Ratio 2.5 of the raw text allows 20 tokens: two units. Of the de-duplicated text (30) only one.
     assert select_units([3.0, 1.0, 2.0], tokens, 2.5, total_tokens=total) == [0, 2]
     assert select_units([3.0, 1.0, 2.0], tokens, 2.5) == [0]
+
+
+def test_kept_units_join_as_prose_or_one_per_line():
+    from ponder.consolidation.strategies.extractive import join_units, split_units
+
+    kept = [UNITS[1], UNITS[3]]
+    assert join_units(kept, "space") == "The locker code of Ada Holm is 4821. The depot in Arlen holds 912 sacks of barley."
+    lines = join_units(kept, "newline")
+    assert lines.split("\n") == kept
+    # Either form splits back into the same units, so a form can be consolidated again.
+    assert split_units(lines) == split_units(join_units(kept, "space")) == kept
+    # A unit carrying its own line break stays on one line.
+    assert join_units(["a\nb.", "c."], "newline") == "a b.\nc."
+    with pytest.raises(ValueError, match="unit_separator"):
+        join_units(kept, "tab")
+
+
+def test_unit_separator_is_checked_in_config_and_bench_settings():
+    from ponder.common.config import ExtractiveSettings
+
+    assert ExtractiveSettings().unit_separator == "space"
+    with pytest.raises(ValueError, match="unit_separator"):
+        ExtractiveSettings(unit_separator="tab")
+    a, b = _bench().parse_settings("12:6,8:5:newline")
+    assert (a.fact_weight_nats, a.target_ratio, a.unit_separator) == (12.0, 6.0, "space")
+    assert (b.fact_weight_nats, b.target_ratio, b.unit_separator) == (8.0, 5.0, "newline")
+
+
+def test_paired_settings_counts_discordant_questions():
+    rows = [{"correct_s0": x, "correct_s1": y} for x, y in [(1, 1), (1, 0), (0, 1), (0, 1), (0, 0)]]
+    p = _bench().paired_settings(rows, "s0", "s1")
+    assert (p["right_first"], p["right_other"], p["right_first_only"], p["right_other_only"]) == (2, 3, 1, 2)
+    assert p["accuracy_difference"] == pytest.approx(0.2)
+    lo, hi = p["accuracy_difference_ci95"]
+    assert lo < 0.2 < hi

@@ -610,6 +610,14 @@ class ExtractiveSettings(_Model):
         description="A unit whose word set overlaps a kept unit's by this Jaccard share or more is dropped as a "
         "near repeat; 1: identical word sets only.",
     )
+    unit_separator: Literal["space", "newline"] = Field(
+        "space",
+        description="How kept units are joined: 'space' runs them together as prose; 'newline' puts one per "
+        "line, a list of fragments (the gaps between them stay visible). 'space': on dev documents of two "
+        "styles (2 each, 114 questions) the local model answered 39 right from the space form and 29 from the "
+        "newline form (report style 19 vs 10, log style 20 vs 19), and the line breaks cost tokens (about "
+        "5.37x vs 5.09x fewer query-time prompt tokens).",
+    )
 
 
 class RethinkSettings(_Model):

@@ -19,7 +19,8 @@ predict from what came before carries little information and can go.
      (Jaccard) or more and that names no number or name that unit lacks. So
      boilerplate said again in other words does not crowd out facts, while facts
      phrased alike (same sentence, other entity and value) all stay. Emit the kept
-     units in their original order.
+     units in their original order, joined by ``unit_separator`` (a space, or one
+     unit per line).
 
 No library fits offline with a GGUF (LLMLingua loads Hugging Face checkpoints),
 so this is written on llama-cpp-python's logits. It is one step whatever the
@@ -48,6 +49,20 @@ def split_units(text: str, unit: str = "sentence") -> list[str]:
     if unit == "phrase":
         parts = [c.strip() for p in parts for c in _CLAUSE.split(p)]
     return [p for p in parts if p]
+
+
+_SEPARATORS = {"space": " ", "newline": "\n"}
+
+
+def join_units(units: list[str], separator: str = "space") -> str:
+    """The kept units as one text: ``separator`` 'space' joins them with single spaces, 'newline'
+    puts one unit per line (a unit's own line breaks become spaces, so a line is a unit).
+    Raises ValueError on another separator."""
+    if separator not in _SEPARATORS:
+        raise ValueError(f"unit_separator must be one of {sorted(_SEPARATORS)}, not {separator!r}")
+    if separator == "newline":
+        units = [" ".join(u.split()) for u in units]
+    return _SEPARATORS[separator].join(units)
 
 
 def drop_repeats(units: list[str]) -> list[str]:
@@ -212,7 +227,8 @@ class SelfInformationScorer:
         scores, tokens, scored = self.unit_scores(units)
         total = sum(c * t for c, t in zip(repeat_counts(every), tokens))
         keep = choose(units, scores, tokens, ratio, self.settings.fact_weight_nats, self.settings.max_overlap, total)
-        return " ".join(units[i] for i in keep), scored, sum(tokens[i] for i in keep)
+        return (join_units([units[i] for i in keep], self.settings.unit_separator), scored,
+                sum(tokens[i] for i in keep))
 
     async def acompress(self, text: str, ratio: float) -> tuple[str, int, int]:
         loop = asyncio.get_running_loop()
