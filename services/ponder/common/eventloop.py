@@ -54,3 +54,16 @@ def freeze_startup_heap() -> int:
     gc.collect()
     gc.freeze()
     return gc.get_freeze_count()
+
+
+def cancel_requested() -> bool:
+    """True when the running task has a cancellation pending (``Task.cancelling()`` > 0).
+
+    A loop that awaits redis-py's asyncio client must check this as well as
+    catching CancelledError: a cancel that lands while a command waits inside
+    the client's timeout block can be swallowed there (redis/redis-py#2028,
+    #2551; seen with redis 8.1), the await returns normally and the loop would
+    run on, never to end. The cancel request stays counted on the task, so the
+    loop can still see it and stop. False outside a task."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0

@@ -36,6 +36,7 @@ import redis.exceptions
 
 from ponder.common.config import ConsolidatorConfig
 from ponder.common.crd_models import ConsolidationPolicySpec
+from ponder.common.eventloop import cancel_requested
 from ponder.common.telemetry import Tracing, context_from_traceparent
 from ponder.common.errors import BackendError, DeadlineExceeded, PonderError, PoolOverloaded, PoolUnavailable
 from ponder.consolidation.metrics import ConsolidatorMetrics
@@ -148,7 +149,9 @@ class Worker:
         return None
 
     async def _heartbeat(self, mid: str, job_id: str) -> None:
-        while True:
+        # Stops on a cancel even when the Redis client swallowed it (``cancel_requested``): a heartbeat
+        # that outlives its worker would renew the claim for ever and no replica could reclaim the job.
+        while not cancel_requested():
             await asyncio.sleep(self.cfg.heartbeat_s)
             with contextlib.suppress(*REDIS_DOWN):
                 await self.redis.xclaim(self.cfg.stream, self.cfg.group, self.name, 0, [mid], justid=True)
@@ -156,7 +159,7 @@ class Worker:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Take and process jobs until ``stop``; survives Redis restarts by retrying."""
-        while not stop.is_set():
+        while not stop.is_set() and not cancel_requested():
             try:
                 await self.ensure_group()
                 taken = await self._take()
@@ -170,6 +173,8 @@ class Worker:
                 finally:
                     beat.cancel()
                     self.current = None
+                if cancel_requested():
+                    raise asyncio.CancelledError
                 if done:
                     await self.redis.xack(self.cfg.stream, self.cfg.group, mid)
             except REDIS_DOWN as e:

@@ -27,6 +27,7 @@ import pathlib
 import time
 from typing import Any, Mapping
 
+from ponder.common.eventloop import cancel_requested
 from ponder.router import outcome_schema as schema
 from ponder.router.convert import plan_to_dict
 
@@ -181,7 +182,7 @@ class OutcomeLog:
 
     async def _run(self) -> None:
         backoff = 0.1
-        while True:
+        while not cancel_requested():  # a cancel swallowed inside the Redis client still ends the loop
             if not self._buf and self._replay_due:
                 try:
                     await self._replay()
