@@ -174,7 +174,7 @@ def choose_beta(p_weak: np.ndarray, p_strong: np.ndarray, prior_gain: np.ndarray
     """β in [0, 1] from out-of-fold model probabilities, out-of-fold prior gains and outcomes (1/0, NaN unknown),
     all shape (n,), with ``fold`` (n,); see the module docstring. Returns (β, report with the criterion per β).
     """
-    from ponder.router.training import metrics as M
+    from ponder.router.classifiers import curves as M
 
     grid = np.linspace(0.0, 1.0, steps + 1)
     rng = np.random.default_rng(seed)
