@@ -70,6 +70,7 @@ from ponder.common.config import (
     Cost, LlamaCppBackend, PonderConfig, PoolConfig, RouterConfig, RoutingConfig, SimBackend,
 )
 from ponder.common.grpcutil import stop_server
+from ponder.common.stats import wilson
 from ponder.common.telemetry import Tracing
 from ponder.pools.servicer import SERVICE as POOL_SERVICE, start_standalone
 from ponder.router.classifiers.base import build_classifier
@@ -81,17 +82,6 @@ from ponder.v1 import common_pb2, router_pb2, router_pb2_grpc
 
 _CONF = re.compile(r"cascade: confidence ([0-9.]+) (<|>=)")
 _LAMBDA = re.compile(r"lambda=([0-9.e+-]+)/CU")
-
-
-def wilson(k: int, n: int, z: float = 1.96) -> list[float]:
-    """95 % Wilson score interval of k successes in n trials, [lo, hi] in [0, 1]; [0, 1] for n = 0."""
-    if n == 0:
-        return [0.0, 1.0]
-    p = k / n
-    d = 1 + z * z / n
-    c = (p + z * z / (2 * n)) / d
-    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
-    return [round(max(0.0, c - h), 4), round(min(1.0, c + h), 4)]
 
 
 def auroc(score: list[float], label: list[bool]) -> float | None:
@@ -240,7 +230,7 @@ def summarise(rows: list[Row]) -> dict:
     lat = sorted(r.latency_ms for r in rows)
     lams = [r.lam for r in rows if r.lam is not None]
     return {
-        "n": n, "accuracy": round(k / n, 4), "accuracy_ci95": wilson(k, n),
+        "n": n, "accuracy": round(k / n, 4), "accuracy_ci95": [round(x, 4) for x in wilson(k, n)],
         "mean_cu": round(statistics.fmean(r.compute_units for r in rows), 3),
         "escalation_share": round(sum(r.escalated for r in rows) / n, 4),
         "p50_latency_ms": round(lat[n // 2], 1), "p90_latency_ms": round(lat[min(n - 1, int(0.9 * n))], 1),

@@ -53,6 +53,7 @@ import time
 
 sys.path.insert(0, __import__("os").path.join(__import__("os").path.dirname(__file__), "..", "services"))
 
+from ponder.common.stats import wilson  # noqa: E402
 from ponder.common.config import Cost, ConsolidatorConfig, ExtractiveSettings, LlamaCppBackend, PoolConfig  # noqa: E402
 from ponder.consolidation.strategies.base import StepContext  # noqa: E402
 from ponder.consolidation.strategies.extractive import (  # noqa: E402
@@ -238,17 +239,6 @@ class Answerer:
         ms = (time.perf_counter() - t0) * 1000
         u = out["usage"]
         return out["choices"][0]["text"], u["prompt_tokens"], u["completion_tokens"], ms
-
-
-def wilson(k: float, n: int, z: float = 1.96) -> list[float]:
-    """95 % Wilson score interval of a proportion k/n."""
-    if n == 0:
-        return [0.0, 1.0]
-    p = k / n
-    d = 1 + z * z / n
-    c = (p + z * z / (2 * n)) / d
-    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
-    return [max(0.0, c - h), min(1.0, c + h)]
 
 
 def paired_diff(a: list[bool], b: list[bool], z: float = 1.96) -> tuple[float, list[float]]:

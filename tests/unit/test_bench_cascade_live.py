@@ -22,7 +22,7 @@ def bench():
 
 def test_wilson_auroc_and_the_cost_matched_mix():
     m = bench()
-    assert m.wilson(0, 0) == [0.0, 1.0]
+    assert list(m.wilson(0, 0)) == [0.0, 1.0]
     lo, hi = m.wilson(8, 10)
     assert lo == pytest.approx(0.4902, abs=1e-4) and hi == pytest.approx(0.9433, abs=1e-4)
     assert m.auroc([0.9, 0.8, 0.1], [True, True, False]) == 1.0

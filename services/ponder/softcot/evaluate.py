@@ -13,19 +13,9 @@ import math
 import time
 from typing import Callable
 
+from ponder.common.stats import wilson  # noqa: F401 - also this module's public name
 from ponder.softcot.data import STOP, Example, is_correct, prompt_of
 from ponder.softcot.model import SoftCoTModel
-
-
-def wilson(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score interval for a proportion; (0, 1) when n is 0."""
-    if n == 0:
-        return 0.0, 1.0
-    p = correct / n
-    d = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / d
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def paired_diff(with_: list[bool], without: list[bool], z: float = 1.96) -> dict:
