@@ -7,7 +7,8 @@ lookup          generated documents of 2,000-8,000 tokens: meeting-report prose 
                 place, half personal codes), every fact asked once (up to --questions per
                 document) after one example answer. Each document is consolidated once with the
                 consolidator's default strategy (``extractive``) and every question is asked
-                raw and consolidated. Reported: token_reduction (raw / consolidated query-time
+                raw, from the whole consolidated form, and from the router's focused selection
+                of it (``consolidation.focus``). Reported: token_reduction (raw / consolidated query-time
                 prompt tokens), answer_retention (share of answers whose fact survives in the
                 consolidated form), accuracy raw vs consolidated, with 95 % Wilson intervals and
                 the paired difference's 95 % interval, by fact kind too, cold query latency
@@ -29,8 +30,14 @@ settings) never coincide with ``--split test`` ones (reported). ``--styles log``
 independently written document style (a field-station log: other filler, whose weekdays and
 months are capitals that are not facts, and facts in several phrasings) to check that the
 defaults do not know the report generator. ``--settings fw:ratio[:separator],...`` answers every
-question under several extractive settings in one run (scored once; the first is reported at the
-top, and each other is paired with it question by question: ``paired_vs_first``).
+question under several extractive settings in one run (scored once), ``--focus rel:neighbours:fill,...``
+under several focus settings (``consolidation.focus``, on the first setting's form).
+
+The lookup's top-level figures are the served arm's: what the router sends for a query on a
+consolidated context, the focused selection (the first focus setting), or the first setting's form
+with ``--focus off``. ``query_agnostic`` reports the first setting's whole form; with more than one
+arm, ``by_setting`` reports each and ``paired_vs_served`` pairs each with the served arm question by
+question.
 
 Costs are in compute units at the default small pool's prices (0.1 per prompt token,
 1.0 per output token). Prints one JSON object last.
@@ -54,7 +61,10 @@ import time
 sys.path.insert(0, __import__("os").path.join(__import__("os").path.dirname(__file__), "..", "services"))
 
 from ponder.common.stats import wilson  # noqa: E402
-from ponder.common.config import Cost, ConsolidatorConfig, ExtractiveSettings, LlamaCppBackend, PoolConfig  # noqa: E402
+from ponder.common.config import (  # noqa: E402
+    Cost, ConsolidatorConfig, ExtractiveSettings, FocusSettings, LlamaCppBackend, PoolConfig,
+)
+from ponder.consolidation.focus import build_index, focus  # noqa: E402
 from ponder.consolidation.strategies.base import StepContext  # noqa: E402
 from ponder.consolidation.strategies.extractive import (  # noqa: E402
     Extractive, SelfInformationScorer, choose, drop_repeats, join_units, repeat_counts, split_units,
@@ -335,11 +345,32 @@ def sweep(args, path: str) -> dict:
     return {"split": args.split, "seed": args.seed, "docs": args.docs, "by_style": out}
 
 
+def parse_focus(spec: str | None) -> list[FocusSettings]:
+    """``min_relative_relevance:neighbours:fill,...`` as focus settings (fill 0 or 1; the rest
+    default); none: the default alone; 'off': no focused arm."""
+    base = ConsolidatorConfig().focus
+    if spec == "off":
+        return []
+    if not spec:
+        return [base]
+    out = []
+    for item in spec.split(","):
+        rel, nb, fill = item.split(":")
+        out.append(FocusSettings.model_validate({**base.model_dump(), "min_relative_relevance": float(rel),
+                                                 "neighbours": int(nb), "fill": fill == "1"}))
+    return out
+
+
 async def lookup(args, path: str) -> dict:
+    """Every question answered from the raw text, from each extractive setting's form, and (the
+    router's path) from each focus setting's selection, built on the first setting's form."""
     answerer = Answerer(path, n_ctx=args.max_doc_tokens + 512)
     settings = parse_settings(args.settings)
+    focus_settings = parse_focus(args.focus)
     scorer = SelfInformationScorer(settings[0])
-    names = ["raw"] + [f"s{j}" for j in range(len(settings))]
+    form_names = [f"s{j}" for j in range(len(settings))]
+    focus_names = [f"f{j}" for j in range(len(focus_settings))]
+    names = ["raw", *form_names, *focus_names]
     rows, docs, sizes = [], [], []
     for size, text, facts, rng in documents(args, lambda s: answerer.tokens(s) - 1, args.styles[0]):
         sizes.append(size)
@@ -347,19 +378,26 @@ async def lookup(args, path: str) -> dict:
         qs = rng.sample(facts, min(args.questions, len(facts)))
         doc = {"raw_context_tokens": answerer.tokens(text), "facts": len(facts), "consolidation_s": cons_s,
                "consolidation_cu": scored * settings[0].prompt_token_cu}
+        index = build_index(text, forms[0], settings[0].unit)
+        # What each arm sends for each question: raw and the forms are the same for every question
+        # of a document; a focused arm's selection is the question's own.
+        contexts = {"raw": [text] * len(qs), **{n: [f] * len(qs) for n, f in zip(form_names, forms)}}
+        for n, fs in zip(focus_names, focus_settings):
+            contexts[n] = [focus(index, q, fs).text or forms[0] for _, q, _, _, _ in qs]
         base = len(rows)
         rows += [{"size": size, "kind": kind} for _, _, _, _, kind in qs]
-        for name, form in zip(names, [text, *forms]):
+        for name in names:
+            sent = contexts[name]
             if name != "raw":
-                doc[f"context_tokens_{name}"] = answerer.tokens(form)
+                doc[f"context_tokens_{name}"] = statistics.mean(answerer.tokens(c) for c in sent)
                 for k, (_, _, a, key, _) in enumerate(qs):
-                    rows[base + k][f"retained_{name}"] = retained(form, a, key)
+                    rows[base + k][f"retained_{name}"] = retained(sent[k], a, key)
             # The first question reads the whole context (empty KV cache): its latency is the
-            # cold query latency. Later questions reuse the cached context, as a server would;
-            # warm latency is their mean.
+            # cold query latency. Later questions reuse what the cache shares with them, as a
+            # server would (the whole context for raw and the forms); warm latency is their mean.
             warm = []
             for k, (_, q, a, _, _) in enumerate(qs):
-                out, pt, ot, ms = answerer.ask(prompt(form, q), cold=k == 0)
+                out, pt, ot, ms = answerer.ask(prompt(sent[k], q), cold=k == 0)
                 if k == 0:
                     doc[f"cold_latency_ms_{name}"] = ms
                 else:
@@ -372,13 +410,20 @@ async def lookup(args, path: str) -> dict:
         docs.append(doc)
         print(f"lookup doc ~{size} tokens: {doc}", file=sys.stderr, flush=True)
     scorer.close()
-    results = [summarise(rows, docs, name, st) for name, st in zip(names[1:], settings)]
+    results = {}
+    for name in names[1:]:
+        j = int(name[1:])
+        results[name] = (summarise(rows, docs, name, settings[j]) if name[0] == "s"
+                         else summarise(rows, docs, name, settings[0], focus_settings[j]))
     head = {"documents": len(docs), "questions": len(rows), "doc_tokens": sizes, "split": args.split,
             "seed": args.seed, "style": args.styles[0]}
-    if len(results) > 1:
-        return {**head, **results[0], "by_setting": results,
-                "paired_vs_first": [paired_settings(rows, "s0", name) for name in names[2:]]}
-    return {**head, **results[0]}
+    # The headline is what the router serves: the first focus setting's arm when focusing is on.
+    served = focus_names[0] if focus_names and focus_settings[0].enabled else form_names[0]
+    out = {**head, "served": served, **results[served], "query_agnostic": results[form_names[0]]}
+    if len(results) > 2 or (len(results) == 2 and served == form_names[0]):
+        out["by_setting"] = [{"arm": n, **r} for n, r in results.items()]
+        out["paired_vs_served"] = [paired_settings(rows, served, n) for n in names[1:] if n != served]
+    return out
 
 
 def paired_settings(rows: list[dict], first: str, other: str) -> dict:
@@ -393,8 +438,10 @@ def paired_settings(rows: list[dict], first: str, other: str) -> dict:
             "accuracy_difference": diff, "accuracy_difference_ci95": ci}
 
 
-def summarise(rows: list[dict], docs: list[dict], name: str, st: ExtractiveSettings) -> dict:
-    """The lookup report of one extractive setting (column ``name``) against the raw answers."""
+def summarise(rows: list[dict], docs: list[dict], name: str, st: ExtractiveSettings,
+              fs: FocusSettings | None = None) -> dict:
+    """The lookup report of one arm (column ``name``: an extractive setting's form, or with ``fs`` the
+    focused selection built on it) against the raw answers."""
 
     def mean(key):
         return statistics.mean(r[key] for r in rows)
@@ -442,6 +489,7 @@ def summarise(rows: list[dict], docs: list[dict], name: str, st: ExtractiveSetti
         "breakeven_queries": breakeven,
         "strategy": "extractive",
         "extractive_settings": st.model_dump(exclude={"model_path", "n_threads"}),
+        "focus_settings": fs.model_dump(exclude={"cache_contexts"}) if fs is not None else None,
     }
 
 
@@ -516,6 +564,8 @@ async def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--styles", default="report", help="document styles, comma-separated: report, log (lookup: the first)")
     ap.add_argument("--settings", help="lookup: extractive settings to compare, fact_weight:ratio[:space|newline],... "
                     "(default: the defaults)")
+    ap.add_argument("--focus", help="lookup: focus settings to compare, min_relative_relevance:neighbours:fill(0|1),... "
+                    "built on the first extractive setting's form (default: the defaults; 'off': none)")
     ap.add_argument("--sweep-weights", default="0,2,4,6,8,12", help="sweep: fact weights (nats)")
     ap.add_argument("--sweep-ratios", default="5,5.5,6,6.5,7", help="sweep: target ratios")
     ap.add_argument("--plot", help="write the amortised-cost plot here (PNG)")

@@ -365,3 +365,56 @@ async def test_router_serves_the_consolidated_form_over_grpc(redis_client, sim_s
     assert first.usage.prompt_tokens >= len(raw) // 4
     assert second.usage.prompt_tokens < first.usage.prompt_tokens // 10
     assert (await contexts.repo.consolidated("doc")).uses == 1
+
+
+FOCUS_FACTS = [f"The depot in {p} holds {n} crates of copper wire." for p, n in
+               (("Arlen", 412), ("Brisk", 977), ("Corvo", 305), ("Dunmere", 618), ("Eskel", 240))]
+FOCUS_RAW = " ".join(f"{f} The committee reviewed the routine budget outline at the spring meeting number {i}."
+                     for i, f in enumerate(FOCUS_FACTS * 8))
+FOCUS_FORM = " ".join(f"{f} The budget outline was discussed." for f in FOCUS_FACTS * 6)
+
+
+async def test_router_focuses_a_query_on_the_consolidated_contexts_relevant_sentences(redis_url):
+    client = aioredis.Redis.from_url(redis_url)
+    store = ContextStore(client, ConsolidatorConfig(auto_min_tokens=10))
+    await store.put("doc", FOCUS_RAW)
+    await store.resolve("doc")
+    await store.drain()
+    job = (await store.repo.jobs_of("doc"))[0]
+    assert await store.repo.finish(job, {"text": FOCUS_FORM, "compute_units": 40.0}, 3600) == 1
+    r = await store.resolve("doc", query="How many crates does the depot in Corvo hold?")
+    assert r.consolidated and r.focused and r.uses == 1
+    assert "The depot in Corvo holds 305 crates of copper wire." in r.text and "committee" not in r.text
+    assert r.form_tokens == -(-len(FOCUS_FORM) // 4) and r.sent_tokens < r.form_tokens // 5 < r.raw_tokens
+    # No query, or one that shares no word with the context: the whole form.
+    for q in ("", "Why is the sky blue?"):
+        whole = await store.resolve("doc", query=q)
+        assert whole.consolidated and not whole.focused and whole.text == FOCUS_FORM
+    # The index is built once per context version; a new text is raw again (and never focused).
+    assert len(store._indexes) == 1
+    await store.put("doc", FOCUS_RAW + " Changed.")
+    r = await store.resolve("doc", query="How many crates does the depot in Corvo hold?")
+    assert not r.consolidated and not r.focused and r.text == FOCUS_RAW + " Changed."
+    await client.aclose()
+
+
+async def test_router_sends_the_focused_context_over_grpc_for_prompts_and_chats(redis_client, sim_stack):
+    from ponder.v1 import router_pb2
+
+    contexts = sim_stack.router.servicer.contexts
+    await contexts.put("doc", FOCUS_RAW)
+    await contexts.repo.enqueue("doc", "extractive", 1, "small", 1)
+    job = (await contexts.repo.jobs_of("doc"))[0]
+    assert await contexts.repo.finish(job, {"text": FOCUS_FORM, "compute_units": 50.0}, 3600) == 1
+    q = "How many crates does the depot in Eskel hold?"
+    by_prompt = await sim_stack.stub.Generate(router_pb2.GenerateRequest(prompt=q, context_id="doc"), timeout=10)
+    chat = router_pb2.GenerateRequest(context_id="doc", messages=[
+        common_pb2.ChatMessage(role="user", content="Tell me about Arlen."), common_pb2.ChatMessage(role="assistant", content="ok"),
+        common_pb2.ChatMessage(role="user", content=q)])
+    by_chat = await sim_stack.stub.Generate(chat, timeout=10)
+    for resp in (by_prompt, by_chat):
+        assert resp.usage.context_tokens_raw == -(-len(FOCUS_RAW) // 4)
+        assert 0 < resp.usage.context_tokens_sent <= -(-len(" ".join(FOCUS_FACTS)) // 4)
+        assert resp.usage.consolidation_saved_cu > 0
+    # The chat is focused on its last user turn, so both send the same context.
+    assert by_chat.usage.context_tokens_sent == by_prompt.usage.context_tokens_sent

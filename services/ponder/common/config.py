@@ -639,6 +639,25 @@ class RethinkSettings(_Model):
     timeout_s: float = Field(600.0, gt=0, le=86400, description="Deadline of one pass's pool call.")
 
 
+class FocusSettings(_Model):
+    """Query-time focusing (``consolidation.focus``): a query on a consolidated context is sent the
+    context's sentences relevant to it (BM25) instead of the whole query-agnostic form."""
+
+    enabled: bool = Field(True, description="Focus queries on contexts with a current consolidated form.")
+    min_relative_relevance: float = Field(
+        0.5, gt=0, le=1,
+        description="Units whose BM25 relevance to the query is at least this share of the best unit's are sent.",
+    )
+    neighbours: int = Field(0, ge=0, le=16, description="Units either side of each relevant unit sent with it.")
+    fill: bool = Field(False, description="Fill what the relevant units leave of the budget with the form's units.")
+    min_form_tokens: int = Field(
+        256, ge=0, le=10_000_000,
+        description="Forms estimated shorter than this are sent whole: a short reasoning context needs every "
+        "premise, and focusing it saves little.",
+    )
+    cache_contexts: int = Field(256, ge=1, le=1_000_000, description="Context versions whose index the router keeps.")
+
+
 class ConsolidatorConfig(_Model):
     """The sleep-time consolidator: context store, job queue and its idle-only workers."""
 
@@ -668,6 +687,7 @@ class ConsolidatorConfig(_Model):
     retry_backoff_s: float = Field(10.0, ge=0, le=86400, description="Wait before retrying a failed attempt.")
     extractive: ExtractiveSettings = Field(default_factory=ExtractiveSettings, description="extractive strategy.")
     rethink: RethinkSettings = Field(default_factory=RethinkSettings, description="rethink strategy.")
+    focus: FocusSettings = Field(default_factory=FocusSettings, description="Query-time focusing of consolidated contexts.")
 
 
 def default_pools() -> list[PoolConfig]:

@@ -6,15 +6,22 @@ when it was made from the context's current version, and each use is counted so
 the consolidation's cost is amortised over the queries that used it. When no
 current form exists the raw text is sent and a consolidation job is queued in
 the background: queuing never delays or fails the request.
+
+A query on a consolidated context is focused (``ponder.consolidation.focus``):
+it is sent the context's sentences relevant to it, within the form's tokens,
+instead of the whole query-agnostic form. The BM25 index of a context version
+is built once, off the event loop, and kept for ``focus.cache_contexts`` versions.
 """
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import logging
 import time
 
 from ponder.common.config import ConsolidatorConfig
+from ponder.consolidation.focus import FocusIndex, build_index, focus
 from ponder.consolidation.store import ContextNotFound, ContextRepo, estimate_tokens
 
 log = logging.getLogger(__name__)
@@ -34,6 +41,8 @@ class ResolvedContext:
     consolidation_cu: float  # the consolidation's own cost (0 when raw)
     uses: int                # queries that used this consolidated form, this one included (0 when raw)
     strategy: str = ""       # strategy chain that made it ("" when raw)
+    focused: bool = False    # True: the form's units relevant to the query, not the whole form
+    form_tokens: int = 0     # estimated prompt tokens of the whole consolidated form (0 when raw)
 
     @property
     def saved_tokens(self) -> int:
@@ -60,21 +69,43 @@ class ContextStore:
         self.clock = clock
         self._recent: dict[tuple[str, str], float] = {}
         self._tasks: set[asyncio.Task] = set()
+        self._indexes: collections.OrderedDict[tuple[str, str, str], FocusIndex] = collections.OrderedDict()
 
     async def put(self, context_id: str, text: str) -> None:
         await self.repo.put(context_id, text)
 
-    async def resolve(self, context_id: str, count_use: bool = True) -> ResolvedContext:
+    async def resolve(self, context_id: str, count_use: bool = True, query: str = "") -> ResolvedContext:
         """The form to send for ``context_id``; ContextNotFound (NOT_FOUND) when unknown.
-        ``count_use`` False for dry runs (Plan), which neither count a use nor queue a job."""
+        ``count_use`` False for dry runs (Plan), which neither count a use nor queue a job.
+        ``query``: what is asked of the context; a consolidated context is focused on it."""
         r = await self.repo.resolve(context_id, count_use=count_use)
         c = r.consolidated
         if c is not None:
-            return ResolvedContext(c.text, True, r.version, r.raw_tokens, estimate_tokens(c.text),
-                                   c.compute_units, c.uses, c.strategy)
+            form_tokens = estimate_tokens(c.text)
+            text, focused = c.text, False
+            if query and self.cfg.focus.enabled and form_tokens >= self.cfg.focus.min_form_tokens:
+                index = await self._index(context_id, r.version, r.raw_text, c.text)
+                f = focus(index, query, self.cfg.focus)
+                if f.text is not None:
+                    text, focused = f.text, True
+            return ResolvedContext(text, True, r.version, r.raw_tokens, estimate_tokens(text),
+                                   c.compute_units, c.uses, c.strategy, focused, form_tokens)
         if count_use:
             self._queue(context_id, r.version, r.raw_tokens)
         return ResolvedContext(r.raw_text, False, r.version, r.raw_tokens, r.raw_tokens, 0.0, 0)
+
+    async def _index(self, context_id: str, version: str, raw_text: str, form_text: str) -> FocusIndex:
+        """The focus index of this context version and form, built off the event loop on first use."""
+        key = (context_id, version, form_text)
+        index = self._indexes.get(key)
+        if index is None:
+            index = await asyncio.to_thread(build_index, raw_text, form_text, self.cfg.extractive.unit)
+            self._indexes[key] = index
+            while len(self._indexes) > self.cfg.focus.cache_contexts:
+                self._indexes.popitem(last=False)
+        else:
+            self._indexes.move_to_end(key)
+        return index
 
     def _queue(self, context_id: str, version: str, tokens: int) -> None:
         if not self.cfg.auto_consolidate or tokens < self.cfg.auto_min_tokens:

@@ -210,7 +210,7 @@ class RequestPath:
         if req.context_id:
             if self.contexts is None:
                 raise InvalidArgument("context_id", "this router has no context store")
-            req = with_context(req, await self.contexts.resolve(req.context_id, count_use=not dry_run))
+            req = with_context(req, await self.contexts.resolve(req.context_id, count_use=not dry_run, query=req.query))
         req.prompt_tokens = estimate_tokens(len(req.text))
         return req
 

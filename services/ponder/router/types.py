@@ -46,6 +46,14 @@ class Request:
             return self.prompt
         return "\n".join(c for _, c in self.messages)
 
+    @property
+    def query(self) -> str:
+        """What is asked: the prompt, or the last user turn of a chat (all turns when none is a user's)."""
+        if self.prompt:
+            return self.prompt
+        users = [c for role, c in self.messages if role == "user"]
+        return users[-1] if users else self.text
+
 
 @dataclasses.dataclass(slots=True)
 class Candidate:

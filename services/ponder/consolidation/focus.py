@@ -1,0 +1,131 @@
+"""Query-time focusing: of a stored context, send the sentences the query is about.
+
+The consolidated form is query-agnostic: made before any question is known, it
+keeps what looks informative and must serve every later question. Once a query
+arrives the router knows what is asked, and a small model reads a few relevant
+sentences far better than a dense run of every kept fact (question-aware
+selection, as in LongLLMLingua's coarse stage).
+
+  1. The raw context is split into the units the ``extractive`` strategy uses
+     (sentences, exact repeats dropped) and indexed with BM25 (``bm25s``), once
+     per context version (``FocusIndex``).
+  2. A query's relevance to each unit is its BM25 score. The units scoring at
+     least ``min_relative_relevance`` of the best are taken, most relevant first,
+     with ``neighbours`` units either side of each (a sentence often leans on the
+     one before it), while the taken tokens stay within the budget: the
+     consolidated form's own tokens, so focusing never sends more than the form.
+  3. With ``fill`` the rest of the budget is filled with the form's units.
+  4. The taken units are sent in their original order.
+
+No unit sharing a content word with the query (best relevance 0), or a form
+shorter than ``min_form_tokens`` (a short reasoning context needs every premise,
+and focusing it saves little): the consolidated form is sent as it is.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from ponder.common.config import FocusSettings
+from ponder.consolidation.store import estimate_tokens
+from ponder.consolidation.strategies.extractive import drop_repeats, join_units, split_units
+
+
+@dataclasses.dataclass(frozen=True)
+class FocusIndex:
+    """One context version's units (original order), their estimated tokens, whether the
+    consolidated form kept them, and a BM25 index over them."""
+
+    units: tuple[str, ...]
+    tokens: tuple[int, ...]
+    in_form: tuple[bool, ...]
+    form_tokens: int
+    retriever: object  # bm25s.BM25, or None when the context has no indexable words
+
+    def relevance(self, query: str) -> np.ndarray:
+        """BM25 score of every unit for ``query`` (0 for units sharing no content word with it)."""
+        import bm25s
+
+        if self.retriever is None:
+            return np.zeros(len(self.units))
+        terms = bm25s.tokenize(query, stopwords="en", return_ids=False, show_progress=False)[0]
+        if not terms:
+            return np.zeros(len(self.units))
+        return np.asarray(self.retriever.get_scores(terms), dtype=float)
+
+
+def build_index(raw_text: str, form_text: str, unit: str = "sentence") -> FocusIndex:
+    """The focus index of a context's raw text and its consolidated form. Blocking (about 10 ms
+    per 4,000 tokens); build it once per context version."""
+    import bm25s
+
+    units = drop_repeats(split_units(raw_text, unit))
+    kept = {" ".join(u.lower().split()) for u in split_units(form_text, unit)}
+    in_form = tuple(" ".join(u.lower().split()) in kept for u in units)
+    retriever = None
+    corpus = bm25s.tokenize(units, stopwords="en", show_progress=False) if units else None
+    if corpus is not None and corpus.vocab:
+        retriever = bm25s.BM25()
+        retriever.index(corpus, show_progress=False)
+    return FocusIndex(tuple(units), tuple(estimate_tokens(u) for u in units), in_form, estimate_tokens(form_text),
+                      retriever)
+
+
+@dataclasses.dataclass(frozen=True)
+class Focused:
+    """What focusing chose: the text to send (None: send the consolidated form) and why."""
+
+    text: str | None
+    units: tuple[int, ...] = ()
+    reason: str = ""
+
+
+def choose_units(relevance: np.ndarray, tokens: tuple[int, ...], in_form: tuple[bool, ...], budget: int,
+                 settings: FocusSettings) -> list[int]:
+    """Indices of the units to send, ascending (steps 2-3 above). Empty when no unit is relevant.
+    The most relevant unit is always taken, even over the budget; others only within it."""
+    if len(relevance) == 0 or float(relevance.max()) <= 0.0:
+        return []
+    best = float(relevance.max())
+    order = sorted(range(len(relevance)), key=lambda i: (-relevance[i], i))
+    relevant = [i for i in order if relevance[i] >= settings.min_relative_relevance * best]
+    taken: list[int] = []
+    seen: set[int] = set()
+    used = 0
+
+    def take(i: int, force: bool = False) -> bool:
+        nonlocal used
+        if i in seen or not 0 <= i < len(tokens):
+            return True
+        if not force and used + tokens[i] > budget:
+            return False
+        seen.add(i)
+        taken.append(i)
+        used += tokens[i]
+        return True
+
+    for rank, i in enumerate(relevant):
+        if not take(i, force=rank == 0):
+            continue
+        for d in range(1, settings.neighbours + 1):
+            take(i - d)
+            take(i + d)
+    if settings.fill:
+        for i in range(len(tokens)):
+            if in_form[i]:
+                take(i)
+    return sorted(taken)
+
+
+def focus(index: FocusIndex, query: str, settings: FocusSettings) -> Focused:
+    """The focused text of ``index``'s context for ``query``, or Focused(None) with the reason
+    the consolidated form is sent whole."""
+    if not settings.enabled:
+        return Focused(None, reason="focus disabled")
+    if index.form_tokens < settings.min_form_tokens:
+        return Focused(None, reason=f"form under {settings.min_form_tokens} tokens")
+    keep = choose_units(index.relevance(query), index.tokens, index.in_form, index.form_tokens, settings)
+    if not keep:
+        return Focused(None, reason="no unit shares a content word with the query")
+    return Focused(join_units([index.units[i] for i in keep]), tuple(keep), f"{len(keep)} relevant units")
