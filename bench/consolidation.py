@@ -346,8 +346,8 @@ def sweep(args, path: str) -> dict:
 
 
 def parse_focus(spec: str | None) -> list[FocusSettings]:
-    """``min_relative_relevance:neighbours:fill,...`` as focus settings (fill 0 or 1; the rest
-    default); none: the default alone; 'off': no focused arm."""
+    """``min_relative_relevance:neighbours:fill[:stemmer],...`` as focus settings (fill 0 or 1,
+    stemmer english or none; the rest default); none: the default alone; 'off': no focused arm."""
     base = ConsolidatorConfig().focus
     if spec == "off":
         return []
@@ -355,9 +355,10 @@ def parse_focus(spec: str | None) -> list[FocusSettings]:
         return [base]
     out = []
     for item in spec.split(","):
-        rel, nb, fill = item.split(":")
+        rel, nb, fill, *stem = item.split(":")
         out.append(FocusSettings.model_validate({**base.model_dump(), "min_relative_relevance": float(rel),
-                                                 "neighbours": int(nb), "fill": fill == "1"}))
+                                                 "neighbours": int(nb), "fill": fill == "1",
+                                                 **({"stemmer": stem[0]} if stem else {})}))
     return out
 
 
@@ -378,12 +379,12 @@ async def lookup(args, path: str) -> dict:
         qs = rng.sample(facts, min(args.questions, len(facts)))
         doc = {"raw_context_tokens": answerer.tokens(text), "facts": len(facts), "consolidation_s": cons_s,
                "consolidation_cu": scored * settings[0].prompt_token_cu}
-        index = build_index(text, forms[0], settings[0].unit)
+        indexes = {st: build_index(text, forms[0], settings[0].unit, st) for st in {fs.stemmer for fs in focus_settings}}
         # What each arm sends for each question: raw and the forms are the same for every question
         # of a document; a focused arm's selection is the question's own.
         contexts = {"raw": [text] * len(qs), **{n: [f] * len(qs) for n, f in zip(form_names, forms)}}
         for n, fs in zip(focus_names, focus_settings):
-            contexts[n] = [focus(index, q, fs).text or forms[0] for _, q, _, _, _ in qs]
+            contexts[n] = [focus(indexes[fs.stemmer], q, fs).text or forms[0] for _, q, _, _, _ in qs]
         base = len(rows)
         rows += [{"size": size, "kind": kind} for _, _, _, _, kind in qs]
         for name in names:
@@ -564,7 +565,7 @@ async def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--styles", default="report", help="document styles, comma-separated: report, log (lookup: the first)")
     ap.add_argument("--settings", help="lookup: extractive settings to compare, fact_weight:ratio[:space|newline],... "
                     "(default: the defaults)")
-    ap.add_argument("--focus", help="lookup: focus settings to compare, min_relative_relevance:neighbours:fill(0|1),... "
+    ap.add_argument("--focus", help="lookup: focus settings to compare, min_relative_relevance:neighbours:fill(0|1)[:english|none],... "
                     "built on the first extractive setting's form (default: the defaults; 'off': none)")
     ap.add_argument("--sweep-weights", default="0,2,4,6,8,12", help="sweep: fact weights (nats)")
     ap.add_argument("--sweep-ratios", default="5,5.5,6,6.5,7", help="sweep: target ratios")

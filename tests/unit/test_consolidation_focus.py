@@ -109,3 +109,10 @@ def test_the_query_of_a_chat_is_its_last_user_turn():
     assert r.query == "What is the locker code of Ada Holm?"
     assert Request("r", "a prompt").query == "a prompt"
     assert Request("r", "", messages=(("system", "only this"),)).query == "only this"
+
+
+def test_words_match_by_their_stem_unless_stemming_is_off():
+    text = "The depot holds copper wire. The geese were counted at dawn. Nothing else happened."
+    stemmed, exact = build_index(text, text), build_index(text, text, stemmer="none")
+    assert stemmed.relevance("what does it hold")[0] > 0 == exact.relevance("what does it hold")[0]
+    assert stemmed.relevance("how many geese did they count")[1] > exact.relevance("how many geese did they count")[1] > 0

@@ -649,6 +649,9 @@ class FocusSettings(_Model):
         description="Units whose BM25 relevance to the query is at least this share of the best unit's are sent.",
     )
     neighbours: int = Field(0, ge=0, le=16, description="Units either side of each relevant unit sent with it.")
+    stemmer: Literal["english", "none"] = Field(
+        "english", description="Words are matched by their Snowball stem ('english': 'hold' finds 'holds'), or as written."
+    )
     fill: bool = Field(False, description="Fill what the relevant units leave of the budget with the form's units.")
     min_form_tokens: int = Field(
         256, ge=0, le=10_000_000,
