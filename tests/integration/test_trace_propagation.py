@@ -93,6 +93,10 @@ async def test_router_trace_continues_through_the_queued_consolidation_job(fleet
     (job,) = [s for s in spans.get_finished_spans() if s.name == "consolidator.job"]
     assert job.context.trace_id == root.context.trace_id
     assert job.parent.span_id == root.context.span_id and job.attributes["ponder.context_id"] == "doc"
+    # The request's span says which form of the context it sent (raw here: nothing is consolidated yet).
+    assert root.attributes["ponder.context_id"] == "doc" and root.attributes["ponder.context.consolidated"] is False
+    assert root.attributes["ponder.context.focused"] is False
+    assert root.attributes["ponder.context.tokens_sent"] == root.attributes["ponder.context.tokens_raw"] > 0
     job_pool_calls = [s for s in by_trace(spans, root.context.trace_id)
                       if s.name == "pool.generate" and s.parent.span_id == job.context.span_id]
     assert job_pool_calls, [(s.name, s.parent) for s in by_trace(spans, root.context.trace_id)]

@@ -210,7 +210,13 @@ class RequestPath:
         if req.context_id:
             if self.contexts is None:
                 raise InvalidArgument("context_id", "this router has no context store")
-            req = with_context(req, await self.contexts.resolve(req.context_id, count_use=not dry_run, query=req.query))
+            ctx = await self.contexts.resolve(req.context_id, count_use=not dry_run, query=req.query)
+            req = with_context(req, ctx)
+            span = trace.get_current_span()
+            if span.is_recording():
+                span.set_attributes({"ponder.context_id": req.context_id, "ponder.context.consolidated": ctx.consolidated,
+                                     "ponder.context.focused": ctx.focused, "ponder.context.tokens_raw": ctx.raw_tokens,
+                                     "ponder.context.tokens_sent": ctx.sent_tokens})
         req.prompt_tokens = estimate_tokens(len(req.text))
         return req
 
