@@ -226,6 +226,12 @@ def prompt(context: str, question: str) -> str:
             f"Notes: {context}\nQuestion: {question}\nAnswer:")
 
 
+def client_prompt(question: str) -> str:
+    """What a client sends the router with the context's id: the prompt without the notes. Focusing
+    reads all of it (instruction and example too), as the router does."""
+    return prompt("", question).replace("Notes: \n", "")
+
+
 class Answerer:
     """The local model answering questions (greedy, a few tokens)."""
 
@@ -384,7 +390,7 @@ async def lookup(args, path: str) -> dict:
         # of a document; a focused arm's selection is the question's own.
         contexts = {"raw": [text] * len(qs), **{n: [f] * len(qs) for n, f in zip(form_names, forms)}}
         for n, fs in zip(focus_names, focus_settings):
-            contexts[n] = [focus(indexes[fs.stemmer], q, fs).text or forms[0] for _, q, _, _, _ in qs]
+            contexts[n] = [focus(indexes[fs.stemmer], client_prompt(q), fs).text or forms[0] for _, q, _, _, _ in qs]
         base = len(rows)
         rows += [{"size": size, "kind": kind} for _, _, _, _, kind in qs]
         for name in names:

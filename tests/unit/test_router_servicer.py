@@ -68,10 +68,14 @@ class Records:
 
 
 class Contexts:
+    """Test double of the router's context store: fixed resolved contexts; records the queries."""
+
     def __init__(self, store: dict[str, ResolvedContext]):
         self.store = store
+        self.queries: list[str] = []
 
-    async def resolve(self, cid, count_use=True):
+    async def resolve(self, cid, count_use=True, query=""):
+        self.queries.append(query)
         if cid not in self.store:
             raise ContextNotFound(cid)
         return self.store[cid]
@@ -109,9 +113,11 @@ async def test_generate_answers_prices_usage_and_records_the_outcome():
 async def test_context_is_resolved_before_planning_and_reported_in_usage():
     ctx = ResolvedContext("short summary", True, "v1", raw_tokens=2000, sent_tokens=4,
                           consolidation_cu=100.0, uses=4)
-    svc, clients = servicer(contexts=Contexts({"c1": ctx}))
+    contexts = Contexts({"c1": ctx})
+    svc, clients = servicer(contexts=contexts)
     resp = await svc.Generate(router_pb2.GenerateRequest(prompt="Q?", context_id="c1"), FakeContext())
     assert clients["small"].calls[0].prompt == "short summary\n\nQ?"
+    assert contexts.queries == ["Q?"]  # the context is focused on what is asked
     assert (resp.usage.context_tokens_raw, resp.usage.context_tokens_sent) == (2000, 4)
     # (2000 - 4) prompt tokens saved at 0.1 CU each, minus a quarter of the consolidation's 100 CU.
     assert resp.usage.consolidation_saved_cu == pytest.approx(1996 * 0.1 - 25.0)
