@@ -70,8 +70,9 @@ def test_the_relevance_threshold_neighbours_and_fill():
     rel = np.array([0.0, 4.0, 0.0, 2.5, 1.0, 0.0])
     tokens = (10, 10, 10, 10, 10, 10)
     in_form = (False, True, False, False, True, True)
-    s = FocusSettings(min_form_tokens=0)
+    s = FocusSettings(min_form_tokens=0, min_relative_relevance=0.5)
     assert choose_units(rel, tokens, in_form, 100, s) == [1, 3]                     # >= half the best
+    assert choose_units(rel, tokens, in_form, 100, s.model_copy(update={"min_relative_relevance": 0.8})) == [1]
     assert choose_units(rel, tokens, in_form, 100, s.model_copy(update={"min_relative_relevance": 0.2})) == [1, 3, 4]
     assert choose_units(rel, tokens, in_form, 100, s.model_copy(update={"neighbours": 1})) == [0, 1, 2, 3, 4]
     assert choose_units(rel, tokens, in_form, 100, s.model_copy(update={"fill": True})) == [1, 3, 4, 5]
