@@ -29,7 +29,8 @@ Documents are seeded by ``split:seed:index``: ``--split dev`` documents (for cho
 settings) never coincide with ``--split test`` ones (reported). ``--styles log`` is a second,
 independently written document style (a field-station log: other filler, whose weekdays and
 months are capitals that are not facts, and facts in several phrasings) to check that the
-defaults do not know the report generator. ``--settings fw:ratio[:separator],...`` answers every
+defaults do not know the report generator; ``--styles memo`` a third (an office memo whose facts
+span two sentences, the value in the second, which opens with a pronoun). ``--settings fw:ratio[:separator],...`` answers every
 question under several extractive settings in one run (scored once), ``--focus rel:neighbours:fill,...``
 under several focus settings (``consolidation.focus``, on the first setting's form).
 
@@ -141,6 +142,66 @@ LOG_PLACE_FACTS = [
     ("In {month} we counted {n} geese on the water near {place}.", "How many geese were counted near {place}?"),
     ("Trail marker {n} stands where the path to {place} leaves the road.", "Which trail marker stands on the path to {place}?"),
 ]
+
+
+# A third style, for the check that focusing keeps facts split over two sentences: an office memo
+# whose facts name their entity in one sentence and give the value in the next, which opens with
+# a pronoun ("Nadia Brooks has moved to the audit team. Their desk phone is now 4471.").
+MEMO_FILLER = [
+    "Please remember that the {room} will be closed for cleaning on {day}.",
+    "Thanks again to everyone who helped with the {event} last week.",
+    "A reminder that expense forms are due at the end of {month}.",
+    "The printer in the {room} is still waiting for a new part.",
+    "If you have ideas for the {event}, please pass them on to the organisers.",
+    "Coffee supplies in the {room} have been restocked, so help yourselves.",
+    "Parking near the main entrance will be limited during the {event}.",
+]
+MEMO_SLOTS = {"room": ["kitchen", "meeting room", "library", "front office", "basement store", "lounge"],
+              "event": ["open day", "charity run", "quiz night", "summer picnic", "staff survey", "fire drill"]}
+MEMO_FIRST = ["Nadia", "Oscar", "Priya", "Rafael", "Saskia", "Tobias", "Uma", "Viktor", "Wanda", "Xavier", "Yasmin",
+              "Zeno", "Agnes", "Boris", "Chiara", "Dario"]
+MEMO_LAST = ["Brooks", "Carver", "Delacroix", "Ellison", "Fontaine", "Grady", "Hargrove", "Ingram", "Jessop", "Kendrick",
+             "Lowry", "Mercer"]
+MEMO_TEAMS = ["audit", "payroll", "logistics", "research", "facilities", "legal"]
+MEMO_ATTRS = ["desk phone", "room number", "pager code", "cabinet key number"]
+MEMO_STORES = ["stockroom", "depot", "cold store", "loading bay"]
+MEMO_TOWNS = ["Ashcombe", "Bexley", "Carrow", "Dunholme", "Edgeley", "Fenwick", "Glossop", "Harwich", "Ilkley", "Jarrow",
+              "Keswick", "Ludlow", "Malton", "Nantwich", "Otley", "Penrith", "Ripon", "Selby", "Thirsk", "Ulverston"]
+MEMO_ITEMS = ["reams of paper", "boxes of toner", "chairs", "folding tables", "first aid kits", "laptops"]
+
+
+def memo_fact(rng: random.Random, people: list, stores: list):
+    n = rng.randint(101, 9899)
+    if rng.random() < 0.5:
+        first, last = people.pop()
+        attr = rng.choice(MEMO_ATTRS)
+        text = f"{first} {last} has moved to the {rng.choice(MEMO_TEAMS)} team. Their {attr} is now {n}."
+        return text, f"What is the {attr} of {first} {last}?", str(n), f"{first} {last}", "person"
+    store, town = stores.pop()
+    items = rng.choice(MEMO_ITEMS)
+    text = f"The {store} in {town} was checked on {rng.choice(WEEKDAYS)}. It now holds {n} {items}."
+    return text, f"How many {items} does the {store} in {town} hold?", str(n), town, "place"
+
+
+def make_memo(rng: random.Random, target_tokens: int, count_tokens, fact_share: float = 0.15):
+    """(text, facts) in the memo style (see MEMO_FILLER); same contract as ``make_document``, but a
+    fact's text is two sentences and its value is in the second."""
+    people = [(f, la) for f in MEMO_FIRST for la in MEMO_LAST]
+    stores = [(s, t) for s in MEMO_STORES for t in MEMO_TOWNS]
+    rng.shuffle(people)
+    rng.shuffle(stores)
+    sentences, facts, tokens = [], [], 0
+    while tokens < target_tokens:
+        if rng.random() < fact_share and people and stores:
+            fact = memo_fact(rng, people, stores)
+            facts.append(fact)
+            s = fact[0]
+        else:
+            s = rng.choice(MEMO_FILLER).format(day=rng.choice(WEEKDAYS), month=rng.choice(MONTHS),
+                                               **{k: rng.choice(v) for k, v in MEMO_SLOTS.items()})
+        sentences.append(s)
+        tokens += count_tokens(s)
+    return " ".join(sentences), facts
 
 
 def doc_rng(split: str, seed: int, index: int) -> random.Random:
@@ -271,8 +332,11 @@ def first_number(text: str) -> str:
     return m.group(0) if m else ""
 
 
-def retained(form: str, answer: str, key: str) -> bool:
-    """Whether some sentence or line of ``form`` still names the fact's key (place or person) and its number."""
+def retained(form: str, answer: str, key: str, fact: str = "") -> bool:
+    """Whether some sentence or line of ``form`` still names the fact's key (place or person) and its
+    number; for a ``fact`` of several sentences (the memo style), whether all of it is there in order."""
+    if len(split_units(fact)) > 1:
+        return " ".join(fact.split()) in " ".join(form.split())
     return any(answer in s and key in s for s in re.split(r"(?<=[.!?])\s+|\n+", form))
 
 
@@ -300,7 +364,7 @@ def documents(args, count_tokens, style: str):
     """The split's documents: (size, text, facts) with sizes spread over the token range."""
     lo, hi = args.min_doc_tokens, args.max_doc_tokens
     sizes = [round(lo + i * (hi - lo) / max(args.docs - 1, 1)) for i in range(args.docs)]
-    make = make_log if style == "log" else make_document
+    make = {"log": make_log, "memo": make_memo}.get(style, make_document)
     for i, size in enumerate(sizes):
         rng = doc_rng(args.split, args.seed, i)
         text, facts = make(rng, size, count_tokens, args.fact_share)
@@ -338,7 +402,7 @@ def sweep(args, path: str) -> dict:
             forms, _, secs = consolidate(scorer, text, settings)
             for g, form in zip(grid, forms):
                 acc = per[g]
-                acc["kept"] += sum(retained(form, a, key) for _, _, a, key, _ in facts)
+                acc["kept"] += sum(retained(form, a, key, f) for f, _, a, key, _ in facts)
                 acc["facts"] += len(facts)
                 for _, q, _, _, _ in facts[:5]:
                     acc["pt_raw"].append(count(prompt(text, q)))
@@ -352,8 +416,9 @@ def sweep(args, path: str) -> dict:
 
 
 def parse_focus(spec: str | None) -> list[FocusSettings]:
-    """``min_relative_relevance:neighbours:fill[:stemmer],...`` as focus settings (fill 0 or 1,
-    stemmer english or none; the rest default); none: the default alone; 'off': no focused arm."""
+    """``min_relative_relevance:neighbours:fill[:stemmer[:follow_pronouns[:length_normalisation]]],...``
+    as focus settings (fill and follow_pronouns 0 or 1, stemmer english or none; the rest default);
+    none: the default alone; 'off': no focused arm."""
     base = ConsolidatorConfig().focus
     if spec == "off":
         return []
@@ -361,11 +426,20 @@ def parse_focus(spec: str | None) -> list[FocusSettings]:
         return [base]
     out = []
     for item in spec.split(","):
-        rel, nb, fill, *stem = item.split(":")
+        rel, nb, fill, *rest = item.split(":")
+        extra: dict = dict(zip(("stemmer", "follow_pronouns", "length_normalisation"), rest))
+        if "follow_pronouns" in extra:
+            extra["follow_pronouns"] = extra["follow_pronouns"] == "1"
+        if "length_normalisation" in extra:
+            extra["length_normalisation"] = float(extra["length_normalisation"])
         out.append(FocusSettings.model_validate({**base.model_dump(), "min_relative_relevance": float(rel),
-                                                 "neighbours": int(nb), "fill": fill == "1",
-                                                 **({"stemmer": stem[0]} if stem else {})}))
+                                                 "neighbours": int(nb), "fill": fill == "1", **extra}))
     return out
+
+
+def index_key(fs: FocusSettings) -> tuple:
+    """The focus settings a context's index depends on, in ``build_index``'s order."""
+    return fs.stemmer, fs.follow_pronouns, fs.length_normalisation
 
 
 async def lookup(args, path: str) -> dict:
@@ -385,20 +459,21 @@ async def lookup(args, path: str) -> dict:
         qs = rng.sample(facts, min(args.questions, len(facts)))
         doc = {"raw_context_tokens": answerer.tokens(text), "facts": len(facts), "consolidation_s": cons_s,
                "consolidation_cu": scored * settings[0].prompt_token_cu}
-        indexes = {st: build_index(text, forms[0], settings[0].unit, st) for st in {fs.stemmer for fs in focus_settings}}
+        indexes = {index_key(fs): build_index(text, forms[0], settings[0].unit, *index_key(fs)) for fs in focus_settings}
         # What each arm sends for each question: raw and the forms are the same for every question
         # of a document; a focused arm's selection is the question's own.
         contexts = {"raw": [text] * len(qs), **{n: [f] * len(qs) for n, f in zip(form_names, forms)}}
         for n, fs in zip(focus_names, focus_settings):
-            contexts[n] = [focus(indexes[fs.stemmer], client_prompt(q), fs).text or forms[0] for _, q, _, _, _ in qs]
+            index = indexes[index_key(fs)]
+            contexts[n] = [focus(index, client_prompt(q), fs).text or forms[0] for _, q, _, _, _ in qs]
         base = len(rows)
         rows += [{"size": size, "kind": kind} for _, _, _, _, kind in qs]
         for name in names:
             sent = contexts[name]
             if name != "raw":
                 doc[f"context_tokens_{name}"] = statistics.mean(answerer.tokens(c) for c in sent)
-                for k, (_, _, a, key, _) in enumerate(qs):
-                    rows[base + k][f"retained_{name}"] = retained(sent[k], a, key)
+                for k, (f, _, a, key, _) in enumerate(qs):
+                    rows[base + k][f"retained_{name}"] = retained(sent[k], a, key, f)
             # The first question reads the whole context (empty KV cache): its latency is the
             # cold query latency. Later questions reuse what the cache shares with them, as a
             # server would (the whole context for raw and the forms); warm latency is their mean.
@@ -568,10 +643,11 @@ async def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="documents are seeded by split:seed:index")
     ap.add_argument("--split", choices=["dev", "test"], default="test",
                     help="dev: documents for choosing defaults; test: the reported ones (disjoint seeds)")
-    ap.add_argument("--styles", default="report", help="document styles, comma-separated: report, log (lookup: the first)")
+    ap.add_argument("--styles", default="report", help="document styles, comma-separated: report, log, memo (lookup: the first)")
     ap.add_argument("--settings", help="lookup: extractive settings to compare, fact_weight:ratio[:space|newline],... "
                     "(default: the defaults)")
-    ap.add_argument("--focus", help="lookup: focus settings to compare, min_relative_relevance:neighbours:fill(0|1)[:english|none],... "
+    ap.add_argument("--focus", help="lookup: focus settings to compare, "
+                    "min_relative_relevance:neighbours:fill(0|1)[:english|none[:follow_pronouns(0|1)[:bm25_b]]],... "
                     "built on the first extractive setting's form (default: the defaults; 'off': none)")
     ap.add_argument("--sweep-weights", default="0,2,4,6,8,12", help="sweep: fact weights (nats)")
     ap.add_argument("--sweep-ratios", default="5,5.5,6,6.5,7", help="sweep: target ratios")

@@ -5,7 +5,7 @@ import numpy as np
 from hypothesis import given, settings as hsettings, strategies as st
 
 from ponder.common.config import FocusSettings
-from ponder.consolidation.focus import build_index, choose_units, focus
+from ponder.consolidation.focus import build_index, choose_units, focus, opens_with_pronoun
 from ponder.consolidation.store import estimate_tokens
 from ponder.router.types import Request
 
@@ -117,3 +117,20 @@ def test_words_match_by_their_stem_unless_stemming_is_off():
     stemmed, exact = build_index(text, text), build_index(text, text, stemmer="none")
     assert stemmed.relevance("what does it hold")[0] > 0 == exact.relevance("what does it hold")[0]
     assert stemmed.relevance("how many geese did they count")[1] > exact.relevance("how many geese did they count")[1] > 0
+
+
+def test_a_fact_split_over_two_sentences_is_sent_whole():
+    text = ("The committee met in May. Ada Holm joined the depot team in spring. Her locker code is 4821. "
+            "The weather was mild. Bruno Marsh joined the archive in June. His badge code is 7730. "
+            "Nothing else happened. It was agreed to meet again. The yard in Corvo was inspected.")
+    idx = build_index(text, text)
+    assert idx.units == (
+        "The committee met in May.", "Ada Holm joined the depot team in spring. Her locker code is 4821.",
+        "The weather was mild.", "Bruno Marsh joined the archive in June. His badge code is 7730.",
+        "Nothing else happened. It was agreed to meet again.", "The yard in Corvo was inspected.")
+    q = "Which code does Ada Holm have?"  # the names are in one sentence, the code in the next
+    assert focus(idx, q, LOOSE).text == "Ada Holm joined the depot team in spring. Her locker code is 4821."
+    apart = build_index(text, text, follow_pronouns=False)
+    assert len(apart.units) == 9 and "4821" not in (focus(apart, q, LOOSE).text or "")
+    assert [opens_with_pronoun(u) for u in ("Its code is 1.", "'They left.'", "Items: 3.", "The end.", "")] == [
+        True, True, False, False, False]

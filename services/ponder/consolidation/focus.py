@@ -7,24 +7,31 @@ sentences far better than a dense run of every kept fact (question-aware
 selection, as in LongLLMLingua's coarse stage).
 
   1. The raw context is split into the units the ``extractive`` strategy uses
-     (sentences, exact repeats dropped) and indexed with BM25 (``bm25s``; English
-     stop words dropped, words reduced to their Snowball stems with ``PyStemmer``,
-     so "hold" finds "holds"), once per context version (``FocusIndex``).
-  2. A query's relevance to each unit is its BM25 score. The units scoring at
-     least ``min_relative_relevance`` of the best are taken, most relevant first,
-     with ``neighbours`` units either side of each (a sentence often leans on the
-     one before it), while the taken tokens stay within the budget: the
-     consolidated form's own tokens, so focusing never sends more than the form.
-  3. With ``fill`` the rest of the budget is filled with the form's units.
-  4. The taken units are sent in their original order.
+     (sentences, exact repeats dropped). With ``follow_pronouns`` a sentence that
+     opens with a pronoun joins the one before it, so a fact told in two
+     sentences ("Ada Holm joined in May. Her locker code is 4821.") is one
+     passage, found by the names in the first and sent with the value in the
+     second. The passages are indexed with BM25 (``bm25s``; English stop words
+     dropped, words reduced to their Snowball stems with ``PyStemmer``, so "hold"
+     finds "holds"), once per context version (``FocusIndex``).
+  2. A query's relevance to each passage is its BM25 score (``length_normalisation``
+     is BM25's b: passages are short and alike in length, so 0.5, not 0.75, lest a
+     fact lose to its like because a sentence joined it). The passages scoring
+     at least ``min_relative_relevance`` of the best are taken, most relevant
+     first, with ``neighbours`` passages either side of each, while the taken
+     tokens stay within the budget: the consolidated form's own tokens, so
+     focusing never sends more than the form.
+  3. With ``fill`` the rest of the budget is filled with the passages the form kept.
+  4. The taken passages are sent in their original order.
 
-No unit sharing a content word with the query (best relevance 0), or a form
+No passage sharing a content word with the query (best relevance 0), or a form
 shorter than ``min_form_tokens`` (a short reasoning context needs every premise,
 and focusing it saves little): the consolidated form is sent as it is.
 """
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import numpy as np
 
@@ -33,10 +40,24 @@ from ponder.consolidation.store import estimate_tokens
 from ponder.consolidation.strategies.extractive import drop_repeats, join_units, split_units
 
 
+# Words that, opening a sentence, refer back to the one before it.
+PRONOUNS = frozenset({"he", "she", "it", "they", "his", "her", "its", "their", "them", "this", "these", "those",
+                      "such"})
+
+
+def opens_with_pronoun(unit: str) -> bool:
+    """Whether the unit's first word is a pronoun that refers back (``PRONOUNS``)."""
+    m = _FIRST_WORD.match(unit)
+    return bool(m) and m.group(1).lower() in PRONOUNS
+
+
+_FIRST_WORD = re.compile(r"\W*(\w+)")
+
+
 @dataclasses.dataclass(frozen=True)
 class FocusIndex:
-    """One context version's units (original order), their estimated tokens, whether the
-    consolidated form kept them, and a BM25 index over them."""
+    """One context version's passages (original order), their estimated tokens, whether the
+    consolidated form kept any of their sentences, and a BM25 index over them."""
 
     units: tuple[str, ...]
     tokens: tuple[int, ...]
@@ -46,7 +67,7 @@ class FocusIndex:
     stemmer: object = None  # the PyStemmer stemmer the units were indexed with, or None
 
     def relevance(self, query: str) -> np.ndarray:
-        """BM25 score of every unit for ``query`` (0 for units sharing no content word with it)."""
+        """BM25 score of every passage for ``query`` (0 for those sharing no content word with it)."""
         import bm25s
 
         if self.retriever is None:
@@ -66,21 +87,36 @@ def make_stemmer(language: str):
     return Stemmer.Stemmer(language)
 
 
-def build_index(raw_text: str, form_text: str, unit: str = "sentence", stemmer: str = "english") -> FocusIndex:
+def passages(units: list[str], follow_pronouns: bool = True) -> list[list[str]]:
+    """The units grouped into passages, in order: with ``follow_pronouns`` a unit that opens with a
+    pronoun (``PRONOUNS``) joins the passage before it; else every unit is its own passage."""
+    out: list[list[str]] = []
+    for u in units:
+        if follow_pronouns and out and opens_with_pronoun(u):
+            out[-1].append(u)
+        else:
+            out.append([u])
+    return out
+
+
+def build_index(raw_text: str, form_text: str, unit: str = "sentence", stemmer: str = "english",
+                follow_pronouns: bool = True, length_normalisation: float = 0.5) -> FocusIndex:
     """The focus index of a context's raw text and its consolidated form; ``stemmer`` 'english'
-    or 'none'. Blocking (about 10 ms per 4,000 tokens); build it once per context version."""
+    or 'none', ``length_normalisation`` BM25's b. Blocking (about 10 ms per 4,000 tokens); build it
+    once per context version."""
     import bm25s
 
     stem = make_stemmer(stemmer)
-    units = drop_repeats(split_units(raw_text, unit))
+    groups = passages(drop_repeats(split_units(raw_text, unit)), follow_pronouns)
     kept = {" ".join(u.lower().split()) for u in split_units(form_text, unit)}
-    in_form = tuple(" ".join(u.lower().split()) in kept for u in units)
+    in_form = tuple(any(" ".join(u.lower().split()) in kept for u in g) for g in groups)
+    texts = [join_units(g) for g in groups]
     retriever = None
-    corpus = bm25s.tokenize(units, stopwords="en", stemmer=stem, show_progress=False) if units else None
+    corpus = bm25s.tokenize(texts, stopwords="en", stemmer=stem, show_progress=False) if texts else None
     if corpus is not None and corpus.vocab:
-        retriever = bm25s.BM25()
+        retriever = bm25s.BM25(b=length_normalisation)
         retriever.index(corpus, show_progress=False)
-    return FocusIndex(tuple(units), tuple(estimate_tokens(u) for u in units), in_form, estimate_tokens(form_text),
+    return FocusIndex(tuple(texts), tuple(estimate_tokens(t) for t in texts), in_form, estimate_tokens(form_text),
                       retriever, stem)
 
 
@@ -95,8 +131,8 @@ class Focused:
 
 def choose_units(relevance: np.ndarray, tokens: tuple[int, ...], in_form: tuple[bool, ...], budget: int,
                  settings: FocusSettings) -> list[int]:
-    """Indices of the units to send, ascending (steps 2-3 above). Empty when no unit is relevant.
-    The most relevant unit is always taken, even over the budget; others only within it."""
+    """Indices of the passages to send, ascending (steps 2-3 above). Empty when none is relevant.
+    The most relevant passage is always taken, even over the budget; others only within it."""
     if len(relevance) == 0 or float(relevance.max()) <= 0.0:
         return []
     best = float(relevance.max())
@@ -139,5 +175,5 @@ def focus(index: FocusIndex, query: str, settings: FocusSettings) -> Focused:
         return Focused(None, reason=f"form under {settings.min_form_tokens} tokens")
     keep = choose_units(index.relevance(query), index.tokens, index.in_form, index.form_tokens, settings)
     if not keep:
-        return Focused(None, reason="no unit shares a content word with the query")
-    return Focused(join_units([index.units[i] for i in keep]), tuple(keep), f"{len(keep)} relevant units")
+        return Focused(None, reason="no passage shares a content word with the query")
+    return Focused(join_units([index.units[i] for i in keep]), tuple(keep), f"{len(keep)} relevant passages")

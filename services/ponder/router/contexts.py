@@ -69,7 +69,7 @@ class ContextStore:
         self.clock = clock
         self._recent: dict[tuple[str, str], float] = {}
         self._tasks: set[asyncio.Task] = set()
-        self._indexes: collections.OrderedDict[tuple[str, str, str, str], FocusIndex] = collections.OrderedDict()
+        self._indexes: collections.OrderedDict[tuple, FocusIndex] = collections.OrderedDict()
 
     async def put(self, context_id: str, text: str) -> None:
         await self.repo.put(context_id, text)
@@ -96,11 +96,12 @@ class ContextStore:
 
     async def _index(self, context_id: str, version: str, raw_text: str, form_text: str) -> FocusIndex:
         """The focus index of this context version and form, built off the event loop on first use."""
-        key = (context_id, version, form_text, self.cfg.focus.stemmer)
+        fs = self.cfg.focus
+        key = (context_id, version, form_text, fs.stemmer, fs.follow_pronouns, fs.length_normalisation)
         index = self._indexes.get(key)
         if index is None:
             index = await asyncio.to_thread(build_index, raw_text, form_text, self.cfg.extractive.unit,
-                                            self.cfg.focus.stemmer)
+                                            fs.stemmer, fs.follow_pronouns, fs.length_normalisation)
             self._indexes[key] = index
             while len(self._indexes) > self.cfg.focus.cache_contexts:
                 self._indexes.popitem(last=False)
