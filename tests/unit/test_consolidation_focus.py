@@ -134,3 +134,15 @@ def test_a_fact_split_over_two_sentences_is_sent_whole():
     assert len(apart.units) == 9 and "4821" not in (focus(apart, q, LOOSE).text or "")
     assert [opens_with_pronoun(u) for u in ("Its code is 1.", "'They left.'", "Items: 3.", "The end.", "")] == [
         True, True, False, False, False]
+
+
+def test_what_a_rethink_form_adds_can_be_sent():
+    form = ("The depot in Arlen holds 912 sacks of barley. Questions and answers: How many sacks do Arlen and "
+            "Corvo hold together? Arlen and Corvo together hold 1030 sacks.")
+    idx = build_index(document(), form)
+    # A question and the sentence after it (its answer) are one passage.
+    assert idx.units[-1] == ("Questions and answers: How many sacks do Arlen and Corvo hold together? "
+                             "Arlen and Corvo together hold 1030 sacks.")
+    assert idx.in_form[-1] and idx.units.count("The depot in Arlen holds 912 sacks of barley.") == 1
+    f = focus(idx, "How many sacks do Arlen and Corvo hold together?", LOOSE)
+    assert f.text is not None and "1030" in f.text

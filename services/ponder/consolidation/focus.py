@@ -7,7 +7,8 @@ sentences far better than a dense run of every kept fact (question-aware
 selection, as in LongLLMLingua's coarse stage).
 
   1. The raw context is split into the units the ``extractive`` strategy uses
-     (sentences, exact repeats dropped). With ``follow_pronouns`` a sentence that
+     (sentences, exact repeats dropped), grouped into passages: the sentence after
+     a question joins it as its answer, and with ``follow_pronouns`` a sentence that
      opens with a pronoun joins the one before it, so a fact told in two
      sentences ("Ada Holm joined in May. Her locker code is 4821.") is one
      passage, found by the names in the first and sent with the value in the
@@ -23,6 +24,10 @@ selection, as in LongLLMLingua's coarse stage).
      focusing never sends more than the form.
   3. With ``fill`` the rest of the budget is filled with the passages the form kept.
   4. The taken passages are sent in their original order.
+
+What the form says that the raw text does not (a ``rethink`` pass's restatement,
+its likely questions and their answers) is indexed too, after the raw passages,
+so a query can be sent a precomputed answer.
 
 No passage sharing a content word with the query (best relevance 0), or a form
 shorter than ``min_form_tokens`` (a short reasoning context needs every premise,
@@ -88,11 +93,12 @@ def make_stemmer(language: str):
 
 
 def passages(units: list[str], follow_pronouns: bool = True) -> list[list[str]]:
-    """The units grouped into passages, in order: with ``follow_pronouns`` a unit that opens with a
-    pronoun (``PRONOUNS``) joins the passage before it; else every unit is its own passage."""
+    """The units grouped into passages, in order: the unit after a question (ending in '?') joins
+    it, as its answer; with ``follow_pronouns`` so does a unit that opens with a pronoun
+    (``PRONOUNS``); every other unit starts a passage."""
     out: list[list[str]] = []
     for u in units:
-        if follow_pronouns and out and opens_with_pronoun(u):
+        if out and (out[-1][-1].rstrip().endswith("?") or (follow_pronouns and opens_with_pronoun(u))):
             out[-1].append(u)
         else:
             out.append([u])
@@ -107,17 +113,29 @@ def build_index(raw_text: str, form_text: str, unit: str = "sentence", stemmer: 
     import bm25s
 
     stem = make_stemmer(stemmer)
-    groups = passages(drop_repeats(split_units(raw_text, unit)), follow_pronouns)
-    kept = {" ".join(u.lower().split()) for u in split_units(form_text, unit)}
-    in_form = tuple(any(" ".join(u.lower().split()) in kept for u in g) for g in groups)
+    raw_units = drop_repeats(split_units(raw_text, unit))
+    form_units = drop_repeats(split_units(form_text, unit))
+    groups = passages(raw_units, follow_pronouns)
+    kept = {_key(u) for u in form_units}
+    in_form = [any(_key(u) in kept for u in g) for g in groups]
+    # What the form says that the raw text does not (a rethink pass's restatement, its questions
+    # and answers) can be found too; it follows the raw passages.
+    raw_keys = {_key(u) for u in raw_units}
+    extra = passages([u for u in form_units if _key(u) not in raw_keys], follow_pronouns)
+    groups += extra
+    in_form += [True] * len(extra)
     texts = [join_units(g) for g in groups]
     retriever = None
     corpus = bm25s.tokenize(texts, stopwords="en", stemmer=stem, show_progress=False) if texts else None
     if corpus is not None and corpus.vocab:
         retriever = bm25s.BM25(b=length_normalisation)
         retriever.index(corpus, show_progress=False)
-    return FocusIndex(tuple(texts), tuple(estimate_tokens(t) for t in texts), in_form, estimate_tokens(form_text),
-                      retriever, stem)
+    return FocusIndex(tuple(texts), tuple(estimate_tokens(t) for t in texts), tuple(in_form),
+                      estimate_tokens(form_text), retriever, stem)
+
+
+def _key(unit: str) -> str:
+    return " ".join(unit.lower().split())
 
 
 @dataclasses.dataclass(frozen=True)
