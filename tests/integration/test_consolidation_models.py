@@ -147,7 +147,8 @@ async def test_service_runs_extractive_then_rethink_on_the_real_model(llama_pool
         await srv.stop(0)
 
 
-async def test_a_focused_query_on_a_real_consolidation_is_answered_by_the_real_model(llama_pool, gguf, redis_url):
+async def test_a_focused_query_on_a_real_consolidation_is_answered_by_the_real_model(llama_pool, gguf, redis_url,
+                                                                                     redis_client):
     """The router's path on real parts: the consolidator's extractive job on Gemma, the context store
     on redis-server focusing each question, and the llama.cpp pool answering from what was sent."""
     import redis.asyncio as aioredis

@@ -374,7 +374,7 @@ FOCUS_RAW = " ".join(f"{f} The committee reviewed the routine budget outline at 
 FOCUS_FORM = " ".join(f"{f} The budget outline was discussed." for f in FOCUS_FACTS * 6)
 
 
-async def test_router_focuses_a_query_on_the_consolidated_contexts_relevant_sentences(redis_url):
+async def test_router_focuses_a_query_on_the_consolidated_contexts_relevant_sentences(redis_url, redis_client):
     client = aioredis.Redis.from_url(redis_url)
     store = ContextStore(client, ConsolidatorConfig(auto_min_tokens=10))
     await store.put("doc", FOCUS_RAW)

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-async def fleet(redis_url, tmp_path):
+async def fleet(redis_url, redis_client, tmp_path):  # redis_client: an empty database
     spans = InMemorySpanExporter()
     tracing = Tracing("ponder-test", spans, simple=True)
     cfg = sim_config()
