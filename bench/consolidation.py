@@ -170,6 +170,23 @@ MEMO_TOWNS = ["Ashcombe", "Bexley", "Carrow", "Dunholme", "Edgeley", "Fenwick", 
 MEMO_ITEMS = ["reams of paper", "boxes of toner", "chairs", "folding tables", "first aid kits", "laptops"]
 
 
+def assemble(rng: random.Random, target_tokens: int, count_tokens, fact_share: float, fact, filler,
+             facts_left=lambda: True):
+    """(text, facts): sentences until ``target_tokens``, each a fact (``fact()``, a (text, question,
+    answer, key, kind) tuple) with probability ``fact_share`` while ``facts_left()``, else ``filler()``."""
+    sentences, facts, tokens = [], [], 0
+    while tokens < target_tokens:
+        if rng.random() < fact_share and facts_left():
+            f = fact()
+            facts.append(f)
+            s = f[0]
+        else:
+            s = filler()
+        sentences.append(s)
+        tokens += count_tokens(s)
+    return " ".join(sentences), facts
+
+
 def memo_fact(rng: random.Random, people: list, stores: list):
     n = rng.randint(101, 9899)
     if rng.random() < 0.5:
@@ -190,18 +207,10 @@ def make_memo(rng: random.Random, target_tokens: int, count_tokens, fact_share: 
     stores = [(s, t) for s in MEMO_STORES for t in MEMO_TOWNS]
     rng.shuffle(people)
     rng.shuffle(stores)
-    sentences, facts, tokens = [], [], 0
-    while tokens < target_tokens:
-        if rng.random() < fact_share and people and stores:
-            fact = memo_fact(rng, people, stores)
-            facts.append(fact)
-            s = fact[0]
-        else:
-            s = rng.choice(MEMO_FILLER).format(day=rng.choice(WEEKDAYS), month=rng.choice(MONTHS),
-                                               **{k: rng.choice(v) for k, v in MEMO_SLOTS.items()})
-        sentences.append(s)
-        tokens += count_tokens(s)
-    return " ".join(sentences), facts
+    return assemble(rng, target_tokens, count_tokens, fact_share, lambda: memo_fact(rng, people, stores),
+                    lambda: rng.choice(MEMO_FILLER).format(day=rng.choice(WEEKDAYS), month=rng.choice(MONTHS),
+                                                           **{k: rng.choice(v) for k, v in MEMO_SLOTS.items()}),
+                    lambda: bool(people and stores))
 
 
 def doc_rng(split: str, seed: int, index: int) -> random.Random:
@@ -233,18 +242,10 @@ def make_log(rng: random.Random, target_tokens: int, count_tokens, fact_share: f
     people, places = list(LOG_PEOPLE), [f"{p} {k}" for p in LOG_PLACES for k in ("Lake", "Ridge", "Point", "Bay")]
     rng.shuffle(people)
     rng.shuffle(places)
-    sentences, facts, tokens = [], [], 0
-    while tokens < target_tokens:
-        if rng.random() < fact_share and people and places:
-            fact = log_fact(rng, people, places)
-            facts.append(fact)
-            s = fact[0]
-        else:
-            s = rng.choice(LOG_FILLER).format(day=rng.choice(WEEKDAYS), month=rng.choice(MONTHS),
-                                              who=rng.choice(LOG_WHO), thing=rng.choice(LOG_THINGS))
-        sentences.append(s)
-        tokens += count_tokens(s)
-    return " ".join(sentences), facts
+    return assemble(rng, target_tokens, count_tokens, fact_share, lambda: log_fact(rng, people, places),
+                    lambda: rng.choice(LOG_FILLER).format(day=rng.choice(WEEKDAYS), month=rng.choice(MONTHS),
+                                                          who=rng.choice(LOG_WHO), thing=rng.choice(LOG_THINGS)),
+                    lambda: bool(people and places))
 
 
 def stock_fact(rng: random.Random, keys: list):
@@ -268,18 +269,9 @@ def make_document(rng: random.Random, target_tokens: int, count_tokens, fact_sha
     people = [(f, la) for f in FIRST for la in LAST]
     rng.shuffle(stock_keys)
     rng.shuffle(people)
-    sentences, facts = [], []
-    tokens = 0
-    while tokens < target_tokens:
-        if rng.random() < fact_share:
-            fact = stock_fact(rng, stock_keys) if rng.random() < 0.5 else code_fact(rng, people)
-            facts.append(fact)
-            s = fact[0]
-        else:
-            s = rng.choice(FILLER).format(**{k: rng.choice(v) for k, v in SLOTS.items()})
-        sentences.append(s)
-        tokens += count_tokens(s)
-    return " ".join(sentences), facts
+    return assemble(rng, target_tokens, count_tokens, fact_share,
+                    lambda: stock_fact(rng, stock_keys) if rng.random() < 0.5 else code_fact(rng, people),
+                    lambda: rng.choice(FILLER).format(**{k: rng.choice(v) for k, v in SLOTS.items()}))
 
 
 def prompt(context: str, question: str) -> str:
