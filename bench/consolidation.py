@@ -563,7 +563,7 @@ def summarise(rows: list[dict], docs: list[dict], name: str, st: ExtractiveSetti
         "breakeven_queries": breakeven,
         "strategy": "extractive",
         "extractive_settings": st.model_dump(exclude={"model_path", "n_threads"}),
-        "focus_settings": fs.model_dump(exclude={"cache_contexts"}) if fs is not None else None,
+        "focus_settings": fs.model_dump(exclude={"cache_contexts", "cache_chars"}) if fs is not None else None,
     }
 
 

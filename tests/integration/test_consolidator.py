@@ -418,3 +418,59 @@ async def test_router_sends_the_focused_context_over_grpc_for_prompts_and_chats(
         assert resp.usage.consolidation_saved_cu > 0
     # The chat is focused on its last user turn, so both send the same context.
     assert by_chat.usage.context_tokens_sent == by_prompt.usage.context_tokens_sent
+
+
+async def test_focus_indexes_are_built_once_and_bounded_by_text_size(redis_url, redis_client, monkeypatch):
+    import ponder.router.contexts as contexts_module
+
+    builds = []
+    real = contexts_module.build_index
+
+    def counting(*args):
+        builds.append(args[0][:20])
+        return real(*args)
+
+    monkeypatch.setattr(contexts_module, "build_index", counting)
+    client = aioredis.Redis.from_url(redis_url)
+    # Room for one context's texts, not two.
+    store = ContextStore(client, ConsolidatorConfig(auto_consolidate=False,
+                                                    focus={"cache_chars": len(FOCUS_RAW) + len(FOCUS_FORM) + 10}))
+    repo = store.repo
+    for cid in ("a", "b"):
+        await store.put(cid, FOCUS_RAW if cid == "a" else FOCUS_RAW.replace("copper", "brass"))
+        job = await repo.enqueue(cid, "extractive", 1, "small", 1)
+        assert await repo.finish(job, {"text": FOCUS_FORM, "compute_units": 1.0}, 3600) == 1
+    q = "How many crates does the depot in Brisk hold?"
+    # Ten concurrent first queries on one context: one build, all focused alike.
+    got = await asyncio.gather(*(store.resolve("a", query=q) for _ in range(10)))
+    assert len(builds) == 1 and all(r.focused and r.text == got[0].text for r in got)
+    await store.resolve("b", query=q)
+    assert len(builds) == 2 and [k[0] for k in store._indexes] == ["b"]  # "a" dropped: over cache_chars
+    await store.resolve("a", query=q)
+    assert len(builds) == 3
+    await client.aclose()
+
+
+async def test_a_failed_focus_sends_the_whole_form_and_is_retried(redis_url, redis_client, monkeypatch):
+    import ponder.router.contexts as contexts_module
+
+    real, calls = contexts_module.build_index, []
+
+    def failing_once(*args):
+        calls.append(1)
+        if len(calls) == 1:
+            raise MemoryError("index too large (test double)")
+        return real(*args)
+
+    monkeypatch.setattr(contexts_module, "build_index", failing_once)
+    client = aioredis.Redis.from_url(redis_url)
+    store = ContextStore(client, ConsolidatorConfig(auto_consolidate=False))
+    await store.put("doc", FOCUS_RAW)
+    job = await store.repo.enqueue("doc", "extractive", 1, "small", 1)
+    assert await store.repo.finish(job, {"text": FOCUS_FORM, "compute_units": 1.0}, 3600) == 1
+    q = "How many crates does the depot in Brisk hold?"
+    first = await store.resolve("doc", query=q)
+    assert first.consolidated and not first.focused and first.text == FOCUS_FORM
+    second = await store.resolve("doc", query=q)
+    assert second.focused and "Brisk holds 977" in second.text and len(calls) == 2
+    await client.aclose()

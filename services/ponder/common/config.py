@@ -684,6 +684,11 @@ class FocusSettings(_Model):
         "premise, and focusing it saves little.",
     )
     cache_contexts: int = Field(256, ge=1, le=1_000_000, description="Context versions whose index the router keeps.")
+    cache_chars: int = Field(
+        50_000_000, ge=1, le=10_000_000_000,
+        description="Characters of raw and consolidated text whose indexes the router keeps, least recently used "
+        "dropped first (the newest is always kept); an index takes a few times its text's size in memory.",
+    )
 
 
 class ConsolidatorConfig(_Model):

@@ -10,7 +10,8 @@ the background: queuing never delays or fails the request.
 A query on a consolidated context is focused (``ponder.consolidation.focus``):
 it is sent the context's sentences relevant to it, within the form's tokens,
 instead of the whole query-agnostic form. The BM25 index of a context version
-is built once, off the event loop, and kept for ``focus.cache_contexts`` versions.
+is built once, off the event loop, and the least recently used are dropped past
+``focus.cache_contexts`` versions or ``focus.cache_chars`` characters of text.
 """
 from __future__ import annotations
 
@@ -69,7 +70,9 @@ class ContextStore:
         self.clock = clock
         self._recent: dict[tuple[str, str], float] = {}
         self._tasks: set[asyncio.Task] = set()
-        self._indexes: collections.OrderedDict[tuple, FocusIndex] = collections.OrderedDict()
+        # Focus indexes by (context, version, form, index settings): a future while it is built.
+        self._indexes: collections.OrderedDict[tuple, asyncio.Future] = collections.OrderedDict()
+        self._index_chars: dict[tuple, int] = {}
 
     async def put(self, context_id: str, text: str) -> None:
         await self.repo.put(context_id, text)
@@ -84,10 +87,14 @@ class ContextStore:
             form_tokens = estimate_tokens(c.text)
             text, focused = c.text, False
             if query and self.cfg.focus.enabled and form_tokens >= self.cfg.focus.min_form_tokens:
-                index = await self._index(context_id, r.version, r.raw_text, c.text)
-                f = focus(index, query, self.cfg.focus)
-                if f.text is not None:
-                    text, focused = f.text, True
+                try:
+                    index = await self._index(context_id, r.version, r.raw_text, c.text)
+                    f = focus(index, query, self.cfg.focus)
+                except Exception as e:  # noqa: BLE001 - focusing is an optimisation: the whole form still serves
+                    log.warning("could not focus a query on %r; sending the whole form: %s", context_id, e)
+                else:
+                    if f.text is not None:
+                        text, focused = f.text, True
             return ResolvedContext(text, True, r.version, r.raw_tokens, estimate_tokens(text),
                                    c.compute_units, c.uses, c.strategy, focused, form_tokens)
         if count_use:
@@ -95,19 +102,38 @@ class ContextStore:
         return ResolvedContext(r.raw_text, False, r.version, r.raw_tokens, r.raw_tokens, 0.0, 0)
 
     async def _index(self, context_id: str, version: str, raw_text: str, form_text: str) -> FocusIndex:
-        """The focus index of this context version and form, built off the event loop on first use."""
+        """The focus index of this context version and form, built off the event loop on first use;
+        requests arriving while it is built wait for that one build. Least recently used indexes
+        go once more than ``focus.cache_contexts`` are kept or their texts pass ``focus.cache_chars``."""
         fs = self.cfg.focus
         key = (context_id, version, form_text, fs.stemmer, fs.follow_pronouns, fs.length_normalisation)
-        index = self._indexes.get(key)
-        if index is None:
-            index = await asyncio.to_thread(build_index, raw_text, form_text, self.cfg.extractive.unit,
-                                            fs.stemmer, fs.follow_pronouns, fs.length_normalisation)
-            self._indexes[key] = index
-            while len(self._indexes) > self.cfg.focus.cache_contexts:
-                self._indexes.popitem(last=False)
+        entry = self._indexes.get(key)
+        if entry is None:
+            entry = asyncio.ensure_future(asyncio.to_thread(
+                build_index, raw_text, form_text, self.cfg.extractive.unit, fs.stemmer, fs.follow_pronouns,
+                fs.length_normalisation))
+            self._indexes[key] = entry
+            self._index_chars[key] = len(raw_text) + len(form_text)
+            self._evict(key)
         else:
             self._indexes.move_to_end(key)
-        return index
+        try:
+            return await asyncio.shield(entry)
+        except Exception:
+            if self._indexes.get(key) is entry:
+                del self._indexes[key]
+                self._index_chars.pop(key, None)
+            raise
+
+    def _evict(self, newest: tuple) -> None:
+        fs = self.cfg.focus
+        while len(self._indexes) > 1 and (len(self._indexes) > fs.cache_contexts
+                                          or sum(self._index_chars.values()) > fs.cache_chars):
+            key = next(iter(self._indexes))
+            if key == newest:
+                break
+            del self._indexes[key]
+            self._index_chars.pop(key, None)
 
     def _queue(self, context_id: str, version: str, tokens: int) -> None:
         if not self.cfg.auto_consolidate or tokens < self.cfg.auto_min_tokens:
