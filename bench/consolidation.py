@@ -68,7 +68,7 @@ from ponder.common.config import (  # noqa: E402
 from ponder.consolidation.focus import build_index, focus  # noqa: E402
 from ponder.consolidation.strategies.base import StepContext  # noqa: E402
 from ponder.consolidation.strategies.extractive import (  # noqa: E402
-    Extractive, SelfInformationScorer, choose, drop_repeats, join_units, repeat_counts, split_units,
+    Extractive, SelfInformationScorer, split_units,
 )
 from ponder.consolidation.strategies.rethink import Rethink  # noqa: E402
 from ponder.pools.models import ensure_default_gguf  # noqa: E402
@@ -366,13 +366,8 @@ def documents(args, count_tokens, style: str):
 def consolidate(scorer: SelfInformationScorer, text: str, settings: list[ExtractiveSettings]):
     """The extractive form of ``text`` under each setting, scoring once: (forms, tokens scored, seconds)."""
     t0 = time.perf_counter()
-    every = split_units(text, settings[0].unit)
-    units = drop_repeats(every)
-    info, tokens, scored = scorer.unit_scores(units)
-    total = sum(c * t for c, t in zip(repeat_counts(every), tokens))
-    forms = [join_units([units[i] for i in choose(units, info, tokens, st.target_ratio, st.fact_weight_nats,
-                                                  st.max_overlap, total)], st.unit_separator) for st in settings]
-    return forms, scored, time.perf_counter() - t0
+    scored = scorer.score(text)
+    return [scored.select(st)[0] for st in settings], scored.scored, time.perf_counter() - t0
 
 
 def sweep(args, path: str) -> dict:

@@ -42,8 +42,10 @@ import numpy as np
 
 from ponder.common.config import FocusSettings
 from ponder.consolidation.store import estimate_tokens
-from ponder.consolidation.strategies.extractive import drop_repeats, join_units, split_units
+from ponder.consolidation.strategies.extractive import drop_repeats, join_units, split_units, unit_key
 
+
+STOPWORDS = "en"  # bm25s's English stop-word list, for passages and queries alike
 
 # Words that, opening a sentence, refer back to the one before it.
 PRONOUNS = frozenset({"he", "she", "it", "they", "his", "her", "its", "their", "them", "this", "these", "those",
@@ -77,7 +79,7 @@ class FocusIndex:
 
         if self.retriever is None:
             return np.zeros(len(self.units))
-        terms = bm25s.tokenize(query, stopwords="en", stemmer=self.stemmer, return_ids=False, show_progress=False)[0]
+        terms = bm25s.tokenize(query, stopwords=STOPWORDS, stemmer=self.stemmer, return_ids=False, show_progress=False)[0]
         if not terms:
             return np.zeros(len(self.units))
         return np.asarray(self.retriever.get_scores(terms), dtype=float)
@@ -116,26 +118,22 @@ def build_index(raw_text: str, form_text: str, unit: str = "sentence", stemmer: 
     raw_units = drop_repeats(split_units(raw_text, unit))
     form_units = drop_repeats(split_units(form_text, unit))
     groups = passages(raw_units, follow_pronouns)
-    kept = {_key(u) for u in form_units}
-    in_form = [any(_key(u) in kept for u in g) for g in groups]
+    kept = {unit_key(u) for u in form_units}
+    in_form = [any(unit_key(u) in kept for u in g) for g in groups]
     # What the form says that the raw text does not (a rethink pass's restatement, its questions
     # and answers) can be found too; it follows the raw passages.
-    raw_keys = {_key(u) for u in raw_units}
-    extra = passages([u for u in form_units if _key(u) not in raw_keys], follow_pronouns)
+    raw_keys = {unit_key(u) for u in raw_units}
+    extra = passages([u for u in form_units if unit_key(u) not in raw_keys], follow_pronouns)
     groups += extra
     in_form += [True] * len(extra)
     texts = [join_units(g) for g in groups]
     retriever = None
-    corpus = bm25s.tokenize(texts, stopwords="en", stemmer=stem, show_progress=False) if texts else None
+    corpus = bm25s.tokenize(texts, stopwords=STOPWORDS, stemmer=stem, show_progress=False) if texts else None
     if corpus is not None and corpus.vocab:
         retriever = bm25s.BM25(b=length_normalisation)
         retriever.index(corpus, show_progress=False)
     return FocusIndex(tuple(texts), tuple(estimate_tokens(t) for t in texts), tuple(in_form),
                       estimate_tokens(form_text), retriever, stem)
-
-
-def _key(unit: str) -> str:
-    return " ".join(unit.lower().split())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,13 +182,23 @@ def choose_units(relevance: np.ndarray, tokens: tuple[int, ...], in_form: tuple[
     return sorted(taken)
 
 
+def skip_reason(query: str, form_tokens: int, settings: FocusSettings) -> str:
+    """Why a query is sent the whole form without looking at the passages ("" when it may be focused)."""
+    if not settings.enabled:
+        return "focus disabled"
+    if not query:
+        return "no query"
+    if form_tokens < settings.min_form_tokens:
+        return f"form under {settings.min_form_tokens} tokens"
+    return ""
+
+
 def focus(index: FocusIndex, query: str, settings: FocusSettings) -> Focused:
     """The focused text of ``index``'s context for ``query``, or Focused(None) with the reason
     the consolidated form is sent whole."""
-    if not settings.enabled:
-        return Focused(None, reason="focus disabled")
-    if index.form_tokens < settings.min_form_tokens:
-        return Focused(None, reason=f"form under {settings.min_form_tokens} tokens")
+    reason = skip_reason(query, index.form_tokens, settings)
+    if reason:
+        return Focused(None, reason=reason)
     keep = choose_units(index.relevance(query), index.tokens, index.in_form, index.form_tokens, settings)
     if not keep:
         return Focused(None, reason="no passage shares a content word with the query")

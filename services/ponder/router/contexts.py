@@ -22,7 +22,7 @@ import logging
 import time
 
 from ponder.common.config import ConsolidatorConfig
-from ponder.consolidation.focus import FocusIndex, build_index, focus
+from ponder.consolidation.focus import FocusIndex, build_index, focus, skip_reason
 from ponder.consolidation.store import ContextNotFound, ContextRepo, estimate_tokens
 
 log = logging.getLogger(__name__)
@@ -70,9 +70,9 @@ class ContextStore:
         self.clock = clock
         self._recent: dict[tuple[str, str], float] = {}
         self._tasks: set[asyncio.Task] = set()
-        # Focus indexes by (context, version, form, index settings): a future while it is built.
-        self._indexes: collections.OrderedDict[tuple, asyncio.Future] = collections.OrderedDict()
-        self._index_chars: dict[tuple, int] = {}
+        # Focus indexes by (context, version, form, index settings): (a future while it is built, and
+        # the characters of text it indexes), least recently used first.
+        self._indexes: collections.OrderedDict[tuple, tuple[asyncio.Future, int]] = collections.OrderedDict()
 
     async def put(self, context_id: str, text: str) -> None:
         await self.repo.put(context_id, text)
@@ -86,7 +86,7 @@ class ContextStore:
         if c is not None:
             form_tokens = estimate_tokens(c.text)
             text, focused = c.text, False
-            if query and self.cfg.focus.enabled and form_tokens >= self.cfg.focus.min_form_tokens:
+            if not skip_reason(query, form_tokens, self.cfg.focus):
                 try:
                     index = await self._index(context_id, r.version, r.raw_text, c.text)
                     f = focus(index, query, self.cfg.focus)
@@ -109,31 +109,27 @@ class ContextStore:
         key = (context_id, version, form_text, fs.stemmer, fs.follow_pronouns, fs.length_normalisation)
         entry = self._indexes.get(key)
         if entry is None:
-            entry = asyncio.ensure_future(asyncio.to_thread(
+            entry = (asyncio.ensure_future(asyncio.to_thread(
                 build_index, raw_text, form_text, self.cfg.extractive.unit, fs.stemmer, fs.follow_pronouns,
-                fs.length_normalisation))
+                fs.length_normalisation)), len(raw_text) + len(form_text))
             self._indexes[key] = entry
-            self._index_chars[key] = len(raw_text) + len(form_text)
-            self._evict(key)
+            self._evict()
         else:
             self._indexes.move_to_end(key)
         try:
-            return await asyncio.shield(entry)
+            return await asyncio.shield(entry[0])
         except Exception:
             if self._indexes.get(key) is entry:
                 del self._indexes[key]
-                self._index_chars.pop(key, None)
             raise
 
-    def _evict(self, newest: tuple) -> None:
+    def _evict(self) -> None:
+        """Drop least recently used indexes past the cache's bounds; the newest always stays."""
         fs = self.cfg.focus
-        while len(self._indexes) > 1 and (len(self._indexes) > fs.cache_contexts
-                                          or sum(self._index_chars.values()) > fs.cache_chars):
-            key = next(iter(self._indexes))
-            if key == newest:
-                break
-            del self._indexes[key]
-            self._index_chars.pop(key, None)
+        chars = sum(n for _, n in self._indexes.values())
+        while len(self._indexes) > 1 and (len(self._indexes) > fs.cache_contexts or chars > fs.cache_chars):
+            _, (_, n) = self._indexes.popitem(last=False)
+            chars -= n
 
     def _queue(self, context_id: str, version: str, tokens: int) -> None:
         if not self.cfg.auto_consolidate or tokens < self.cfg.auto_min_tokens:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import re
 
 import numpy as np
@@ -65,12 +66,17 @@ def join_units(units: list[str], separator: str = "space") -> str:
     return _SEPARATORS[separator].join(units)
 
 
+def unit_key(unit: str) -> str:
+    """The unit lower-cased with its whitespace collapsed: units with equal keys are exact repeats."""
+    return " ".join(unit.lower().split())
+
+
 def drop_repeats(units: list[str]) -> list[str]:
     """Units with exact repeats (whitespace- and case-insensitive) removed, first kept."""
     seen: set[str] = set()
     out = []
     for u in units:
-        k = " ".join(u.lower().split())
+        k = unit_key(u)
         if k not in seen:
             seen.add(k)
             out.append(u)
@@ -150,9 +156,30 @@ def repeat_counts(units: list[str]) -> list[int]:
     (1 or more): the raw text's tokens are sum(count x tokens) over the kept units."""
     counts: dict[str, int] = {}
     for u in units:
-        k = " ".join(u.lower().split())
+        k = unit_key(u)
         counts[k] = counts.get(k, 0) + 1
-    return [counts[" ".join(u.lower().split())] for u in drop_repeats(units)]
+    return [counts[unit_key(u)] for u in drop_repeats(units)]
+
+
+@dataclasses.dataclass(frozen=True)
+class ScoredText:
+    """A text's units (exact repeats dropped) with their mean self-information and tokens, scored
+    once; ``select`` makes its form under any settings without scoring again."""
+
+    units: list[str]
+    info: list[float]
+    tokens: list[int]
+    total_tokens: int  # the raw text's, repeats included
+    scored: int        # tokens the model read
+
+    def select(self, settings: ExtractiveSettings, ratio: float | None = None) -> tuple[str, int]:
+        """(the form under ``settings``, at ``ratio`` or the settings' target ratio; tokens kept)."""
+        if not self.units:
+            return "", 0
+        keep = choose(self.units, self.info, self.tokens, settings.target_ratio if ratio is None else ratio,
+                      settings.fact_weight_nats, settings.max_overlap, self.total_tokens)
+        return (join_units([self.units[i] for i in keep], settings.unit_separator),
+                sum(self.tokens[i] for i in keep))
 
 
 def mean_self_information(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
@@ -218,17 +245,20 @@ class SelfInformationScorer:
             i = j
         return scores, [len(t) for t in toks], scored
 
-    def compress(self, text: str, ratio: float) -> tuple[str, int, int]:
-        """(compressed text, tokens scored, tokens kept). Blocking."""
+    def score(self, text: str) -> ScoredText:
+        """``text`` split into units (exact repeats dropped) and scored. Blocking."""
         every = split_units(text, self.settings.unit)
         units = drop_repeats(every)
         if not units:
-            return "", 0, 0
-        scores, tokens, scored = self.unit_scores(units)
-        total = sum(c * t for c, t in zip(repeat_counts(every), tokens))
-        keep = choose(units, scores, tokens, ratio, self.settings.fact_weight_nats, self.settings.max_overlap, total)
-        return (join_units([units[i] for i in keep], self.settings.unit_separator), scored,
-                sum(tokens[i] for i in keep))
+            return ScoredText([], [], [], 0, 0)
+        info, tokens, scored = self.unit_scores(units)
+        return ScoredText(units, info, tokens, sum(c * t for c, t in zip(repeat_counts(every), tokens)), scored)
+
+    def compress(self, text: str, ratio: float) -> tuple[str, int, int]:
+        """(compressed text, tokens scored, tokens kept). Blocking."""
+        scored = self.score(text)
+        form, kept = scored.select(self.settings, ratio)
+        return form, scored.scored, kept
 
     async def acompress(self, text: str, ratio: float) -> tuple[str, int, int]:
         loop = asyncio.get_running_loop()
